@@ -1,0 +1,38 @@
+"""Evaluation pools (PAPER.md, "Eval pools"): which networks a synthetic set is tested on."""
+from __future__ import annotations
+
+from condense.errors import unknown
+
+POOLS = {
+    "M": ("MLP", "ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18"),
+    "W": ("ConvNetW32", "ConvNetW64", "ConvNetW128", "ConvNetW256"),
+    "D": ("ConvNetD1", "ConvNetD2", "ConvNetD3", "ConvNetD4"),
+    "A": ("ConvNetAS", "ConvNetAR", "ConvNetAL", "ConvNetASwish"),
+    "P": ("ConvNetNP", "ConvNetMP", "ConvNetAP"),
+    "N": ("ConvNetNN", "ConvNetBN", "ConvNetLN", "ConvNetIN", "ConvNetGN"),
+}
+EVAL_MODES = ("S", *POOLS)
+
+
+def self_eval_model(model: str) -> str:
+    """Mode S: the training model itself, but a BN model is evaluated in its non-BN form.
+
+    As the paper's code, everything from "BN" on is dropped: VGG11BN -> VGG11,
+    ConvNetBN -> ConvNet, ResNet18BN_AP -> ResNet18 (the _AP suffix goes too).
+    """
+    return model[: model.index("BN")] if "BN" in model else model
+
+
+def eval_models(eval_mode: str, model: str) -> list[str]:
+    if eval_mode == "S":
+        return [self_eval_model(model)]
+    if eval_mode not in POOLS:
+        raise unknown("eval_mode", eval_mode, EVAL_MODES)
+    return list(POOLS[eval_mode])
+
+
+def eval_iterations(eval_mode: str, iterations: int) -> list[int]:
+    """Mode S evaluates at iterations 0, half and last; the pools only at the end."""
+    if eval_mode == "S":
+        return sorted({0, iterations // 2, iterations})
+    return [iterations]
