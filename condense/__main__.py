@@ -20,6 +20,7 @@ from . import networks
 from .data import dataset_names, load
 from .errors import ConfigError, unknown
 from .matching import METRICS
+from .runtime import keep_freed_memory
 from .synthetic import INITS, Budget, Condensation, derive_seed, run_condensation
 from .visualise import save_grid
 
@@ -155,6 +156,7 @@ def main(argv=None) -> int:
     if args.list_models:
         print("\n".join(networks.list_models()))
         return 0
+    keep_freed_memory()
     try:
         run(args)
     except ConfigError as err:

@@ -1,0 +1,35 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from condense.runtime import keep_freed_memory
+
+keep_freed_memory()
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("DC_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Real MNIST (train, test) on the CPU; the tests need it, CI provides it."""
+    from condense.data import load
+
+    root = data_root()
+    if not (root / "MNIST").exists():
+        pytest.fail(f"real MNIST not found under {root}: set DC_DATA to the shared data folder")
+    return load("MNIST", root)
+
+
+@pytest.fixture(scope="session")
+def mnist_small(mnist):
+    """A class-balanced 1000-image slice of the MNIST training set: enough for real batches."""
+    from condense.data import ImageSet
+
+    train, test = mnist
+    idx = train.labels[:1000].argsort()
+    return ImageSet(train.images[idx].clone(), train.labels[idx].clone(), train.info), test

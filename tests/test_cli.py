@@ -1,0 +1,73 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, data_root
+
+
+def cli(*args, data=None, timeout=600):
+    env = {**os.environ, "DC_DATA": str(data or data_root()), "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "condense", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_every_seed_flag():
+    out = cli("--help").stdout
+    for flag in ("--method", "--dataset", "--model", "--ipc", "--eval_mode", "--num_exp", "--num_eval",
+                 "--epoch_eval_train", "--Iteration", "--lr_img", "--lr_net", "--batch_real",
+                 "--batch_train", "--init", "--dis_metric", "--data_path", "--save_path", "--device",
+                 "--seed", "--smoke", "--list-models", "--download"):
+        assert flag in out, flag
+
+
+def test_list_models_prints_registry():
+    from condense.networks import list_models
+
+    assert cli("--list-models").stdout.split() == list_models()
+
+
+@pytest.mark.parametrize("args, bad", [
+    (["--dataset", "FOO"], "FOO"),
+    (["--model", "NoSuchNet"], "NoSuchNet"),
+    (["--dis_metric", "l3"], "l3"),
+    (["--eval_mode", "Q"], "Q"),
+    (["--init", "zeros"], "zeros"),
+    (["--ipc", "0"], "0"),
+    (["--ipc", "7"], "7"),
+    (["--ipc", "one"], "one"),
+    (["--method", "magic"], "magic"),
+])
+def test_bad_input_is_one_line_exit_2(args, bad):
+    base = {"--dataset": "MNIST", "--model": "ConvNet", "--ipc": "1"}
+    for k, v in zip(args[::2], args[1::2]):
+        base[k] = v
+    r = cli(*[x for kv in base.items() for x in kv], "--smoke")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr and bad in lines[0], r.stderr
+
+
+def test_missing_data_is_one_line_exit_2(tmp_path):
+    r = cli("--dataset", "CIFAR10", "--model", "ConvNet", "--ipc", "1", "--smoke", "--data_path", str(tmp_path))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CIFAR10" in lines[0] and str(tmp_path) in lines[0], r.stderr
+
+
+@pytest.mark.slow
+def test_smoke_run_on_real_mnist_end_to_end(tmp_path):
+    r = cli("--dataset", "MNIST", "--model", "ConvNet", "--ipc", "1", "--smoke", "--device", "cpu",
+            "--save_path", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    tag = "DC_MNIST_ConvNet_1ipc"
+    assert (tmp_path / f"syn_{tag}_exp0.pt").exists()
+    assert (tmp_path / f"vis_{tag}_exp0.png").stat().st_size > 0
+    results = json.loads((tmp_path / f"acc_{tag}.json").read_text())
+    accs = results["accuracies"]["ConvNet"]
+    assert len(accs) == 2 and all(0 <= a <= 100 for a in accs)
+    assert "±" in r.stdout.strip().splitlines()[-1]
+    # mode S evaluates at iterations 0, half and last
+    assert sorted({e["iteration"] for e in results["by_iteration"]}) == [0, 10, 20]

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from condense import networks
+from condense.errors import ConfigError
+from condense.synthetic import SyntheticSet
+from evaluation.pools import EVAL_MODES, POOLS, eval_iterations, eval_models, self_eval_model
+from evaluation.protocol import EvalBudget, evaluate
+
+ONE_EPOCH = EvalBudget(epochs=1, max_test=64)
+
+
+def real_subset(train, ipc):
+    """ipc real images per class: a set that networks can learn from."""
+    idx = torch.cat([torch.nonzero(train.labels == c).flatten()[:ipc] for c in range(10)])
+    return SyntheticSet(train.images[idx], train.labels[idx], "MNIST")
+
+
+def test_paper_defaults():
+    b = EvalBudget()
+    assert (b.lr, b.momentum, b.weight_decay, b.batch_train) == (0.01, 0.9, 5e-4, 256)
+    assert b.epochs_for("none") == 300 and b.epochs_for("crop_scale_rotate") == 1000
+    assert b.max_test is None
+
+
+def test_pools_and_modes():
+    assert POOLS["M"] == ("MLP", "ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18")
+    assert eval_models("N", "ConvNet") == ["ConvNetNN", "ConvNetBN", "ConvNetLN", "ConvNetIN", "ConvNetGN"]
+    assert self_eval_model("ConvNetBN") == "ConvNet"
+    assert self_eval_model("VGG11BN") == "VGG11"
+    assert self_eval_model("ResNet18BN_AP") == "ResNet18"
+    assert eval_models("S", "LeNet") == ["LeNet"]
+    assert eval_iterations("S", 1000) == [0, 500, 1000]
+    assert eval_iterations("M", 1000) == [1000]
+    with pytest.raises(ConfigError, match="Q"):
+        eval_models("Q", "ConvNet")
+
+
+@pytest.mark.parametrize("model", sorted({m for pool in POOLS.values() for m in pool} | {"ConvNetASwishBN"}))
+def test_every_pool_member_trains_and_tests(mnist_small, model):
+    assert networks.is_model(model)
+    train, test = mnist_small
+    accs = evaluate(real_subset(train, 1), test, model, seeds=[0], budget=ONE_EPOCH)
+    assert len(accs) == 1 and 0 <= accs[0] <= 100
+
+
+def test_evaluate_is_seeded_and_learns(mnist_small):
+    train, test = mnist_small
+    syn = real_subset(train, 10)
+    budget = EvalBudget(epochs=30, max_test=500)
+    a = evaluate(syn, test, "ConvNetW32", seeds=[0, 1], budget=budget, strategy="none")
+    b = evaluate(syn, test, "ConvNetW32", seeds=[0, 1], budget=budget, strategy="none")
+    assert a == b
+    assert a[0] != a[1]
+    assert min(a) > 50  # 100 real images train a ConvNet well beyond chance (10 %)
