@@ -1,0 +1,124 @@
+"""A sweep's cells (one Ray Tune trial each) and the settings all its trials share.
+
+A cell is one entry of a paper table: what is condensed (dataset, model, ipc, metric, method) and
+how it is evaluated (eval mode). Its id is stable and readable, e.g. ``MNIST-ConvNetW64-ipc1-W-ours``;
+seeds derive from it, so a cell gives the same result whichever sweep runs it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from condense.augment import strategy_for
+from condense.synthetic import Budget, derive_seed
+from evaluation.pools import eval_iterations, eval_models
+from evaluation.protocol import EvalBudget
+
+if TYPE_CHECKING:
+    from .spec import Sweep
+
+# How a cell's set is made. "DC" is gradient matching; coreset selections join this list.
+METHODS = ("DC",)
+
+# What --smoke keeps of any sweep: runs and networks per cell, on top of the smoke budget presets.
+SMOKE_NUM_EXP, SMOKE_NUM_EVAL = 1, 2
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    model: str
+    ipc: int
+    eval_mode: str
+    metric: str
+    method: str
+    tables: tuple[str, ...]  # every table this cell appears in (a cell shared by two runs once)
+
+    @property
+    def cell_id(self) -> str:
+        base = f"{self.dataset}-{self.model}-ipc{self.ipc}-{self.eval_mode}-{self.metric}"
+        return base if self.method == "DC" else f"{base}-{self.method}"
+
+    def eval_models(self) -> list[str]:
+        return eval_models(self.eval_mode, self.model)
+
+    def exp_seed(self, base_seed: int, exp: int) -> int:
+        return derive_seed(base_seed, self.cell_id, exp)
+
+    def to_config(self) -> dict:
+        """Plain data for Ray Tune's param_space (and its trial names)."""
+        return {**dataclasses.asdict(self), "tables": list(self.tables), "cell_id": self.cell_id}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Cell":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{**{k: v for k, v in config.items() if k in fields}, "tables": tuple(config["tables"])})
+
+
+def expand(sweep: "Sweep") -> list[Cell]:
+    """Every cell of the sweep's grids, in file order; a cell two tables share appears once."""
+    cells: dict[str, Cell] = {}
+    for g in sweep.grids:
+        for dataset, model, ipc, mode, metric, method in itertools.product(
+                g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods):
+            cell = Cell(dataset, model, ipc, mode, metric, method, (g.table,))
+            seen = cells.get(cell.cell_id)
+            if seen is None:
+                cells[cell.cell_id] = cell
+            elif g.table not in seen.tables:
+                cells[cell.cell_id] = dataclasses.replace(seen, tables=(*seen.tables, g.table))
+    return list(cells.values())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every trial of a sweep shares (passed to the trainable with tune.with_parameters)."""
+    budget: Budget
+    eval_budget: EvalBudget
+    num_exp: int
+    num_eval: int
+    seed: int
+    data_root: str
+    checkpoint_every: int
+    code_version: str
+
+    def comparable(self) -> dict:
+        """The part that decides the numbers: a resumed sweep must not change it."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in ("data_root", "code_version", "checkpoint_every")}
+
+
+def settings_for(sweep: "Sweep", data_root: str, code_version: str, smoke: bool = False) -> Settings:
+    budget, eval_budget, num_exp, num_eval = sweep.budget, sweep.eval_budget, sweep.num_exp, sweep.num_eval
+    if smoke:
+        budget = _cap(budget, Budget(), Budget.smoke())
+        eval_budget = _cap(eval_budget, EvalBudget(), EvalBudget.smoke())
+        num_exp, num_eval = min(num_exp, SMOKE_NUM_EXP), min(num_eval, SMOKE_NUM_EVAL)
+    return Settings(budget, eval_budget, num_exp, num_eval, sweep.seed, data_root,
+                    sweep.checkpoint_every, code_version)
+
+
+def _cap(budget, default, smoke):
+    """Each field the smoke preset shrinks is capped at the preset (None means no limit), so
+    --smoke never makes a sweep's budget larger than its file says."""
+    changes = {}
+    for f in dataclasses.fields(budget):
+        preset = getattr(smoke, f.name)
+        if preset != getattr(default, f.name):
+            mine = getattr(budget, f.name)
+            changes[f.name] = preset if mine is None else min(mine, preset)
+    return dataclasses.replace(budget, **changes)
+
+
+def describe(cell: Cell, s: Settings) -> str:
+    """One dry-run line: the cell id and the budget it will spend."""
+    outer, inner = s.budget.loops(cell.ipc)
+    models = cell.eval_models()
+    epochs = sorted({s.eval_budget.epochs_for(strategy_for(cell.dataset, m)) for m in models})
+    points = "/".join(map(str, eval_iterations(cell.eval_mode, s.budget.iterations)))
+    steps = s.num_exp * s.budget.iterations * outer
+    return (f"{cell.cell_id}  {s.num_exp} exp x {s.budget.iterations} it (loops {outer}/{inner}, "
+            f"{steps} matching steps); eval at it {points}: {len(models)} model{'s' * (len(models) > 1)} "
+            f"x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs  tables {','.join(cell.tables)}")

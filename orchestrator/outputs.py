@@ -1,0 +1,63 @@
+"""What the driver makes of a finished Tune run: rows, synthetic sets, figures, tables.
+
+Every trial's results travel in its last checkpoint (accuracies and sets); reading them from there
+means a resumed sweep rebuilds exactly the same outputs without recomputing anything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from condense.synthetic import SyntheticSet
+from condense.visualise import save_grid
+
+from . import results, tables
+from .cells import Cell
+from .progress import error_line
+from .trainable import STATE_FILE, set_file
+
+
+@dataclass
+class Outcome:
+    rows: list[dict] = field(default_factory=list)
+    ok: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # cell id -> error
+    unfinished: list[str] = field(default_factory=list)
+
+
+def collect(result_grid, cells: list[Cell], sweep: str, out: Path) -> Outcome:
+    """Rows for every cell (ok or error), and each finished cell's sets and figure written to ``out``."""
+    by_id = {r.config["cell"]["cell_id"]: r for r in result_grid}
+    outcome = Outcome()
+    for cell in cells:
+        result = by_id.get(cell.cell_id)
+        if result is not None and result.error is not None:
+            message = error_line(result.error)
+            outcome.failed[cell.cell_id] = message
+            outcome.rows += results.error_rows(sweep, cell, message)
+        elif result is not None and result.metrics.get("done") and result.checkpoint is not None:
+            with result.checkpoint.as_directory() as d:
+                state = torch.load(Path(d) / STATE_FILE, weights_only=True)
+                sets = [SyntheticSet.load(Path(d) / set_file(e)) for e in range(state["exp"])]
+            _save_sets(cell, sets, out)
+            outcome.rows += results.ok_rows(sweep, cell, state["records"])
+            outcome.ok.append(cell.cell_id)
+        else:  # the run stopped before this cell finished: --resume continues it
+            outcome.unfinished.append(cell.cell_id)
+    return outcome
+
+
+def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
+    (out / "synthetic").mkdir(parents=True, exist_ok=True)
+    for exp, synthetic in enumerate(sets):
+        synthetic.save(out / "synthetic" / f"{cell.cell_id}-exp{exp}.pt")
+    save_grid(sets[0], out / "figures" / f"{cell.cell_id}.png")  # the first run's set, as the paper shows one
+
+
+def write(outcome: Outcome, out: Path) -> list[str]:
+    """The Parquet and the tables; returns the tables' markdown."""
+    path = out / "results.parquet"
+    results.write(outcome.rows, path)
+    return tables.write_tables(results.read(path), out / "tables")

@@ -1,0 +1,58 @@
+"""The paper's published accuracies (PAPER.md, "Published numbers"), as data.
+
+Keyed by what identifies an evaluation: (dataset, condense model, ipc, eval mode, distance,
+method, evaluation model). The ablation tables have no confirmed numbers, so they have none here;
+a cell that is the same experiment as a published one (e.g. the distance ablation's ConvNet with
+``ours``, which is Table 1's MNIST ipc 1 cell) shows that number.
+"""
+from __future__ import annotations
+
+Key = tuple[str, str, int, str, str, str, str]
+
+# Table 1: ConvNet condenses and is evaluated (mode S); one (mean, std) per method.
+_TABLE1_METHODS = ("random", "herding", "kcenter", "forgetting", "DC")
+_TABLE1 = {
+    ("MNIST", 1): ((64.9, 3.5), (89.2, 1.6), (89.3, 1.5), (35.5, 5.6), (91.7, 0.5)),
+    ("MNIST", 10): ((95.1, 0.9), (93.7, 0.3), (84.4, 1.7), (68.1, 3.3), (97.4, 0.2)),
+    ("MNIST", 50): ((97.9, 0.2), (94.9, 0.2), (97.4, 0.3), (88.2, 1.2), (98.8, 0.2)),
+    ("FashionMNIST", 1): ((51.4, 3.8), (67.0, 1.9), (66.9, 1.8), (42.0, 5.5), (70.5, 0.6)),
+    ("FashionMNIST", 10): ((73.8, 0.7), (71.1, 0.7), (54.7, 1.5), (53.9, 2.0), (82.3, 0.4)),
+    ("FashionMNIST", 50): ((82.5, 0.7), (71.9, 0.8), (68.3, 0.8), (55.0, 1.1), (83.6, 0.4)),
+    ("SVHN", 1): ((14.6, 1.6), (20.9, 1.3), (21.0, 1.5), (12.1, 1.7), (31.2, 1.4)),
+    ("SVHN", 10): ((35.1, 4.1), (50.5, 3.3), (14.0, 1.3), (16.8, 1.2), (76.1, 0.6)),
+    ("SVHN", 50): ((70.9, 0.9), (72.6, 0.8), (20.1, 1.4), (27.2, 1.5), (82.3, 0.3)),
+    ("CIFAR10", 1): ((14.4, 2.0), (21.5, 1.2), (21.5, 1.3), (13.5, 1.2), (28.3, 0.5)),
+    ("CIFAR10", 10): ((26.0, 1.2), (31.6, 0.7), (14.7, 0.9), (23.3, 1.0), (44.9, 0.5)),
+    ("CIFAR10", 50): ((43.4, 1.0), (40.4, 0.6), (27.0, 1.4), (23.3, 1.1), (53.9, 0.5)),
+}
+
+# Table 2: MNIST, ipc 1, DC with `ours`; rows condense with, columns evaluate on (pool M).
+_TABLE2_EVAL = ("MLP", "ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18")
+_TABLE2 = {
+    "MLP": ((70.5, 1.2), (63.9, 6.5), (77.3, 5.8), (70.9, 11.6), (53.2, 7.0), (80.9, 3.6)),
+    "ConvNet": ((69.6, 1.6), (91.7, 0.5), (85.3, 1.8), (85.1, 3.0), (83.4, 1.8), (90.0, 0.8)),
+    "LeNet": ((71.0, 1.6), (90.3, 1.2), (85.0, 1.7), (84.7, 2.4), (80.3, 2.7), (89.0, 0.8)),
+    "AlexNet": ((72.1, 1.7), (87.5, 1.6), (84.0, 2.8), (82.7, 2.9), (81.2, 3.0), (88.9, 1.1)),
+    "VGG11BN": ((70.3, 1.6), (90.1, 0.7), (83.9, 2.7), (83.4, 3.7), (81.7, 2.6), (89.1, 0.9)),
+    "ResNet18BN_AP": ((73.6, 1.2), (91.6, 0.5), (86.4, 1.5), (85.4, 1.9), (83.4, 2.4), (89.4, 0.9)),
+}
+
+
+def _build() -> dict[Key, tuple[float, float]]:
+    out: dict[Key, tuple[float, float]] = {}
+    for (dataset, ipc), numbers in _TABLE1.items():
+        for method, number in zip(_TABLE1_METHODS, numbers):
+            out[(dataset, "ConvNet", ipc, "S", "ours", method, "ConvNet")] = number
+    for model, numbers in _TABLE2.items():
+        for eval_model, number in zip(_TABLE2_EVAL, numbers):
+            out[("MNIST", model, 1, "M", "ours", "DC", eval_model)] = number
+    return out
+
+
+PUBLISHED = _build()
+
+
+def published(dataset: str, model: str, ipc: int, eval_mode: str, dis_metric: str, method: str,
+              eval_model: str) -> tuple[float, float] | None:
+    """The paper's (mean, std) for this evaluation, or None where it reports none."""
+    return PUBLISHED.get((dataset, model, int(ipc), eval_mode, dis_metric, method, eval_model))

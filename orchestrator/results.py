@@ -1,0 +1,67 @@
+"""The sweep's results: a long Parquet table, one row per accuracy (DESIGN.md, "results schema").
+
+Only the driver writes it, atomically (temp file + rename), so a reader never sees half a file.
+A failed cell keeps one row per evaluation model with ``status="error"`` and the message, so a
+table shows it as failed rather than missing.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .cells import Cell
+
+SCHEMA = pa.schema([
+    ("sweep", pa.string()), ("cell_id", pa.string()),
+    ("table", pa.string()),  # the tables the cell appears in, comma-separated
+    ("dataset", pa.string()), ("model", pa.string()), ("ipc", pa.int64()), ("eval_mode", pa.string()),
+    ("dis_metric", pa.string()), ("method", pa.string()),
+    ("exp", pa.int64()), ("eval_model", pa.string()), ("eval_seed", pa.int64()), ("accuracy", pa.float64()),
+    ("condense_seconds", pa.float64()), ("eval_seconds", pa.float64()), ("iterations", pa.int64()),
+    ("code_version", pa.string()), ("torch_version", pa.string()), ("device", pa.string()),
+    ("status", pa.string()), ("error", pa.string()),
+])
+COLUMNS = SCHEMA.names
+_RECORD_KEYS = ("exp", "eval_model", "eval_seed", "accuracy", "condense_seconds", "eval_seconds",
+                "iterations", "code_version", "torch_version", "device")
+
+
+def _cell_part(sweep: str, cell: Cell) -> dict:
+    return {"sweep": sweep, "cell_id": cell.cell_id, "table": ",".join(cell.tables), "dataset": cell.dataset,
+            "model": cell.model, "ipc": cell.ipc, "eval_mode": cell.eval_mode, "dis_metric": cell.metric,
+            "method": cell.method}
+
+
+def ok_rows(sweep: str, cell: Cell, records: list[dict]) -> list[dict]:
+    """Rows of a finished cell from the trainable's records."""
+    part = _cell_part(sweep, cell)
+    return [{**part, **{k: r[k] for k in _RECORD_KEYS}, "status": "ok", "error": None} for r in records]
+
+
+def error_rows(sweep: str, cell: Cell, message: str) -> list[dict]:
+    """Rows of a failed cell: one per evaluation model, no accuracy, the error on one line."""
+    part = _cell_part(sweep, cell)
+    message = " ".join(message.split())
+    return [{**part, **dict.fromkeys(_RECORD_KEYS), "eval_model": m, "status": "error", "error": message}
+            for m in cell.eval_models()]
+
+
+def write(rows: list[dict], path: str | Path) -> None:
+    """Write ``rows`` with the schema, atomically: readers see the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read(path: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(path)

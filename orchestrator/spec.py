@@ -1,0 +1,226 @@
+"""Sweep files, loaded strictly into frozen dataclasses.
+
+A sweep file is shaped like the tables it makes::
+
+    tables:                       # table name (a layout of layouts.TABLES) -> its grid
+      table2:
+        datasets: [MNIST]
+        models: [MLP, ConvNet, LeNet, AlexNet, VGG11BN, ResNet18BN_AP]
+        ipcs: [1]
+        eval_modes: [M]
+        metrics: [ours]           # default [ours]
+        methods: [DC]             # default [DC]
+    include: [table1.yaml]        # more grids, from other sweep files (their settings are not used)
+    num_exp: 5                    # the settings below default to the paper's protocol
+    num_eval: 20
+    seed: 0
+    budget: {iterations: 1000}    # condense.synthetic.Budget fields
+    eval_budget: {epochs: 300}    # evaluation.protocol.EvalBudget fields
+    resources: {cpu: 1, gpu: 0.25}
+    data_root: null               # null: $DC_DATA, else ./data
+    max_failures: 2
+    checkpoint_every: 50          # outer iterations between trial checkpoints
+
+Anything wrong (YAML syntax, an unknown key, a wrong type, an unknown name, an empty axis) raises
+``ConfigError`` with one line naming the file, the key and what is allowed, before Ray starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from condense import networks
+from condense.data import dataset_names
+from condense.errors import ConfigError, unknown
+from condense.matching import METRICS
+from condense.synthetic import Budget
+from evaluation.pools import EVAL_MODES
+from evaluation.protocol import EvalBudget
+
+from .cells import METHODS
+from .layouts import AXES, TABLES, hidden_axes
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One table's grid: every combination of the axes is a cell."""
+    table: str
+    datasets: tuple[str, ...]
+    models: tuple[str, ...]
+    ipcs: tuple[int, ...]
+    eval_modes: tuple[str, ...]
+    metrics: tuple[str, ...] = ("ours",)
+    methods: tuple[str, ...] = ("DC",)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial (one cell) asks Ray for; fractions share a device."""
+    cpu: float = 1
+    gpu: float = 0
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    grids: tuple[Grid, ...] = ()
+    num_exp: int = 5
+    num_eval: int = 20
+    seed: int = 0
+    budget: Budget = Budget()
+    eval_budget: EvalBudget = EvalBudget()
+    resources: Resources = Resources()
+    data_root: str | None = None
+    max_failures: int = 2
+    checkpoint_every: int = 50
+
+
+# Names users may write in an axis, checked against the registries.
+_ALLOWED = {
+    "datasets": (lambda v: v in dataset_names(), lambda: dataset_names(), "dataset"),
+    "models": (networks.is_model, lambda: [*networks.list_models(), networks.CONVNET_GRAMMAR], "model"),
+    "eval_modes": (lambda v: v in EVAL_MODES, lambda: EVAL_MODES, "eval mode"),
+    "metrics": (lambda v: v in METRICS, lambda: METRICS, "metric"),
+    "methods": (lambda v: v in METHODS, lambda: METHODS, "method"),
+}
+# Fields that may be zero; every other number in a sweep must be positive.
+_MAY_BE_ZERO = {"iterations", "momentum_img", "momentum", "weight_decay", "gpu", "max_failures", "seed"}
+
+
+def load(path: str | Path) -> Sweep:
+    """Read and check a sweep file (and what it includes)."""
+    return _load(Path(path), stack=())
+
+
+def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
+    where = str(path)
+    if path.resolve() in stack:
+        raise ConfigError(f"{where}: include: the file includes itself")
+    raw = _read_yaml(path)
+    top = {f.name for f in dataclasses.fields(Sweep)} - {"name", "grids"} | {"tables", "include"}
+    _no_unknown(raw, top, where, "")
+    grids = []
+    for name in _typed(raw.get("include", []), list[str], where, "include"):
+        grids += _load(path.parent / name, (*stack, path.resolve())).grids
+    tables = _typed(raw.get("tables", {}), dict, where, "tables")
+    for table, grid in tables.items():
+        grids.append(_grid(table, grid, where))
+    if not grids:
+        raise ConfigError(f"{where}: no cells: give 'tables' (table name -> grid) or 'include'")
+    settings = {k: v for k, v in raw.items() if k not in ("tables", "include")}
+    sweep = dataclasses.replace(_build(Sweep, {**settings, "name": path.stem}, where, ""), grids=tuple(grids))
+    for ipc in sorted({i for g in sweep.grids for i in g.ipcs}):
+        try:
+            sweep.budget.loops(ipc)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: ipcs: {err}") from None
+    return sweep
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the sweep file ({err.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error{at}: {problem}") from None
+    if not isinstance(raw, dict):
+        got = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(f"{path}: a sweep file is a mapping with keys 'tables' or 'include' "
+                          f"and settings; got {got}")
+    return raw
+
+
+def _grid(table, raw, where: str) -> Grid:
+    key = f"tables.{table}"
+    if table not in TABLES:
+        raise ConfigError(f"{where}: tables: unknown table {table!r}; allowed: {', '.join(TABLES)}")
+    raw = _typed(raw, dict, where, key)
+    _no_unknown(raw, [f.name for f in dataclasses.fields(Grid) if f.name != "table"], where, key)
+    grid = _build(Grid, {**raw, "table": table}, where, key)
+    for axis in AXES:
+        values = getattr(grid, axis)
+        if not values:
+            raise ConfigError(f"{where}: {key}.{axis}: empty; give at least one value")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}: {key}.{axis}: lists a value twice: {list(values)}")
+        if axis in _ALLOWED:
+            ok, allowed, kind = _ALLOWED[axis]
+            for value in values:
+                if not ok(value):
+                    raise ConfigError(f"{where}: {key}.{axis}: {unknown(kind, value, allowed())}")
+    for axis in hidden_axes(table):
+        if len(getattr(grid, axis)) != 1:
+            raise ConfigError(f"{where}: {key}.{axis}: the {table} layout shows rows "
+                              f"{'/'.join(TABLES[table].rows)} and columns {TABLES[table].column}, "
+                              f"so {axis} takes one value; got {list(getattr(grid, axis))}")
+    return grid
+
+
+def _build(cls, raw: dict, where: str, key: str):
+    """``cls(**raw)`` with every field type-checked; unknown keys and missing required keys fail."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _no_unknown(raw, fields, where, key)
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        sub = f"{key}.{name}" if key else name
+        if name not in raw:
+            if f.default is dataclasses.MISSING:
+                raise ConfigError(f"{where}: {sub}: missing; it is required")
+            continue
+        if dataclasses.is_dataclass(hints[name]):
+            values[name] = _build(hints[name], _typed(raw[name], dict, where, sub), where, sub)
+        else:
+            values[name] = _check_range(_typed(raw[name], hints[name], where, sub), name, where, sub)
+    return cls(**values)
+
+
+def _typed(value, hint, where: str, key: str):
+    """``value`` if it has type ``hint`` (lists become tuples; an int is a valid float)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        return _typed(value, hint, where, key)
+    if origin in (tuple, list):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key}: expected a list, got {_show(value)}")
+        items = [_typed(v, args[0], where, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is an int subclass in Python, but `true` is never a valid count
+    if not isinstance(value, hint) or (isinstance(value, bool) and hint is not bool):
+        raise ConfigError(f"{where}: {key}: expected {hint.__name__}, got {_show(value)}")
+    return value
+
+
+def _check_range(value, name: str, where: str, key: str):
+    numbers = value if isinstance(value, tuple) else (value,)
+    for v in numbers:
+        if isinstance(v, (int, float)) and (v < 0 or (v == 0 and name not in _MAY_BE_ZERO)):
+            raise ConfigError(f"{where}: {key}: must be {'>= 0' if name in _MAY_BE_ZERO else '> 0'}, got {v}")
+    return value
+
+
+def _no_unknown(raw: dict, allowed, where: str, key: str) -> None:
+    for k in raw:
+        if k not in allowed:
+            at = f"{key}.{k}" if key else str(k)
+            raise ConfigError(f"{where}: {at}: unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
+def _show(value) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"

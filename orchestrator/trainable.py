@@ -1,0 +1,164 @@
+"""The Ray Tune trainable: one trial runs one cell (``num_exp`` sets, each evaluated).
+
+It is thin on purpose: ``condense`` makes the sets, ``evaluate`` scores them. What it adds is what
+a distributed run needs: torch threads and device from the resources Ray gave the trial, progress
+through ``tune.report``, and checkpoints (the condensation's state every ``checkpoint_every`` outer
+iterations, plus every finished experiment's accuracies and set) so a retried or resumed trial
+continues where it stopped. Results travel to the driver inside the last checkpoint; the driver
+alone writes the sweep's outputs.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+from condense.data import load
+from condense.errors import unknown
+from condense.runtime import keep_freed_memory
+from condense.synthetic import Condensation, SyntheticSet, derive_seed, run_condensation
+from evaluation.pools import eval_iterations
+from evaluation.protocol import evaluate
+
+from .cells import METHODS, Cell, Settings
+
+STATE_FILE = "progress.pt"
+
+
+def set_file(exp: int) -> str:
+    return f"set-exp{exp}.pt"
+
+
+def trial_name(trial) -> str:
+    """Trials and their folders are named by cell id (readable, and unique within a sweep)."""
+    return trial.config["cell"]["cell_id"]
+
+
+def train_cell(config: dict, settings: Settings) -> None:
+    keep_freed_memory()
+    cell = Cell.from_config(config["cell"])
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
+    device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
+    trial = _Trial(cell, settings, device, tune.get_checkpoint())
+    if trial.exp < settings.num_exp:  # a finished trial restored from its last checkpoint skips this
+        train, test = load(cell.dataset, settings.data_root)
+        train, test = train.to(device), test.to(device)
+        while trial.exp < settings.num_exp:
+            seed = cell.exp_seed(settings.seed, trial.exp)
+            synthetic = make_set(cell, train, test, seed, settings, trial)
+            trial.finish(synthetic, test, seed)
+    trial.report({"done": True}, checkpoint=True)
+
+
+def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:
+    """How a cell's set is made, by method: the one place a new method (a coreset) plugs in."""
+    if cell.method == "DC":
+        return _condense(cell, train, test, seed, settings, trial)
+    raise unknown("method", cell.method, METHODS)
+
+
+def _condense(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:
+    run = Condensation(train, cell.model, cell.ipc, cell.metric, settings.budget, seed)
+    resumed_at = None
+    if trial.condensation is not None:
+        run.load_state_dict(trial.condensation)
+        resumed_at = run.iteration  # its evaluation and checkpoint happened before it was saved
+    last = settings.budget.iterations
+    evals = set(eval_iterations(cell.eval_mode, last)) - {last}  # the last one is trial.finish's
+    saves = set(range(settings.checkpoint_every, last, settings.checkpoint_every))
+    trial.mark()  # condensation time starts here, not at data loading
+
+    def on_progress(iteration: int, state: Condensation) -> None:
+        trial.tick()
+        if iteration == resumed_at:
+            return
+        metrics = {"iteration": iteration, "loss": state.mean_loss() if iteration else float("nan")}
+        if iteration in evals:
+            metrics["accuracy"] = trial.intermediate_accuracy(state.synthetic(), test, seed, iteration)
+        trial.condensation = state.state_dict() if iteration in saves else None
+        trial.report(metrics, checkpoint=iteration in saves)
+        trial.mark()
+
+    synthetic = run_condensation(run, on_progress, evals | saves)
+    trial.tick()
+    return synthetic
+
+
+class _Trial:
+    """The progress of one trial: what a checkpoint holds and a restored trial starts from."""
+
+    def __init__(self, cell: Cell, settings: Settings, device: torch.device, checkpoint):
+        self.cell, self.settings, self.device = cell, settings, device
+        self.exp = 0  # the experiment under way
+        self.records: list[dict] = []  # final accuracies of the finished experiments
+        self.sets: list[SyntheticSet] = []
+        self.condensation: dict | None = None  # state of the experiment under way, when saved mid-way
+        self.condense_seconds = 0.0  # time spent condensing the experiment under way
+        self.resumed_from = None
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                state = torch.load(Path(d) / STATE_FILE, weights_only=True)
+                self.sets = [SyntheticSet.load(Path(d) / set_file(e)) for e in range(state["exp"])]
+            self.exp, self.records = state["exp"], state["records"]
+            self.condensation, self.condense_seconds = state["condensation"], state["condense_seconds"]
+            self.resumed_from = {"exp": self.exp, "iteration": (self.condensation or {}).get("iteration", 0)}
+        self.mark()
+
+    def mark(self) -> None:
+        self._since = time.perf_counter()
+
+    def tick(self) -> None:
+        """Count the time since the last mark as condensation time."""
+        now = time.perf_counter()
+        self.condense_seconds += now - self._since
+        self._since = now
+
+    def eval_seeds(self, exp_seed: int, model: str, iteration: int) -> list[int]:
+        return [derive_seed(exp_seed, "eval", model, iteration, i) for i in range(self.settings.num_eval)]
+
+    def intermediate_accuracy(self, synthetic: SyntheticSet, test, exp_seed: int, iteration: int) -> float:
+        """Mode S's evaluation part-way through condensation: reported as progress, not stored."""
+        model = self.cell.eval_models()[0]
+        accs = evaluate(synthetic, test, model, self.eval_seeds(exp_seed, model, iteration),
+                        self.settings.eval_budget)
+        return sum(accs) / len(accs)
+
+    def finish(self, synthetic: SyntheticSet, test, exp_seed: int) -> None:
+        """Evaluate the experiment's set on the cell's pool, keep the accuracies, checkpoint."""
+        iterations = int(synthetic.meta.get("iteration", 0))
+        first = len(self.records)
+        for model in self.cell.eval_models():
+            start = time.perf_counter()
+            seeds = self.eval_seeds(exp_seed, model, iterations)
+            accs = evaluate(synthetic, test, model, seeds, self.settings.eval_budget)
+            seconds = time.perf_counter() - start
+            self.records += [{"exp": self.exp, "eval_model": model, "eval_seed": s, "accuracy": a,
+                              "condense_seconds": self.condense_seconds, "eval_seconds": seconds,
+                              "iterations": iterations, "code_version": self.settings.code_version,
+                              "torch_version": torch.__version__, "device": self.device.type}
+                             for s, a in zip(seeds, accs)]
+        self.sets.append(synthetic.to("cpu"))
+        self.exp, self.condensation, self.condense_seconds = self.exp + 1, None, 0.0
+        new = [r["accuracy"] for r in self.records[first:]]
+        mean = sum(new) / len(new)
+        self.report({"iteration": iterations, "accuracy": mean}, checkpoint=True, exp=self.exp - 1)
+        self.mark()
+
+    def report(self, metrics: dict, checkpoint: bool, exp: int | None = None) -> None:
+        metrics = {**metrics, "exp": self.exp if exp is None else exp, "num_exp": self.settings.num_exp}
+        if self.resumed_from is not None:
+            metrics["resumed_from"] = self.resumed_from
+        if not checkpoint:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            torch.save({"exp": self.exp, "records": self.records, "condensation": self.condensation,
+                        "condense_seconds": self.condense_seconds}, Path(d) / STATE_FILE)
+            for e, s in enumerate(self.sets):
+                s.save(Path(d) / set_file(e))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
