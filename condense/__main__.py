@@ -2,29 +2,37 @@
 
     python -m condense --dataset MNIST --model ConvNet --ipc 1 --eval_mode S
 
-Condenses ``--num_exp`` synthetic sets, evaluates each on the eval pool (``--num_eval`` fresh
-networks per model) and writes the sets, the accuracies (JSON) and image grids to ``--save_path``.
+Makes ``--num_exp`` sets (condensed with ``--method DC``, selected real images with a coreset
+method), evaluates each on the eval pool (``--num_eval`` fresh networks per model) and writes the
+sets, the accuracies (JSON) and image grids to ``--save_path``. ``--method whole`` instead trains
+and tests one network per experiment on the whole training set (the bound of Table 1).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from . import networks
-from .data import dataset_names, load
+from . import baselines, networks
+from .data import ImageSet, dataset_names, load
 from .errors import ConfigError, unknown
 from .matching import METRICS
+from .reference import ReferenceBudget
 from .runtime import keep_freed_memory
 from .synthetic import INITS, Budget, Condensation, derive_seed, run_condensation
 from .visualise import save_grid
 
-METHODS = ("DC",)
+if TYPE_CHECKING:  # evaluation imports condense, so condense imports it lazily, inside functions
+    from evaluation.protocol import EvalBudget
+
+METHODS = ("DC", *baselines.METHODS, "whole")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +43,9 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv=None) -> argparse.Namespace:
     p = _Parser(prog="python -m condense", description=__doc__.split("\n\n")[0])
     a = p.add_argument
-    a("--method", default="DC", help=f"how the set is made: {', '.join(METHODS)} (default DC)")
+    a("--method", default="DC", help="how the set is made: DC (gradient matching), a coreset of real images "
+      f"({', '.join(baselines.METHODS)}), or whole: no set, one network per experiment trained on the whole "
+      "training set (--ipc and --num_eval do not apply) (default DC)")
     a("--dataset", default="CIFAR10", help=f"one of {', '.join(dataset_names())} (default CIFAR10, as the seed)")
     a("--model", default="ConvNet", help="network to condense with (see --list-models)")
     a("--ipc", type=int, default=1, help="images per class (default 1)")
@@ -56,6 +66,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--save_path", default="result", help="where sets, accuracies and image grids go (default result)")
     a("--device", default=None, help="torch device (default cuda when available, else cpu)")
     a("--seed", type=int, default=0, help="base seed; runs and eval networks derive theirs from it (default 0)")
+    a("--epoch_reference", type=int, default=None,
+      help="coresets and whole: epochs of the reference network trained on the whole training set, whose "
+      "features herding/kcenter use, whose run counts forgetting, and which is the whole bound (default 50; 5 with --smoke)")
+    a("--max_train", type=int, default=None,
+      help="coresets and whole: use only the first N training images (default all; 1000 with --smoke)")
+    a("--cache_dir", default=None,
+      help="where reference networks are cached (default $DC_CACHE, else $XDG_CACHE_HOME/condense or ~/.cache/condense)")
     a("--smoke", action="store_true", help="seconds-long budgets for a quick end-to-end check")
     a("--list-models", action="store_true", help="print every registered network name and exit")
     return p.parse_args(argv)
@@ -76,7 +93,8 @@ def validate(args: argparse.Namespace) -> None:
         raise unknown("dis_metric", args.dis_metric, METRICS)
     if args.init not in INITS:
         raise unknown("init", args.init, INITS)
-    for name in ("ipc", "num_exp", "num_eval", "Iteration", "batch_real", "batch_train", "epoch_eval_train"):
+    for name in ("ipc", "num_exp", "num_eval", "Iteration", "batch_real", "batch_train", "epoch_eval_train",
+                 "epoch_reference", "max_train"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "Iteration" else 1):
             raise ConfigError(f"--{name} must be >= {0 if name == 'Iteration' else 1}, got {value}")
@@ -96,58 +114,155 @@ def budgets(args: argparse.Namespace):
     return budget, eval_budget, num_exp, num_eval
 
 
+def reference_budget(args: argparse.Namespace) -> ReferenceBudget:
+    """The reference network's budget (coresets and whole): the evaluation trainer's lr and batch."""
+    ref = (ReferenceBudget.smoke() if args.smoke else ReferenceBudget())
+    ref = dataclasses.replace(ref, lr=args.lr_net, batch_train=args.batch_train)
+    if args.epoch_reference is not None:
+        ref = dataclasses.replace(ref, epochs=args.epoch_reference)
+    if args.max_train is not None:
+        ref = dataclasses.replace(ref, max_train=args.max_train)
+    return ref
+
+
 def mean_std(values) -> tuple[float, float]:
     t = torch.tensor(values, dtype=torch.float64)
     return float(t.mean()), float(t.std(unbiased=False)) if len(values) > 1 else 0.0
 
 
+@dataclasses.dataclass
+class Cell:
+    """What every method's runner needs: the parsed flags, the data on the device, the budgets."""
+    args: argparse.Namespace
+    train: ImageSet
+    test: ImageSet
+    models: list[str]
+    eval_budget: EvalBudget
+    num_exp: int
+    num_eval: int
+    out: Path
+    start: float = dataclasses.field(default_factory=time.time)
+
+
 def run(args: argparse.Namespace) -> dict:
-    from evaluation.pools import eval_iterations, eval_models
-    from evaluation.protocol import evaluate
+    from evaluation.pools import eval_models
     validate(args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     budget, eval_budget, num_exp, num_eval = budgets(args)
-    budget.loops(args.ipc)  # fail now, not after loading data, on an ipc without loop settings
+    reference = reference_budget(args)
+    if args.method == "DC":
+        budget.loops(args.ipc)  # fail now, not after loading data, on an ipc without loop settings
     train, test = load(args.dataset, args.data_path, download=args.download)
-    train, test = train.to(device), test.to(device)
-    models = eval_models(args.eval_mode, args.model)
-    points = eval_iterations(args.eval_mode, budget.iterations)
-    tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
     out = Path(args.save_path)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{tag}: eval_mode {args.eval_mode} -> {', '.join(models)}; {num_exp} exp x {num_eval} nets; "
-          f"{budget.iterations} iterations; device {device}", flush=True)
+    cell = Cell(args, train.to(device), test.to(device), eval_models(args.eval_mode, args.model), eval_budget,
+                num_exp, num_eval, out)
+    if args.method == "DC":
+        return run_dc(cell, budget)
+    if args.method == "whole":
+        return run_whole(cell, reference)
+    return run_coreset(cell, reference)
+
+
+def run_dc(cell: Cell, budget: Budget) -> dict:
+    """Condense ``num_exp`` sets, evaluating each at the eval mode's iterations."""
+    from evaluation.pools import eval_iterations
+    from evaluation.protocol import evaluate
+    args, models, test = cell.args, cell.models, cell.test
+    points = eval_iterations(args.eval_mode, budget.iterations)
+    tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
+    print(f"{tag}: eval_mode {args.eval_mode} -> {', '.join(models)}; {cell.num_exp} exp x {cell.num_eval} nets; "
+          f"{budget.iterations} iterations; device {test.images.device}", flush=True)
     results: dict = {"args": vars(args), "budget": dataclasses.asdict(budget),
-                     "eval_budget": dataclasses.asdict(eval_budget), "accuracies": {m: [] for m in models},
+                     "eval_budget": dataclasses.asdict(cell.eval_budget), "accuracies": {m: [] for m in models},
                      "by_iteration": []}
-    start = time.time()
-    for exp in range(num_exp):
+    for exp in range(cell.num_exp):
         seed = derive_seed(args.seed, tag, args.dis_metric, args.init, exp)
-        run_ = Condensation(train, args.model, args.ipc, args.dis_metric, budget, seed, args.init)
+        run_ = Condensation(cell.train, args.model, args.ipc, args.dis_metric, budget, seed, args.init)
 
         def on_eval(iteration: int, state: Condensation) -> None:
             loss = state.mean_loss() if iteration else float("nan")
             synthetic = state.synthetic()
             for m in models:
                 t0 = time.time()
-                seeds = [derive_seed(seed, "eval", m, iteration, i) for i in range(num_eval)]
-                accs = evaluate(synthetic, test, m, seeds, eval_budget)
+                seeds = [derive_seed(seed, "eval", m, iteration, i) for i in range(cell.num_eval)]
+                accs = evaluate(synthetic, test, m, seeds, cell.eval_budget)
                 mu, sd = mean_std(accs)
                 results["by_iteration"].append({"exp": exp, "iteration": iteration, "model": m, "accs": accs})
                 if iteration == budget.iterations:
                     results["accuracies"][m] += accs
                 print(f"exp {exp} iter {iteration:4d}  loss {loss:.4f}  eval {m}: {mu:.2f} ± {sd:.2f} % "
-                      f"({len(accs)} nets, {time.time() - t0:.1f} s, total {time.time() - start:.0f} s)",
+                      f"({len(accs)} nets, {time.time() - t0:.1f} s, total {time.time() - cell.start:.0f} s)",
                       flush=True)
 
         synthetic = run_condensation(run_, on_eval, points)
-        synthetic.save(out / f"syn_{tag}_exp{exp}.pt")
-        save_grid(synthetic, out / f"vis_{tag}_exp{exp}.png")
-    (out / f"acc_{tag}.json").write_text(json.dumps(results, indent=1))
-    for m in models:
+        synthetic.save(cell.out / f"syn_{tag}_exp{exp}.pt")
+        save_grid(synthetic, cell.out / f"vis_{tag}_exp{exp}.png")
+    return finish(cell, tag, results, f"trained {args.model}")
+
+
+def run_coreset(cell: Cell, reference: ReferenceBudget) -> dict:
+    """Select ``num_exp`` coresets and evaluate each once: a selected set has no iteration axis."""
+    from evaluation.protocol import evaluate
+    args, models, test = cell.args, cell.models, cell.test
+    tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
+    uses_reference = args.method in baselines.NEEDS_REFERENCE
+    print(f"{tag}: eval_mode {args.eval_mode} -> {', '.join(models)}; {cell.num_exp} exp x {cell.num_eval} nets; "
+          f"selected from {min(len(cell.train), reference.max_train or len(cell.train))} training images"
+          + (f" with a reference {args.model} of {reference.epochs} epochs (seed {args.seed})" if uses_reference
+             else "") + f"; device {test.images.device}", flush=True)
+    results: dict = {"args": vars(args), "reference_budget": dataclasses.asdict(reference),
+                     "eval_budget": dataclasses.asdict(cell.eval_budget), "accuracies": {m: [] for m in models},
+                     "indices": []}
+    for exp in range(cell.num_exp):
+        seed = derive_seed(args.seed, tag, exp)
+        t0 = time.time()
+        synthetic = baselines.select(args.method, cell.train, args.ipc, seed, reference, model=args.model,
+                                     reference_seed=args.seed, cache_dir=args.cache_dir)
+        print(f"exp {exp} selected {len(synthetic)} images ({time.time() - t0:.1f} s)", flush=True)
+        results["indices"].append(synthetic.meta["indices"])
+        for m in models:
+            t0 = time.time()
+            seeds = [derive_seed(seed, "eval", m, i) for i in range(cell.num_eval)]
+            accs = evaluate(synthetic, test, m, seeds, cell.eval_budget)
+            results["accuracies"][m] += accs
+            mu, sd = mean_std(accs)
+            print(f"exp {exp} {args.method}  eval {m}: {mu:.2f} ± {sd:.2f} % ({len(accs)} nets, "
+                  f"{time.time() - t0:.1f} s, total {time.time() - cell.start:.0f} s)", flush=True)
+        synthetic.save(cell.out / f"syn_{tag}_exp{exp}.pt")
+        save_grid(synthetic, cell.out / f"vis_{tag}_exp{exp}.png")
+    return finish(cell, tag, results, f"selected by {args.method}")
+
+
+def run_whole(cell: Cell, reference: ReferenceBudget) -> dict:
+    """Train one network per experiment and eval model on the whole training set and test it."""
+    args, models = cell.args, cell.models
+    tag = f"whole_{args.dataset}_{args.model}"
+    images = min(len(cell.train), reference.max_train or len(cell.train))
+    what = f"trained on {images} images for {reference.epochs} epochs"
+    print(f"{tag}: eval_mode {args.eval_mode} -> {', '.join(models)}; {cell.num_exp} exp; {what}; "
+          f"device {cell.test.images.device}", flush=True)
+    results: dict = {"args": vars(args), "reference_budget": dataclasses.asdict(reference),
+                     "eval_budget": dataclasses.asdict(cell.eval_budget), "accuracies": {m: [] for m in models}}
+    for exp in range(cell.num_exp):
+        for m in models:
+            t0 = time.time()
+            # seed args.seed + 0 is the coresets' reference network: experiment 0 reuses it
+            acc = baselines.whole(cell.train, cell.test, [args.seed + exp], reference, model=m,
+                                  cache_dir=args.cache_dir, max_test=cell.eval_budget.max_test)
+            results["accuracies"][m] += acc
+            print(f"exp {exp} whole  {m} {what}: {acc[0]:.2f} % ({time.time() - t0:.1f} s, "
+                  f"total {time.time() - cell.start:.0f} s)", flush=True)
+    return finish(cell, tag, results, what)
+
+
+def finish(cell: Cell, tag: str, results: dict, how: str) -> dict:
+    """Write the accuracies JSON and print one summary line per eval model."""
+    (cell.out / f"acc_{tag}.json").write_text(json.dumps(results, indent=1))
+    for m in cell.models:
         mu, sd = mean_std(results["accuracies"][m])
-        print(f"Summary {tag} trained {args.model}, evaluated {m}: {len(results['accuracies'][m])} nets, "
-              f"mean = {mu:.2f} ± {sd:.2f} %  ({time.time() - start:.0f} s)", flush=True)
+        print(f"Summary {tag} {how}, evaluated {m}: {len(results['accuracies'][m])} nets, "
+              f"mean = {mu:.2f} ± {sd:.2f} %  ({time.time() - cell.start:.0f} s)", flush=True)
     return results
 
 
@@ -157,6 +272,10 @@ def main(argv=None) -> int:
         print("\n".join(networks.list_models()))
         return 0
     keep_freed_memory()
+    log = logging.getLogger("condense")  # the reference network's progress, one line per epoch
+    log.setLevel(logging.INFO)
+    if not log.handlers:
+        log.addHandler(logging.StreamHandler(sys.stdout))
     try:
         run(args)
     except ConfigError as err:

@@ -1,0 +1,128 @@
+"""Coreset baselines of Table 1 (PAPER.md, "Coreset baselines") and the whole-dataset bound.
+
+``select(method, train, ipc, seed)`` picks ``ipc`` real training images per class and returns a
+:class:`SyntheticSet`, so evaluation, figures and results treat a coreset like a condensed set:
+- ``random``: uniform per class, without replacement;
+- ``herding``: greedy; each pick keeps the running mean of the selected features closest to the class
+  mean of features (Welling 2009, as in iCaRL and the DC authors' later code);
+- ``kcenter``: greedy farthest point; starts from the image nearest the class mean (deterministic,
+  common practice), then repeatedly takes the image farthest from everything selected;
+- ``forgetting``: the images with the most correct -> incorrect transitions while the reference
+  network trained (Toneva et al. 2019); ties broken at random with ``seed``.
+Features are the penultimate-layer embedding of the reference network (:mod:`condense.reference`),
+which is trained once per dataset, model and ``reference_seed`` and cached, so herding and k-center
+are deterministic given it: their experiments differ only in their evaluation seeds.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .data import ImageSet
+from .errors import ConfigError, unknown
+from .reference import ReferenceBudget, accuracy, embed, reference
+from .synthetic import SyntheticSet, seeded_generator
+
+
+def herding(features: Tensor, k: int) -> Tensor:
+    """Indices of ``k`` rows of ``features`` (N, D): row t minimises
+    || class mean - mean(selected rows + row t) ||, without replacement."""
+    mu = features.mean(0)
+    total = torch.zeros_like(mu)
+    taken = torch.zeros(features.shape[0], dtype=torch.bool, device=features.device)
+    picks = []
+    for t in range(1, k + 1):
+        # || mu - (total + f) / t || is smallest where || t * mu - total - f || is
+        dist = (t * mu - total - features).pow(2).sum(1).masked_fill(taken, float("inf"))
+        i = dist.argmin(0, keepdim=True)  # a 1-element index tensor: no host sync
+        total = total + features[i].squeeze(0)
+        taken[i] = True
+        picks.append(i)
+    return torch.cat(picks)
+
+
+def k_center(features: Tensor, k: int) -> Tensor:
+    """Indices of ``k`` rows of ``features`` (N, D): the row nearest the mean, then greedily the row
+    farthest (Euclidean) from its nearest selected row."""
+    i = (features - features.mean(0)).pow(2).sum(1).argmin(0, keepdim=True)
+    nearest = torch.full(features.shape[:1], float("inf"), device=features.device)  # to the selected set
+    picks = []
+    for _ in range(k):
+        picks.append(i)
+        nearest = torch.minimum(nearest, (features - features[i]).pow(2).sum(1))
+        nearest[i] = -1.0  # a selected row is never farthest, even among duplicates
+        i = nearest.argmax(0, keepdim=True)
+    return torch.cat(picks)
+
+
+def most_forgotten(counts: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """Indices of the ``k`` largest ``counts``; equal counts are ordered at random."""
+    shuffle = torch.randperm(counts.shape[0], device=counts.device, generator=generator)
+    order = counts[shuffle].sort(descending=True, stable=True).indices  # stable: ties keep the random order
+    return shuffle[order[:k]]
+
+
+@dataclass
+class _Context:
+    """What a rule may use besides one class's pool indices."""
+    pool: ImageSet
+    generator: torch.Generator
+    net: nn.Module | None = None  # the reference network (feature extractor)
+    forgetting: Tensor | None = None  # its forgetting counts, on the pool's device
+
+
+# Each rule picks ``ipc`` positions within ``idx``, one class's indices into the pool.
+RULES: dict[str, Callable[[Tensor, int, _Context], Tensor]] = {
+    "random": lambda idx, ipc, ctx: torch.randperm(len(idx), device=idx.device, generator=ctx.generator)[:ipc],
+    "herding": lambda idx, ipc, ctx: herding(embed(ctx.net, ctx.pool.images[idx]), ipc),
+    "kcenter": lambda idx, ipc, ctx: k_center(embed(ctx.net, ctx.pool.images[idx]), ipc),
+    "forgetting": lambda idx, ipc, ctx: most_forgotten(ctx.forgetting[idx], ipc, ctx.generator),
+}
+METHODS = tuple(RULES)
+NEEDS_REFERENCE = ("herding", "kcenter", "forgetting")
+
+
+def select(method: str, train: ImageSet, ipc: int, seed: int, budget: ReferenceBudget = ReferenceBudget(),
+           model: str = "ConvNet", reference_seed: int = 0,
+           cache_dir: str | os.PathLike | None = None) -> SyntheticSet:
+    """``ipc`` real images per class of ``budget.pool(train)`` chosen by ``method``.
+
+    ``seed`` drives the random draws (random, forgetting's ties); ``reference_seed`` picks the cached
+    reference network (herding, kcenter, forgetting). ``meta["indices"]`` are the chosen rows of
+    ``train``, class by class.
+    """
+    if method not in RULES:
+        raise unknown("method", method, METHODS)
+    if ipc < 1:
+        raise ConfigError(f"ipc must be >= 1, got {ipc}")
+    pool = budget.pool(train)
+    per_class = pool.indices_per_class()
+    short = [c for c, idx in enumerate(per_class) if len(idx) < ipc]
+    if short:
+        raise ConfigError(f"{method} needs {ipc} images per class, but classes {short} of the "
+                          f"{len(pool)} {pool.info.name} training images have fewer")
+    device = pool.images.device
+    ctx = _Context(pool, seeded_generator(seed, device))
+    ref = reference(pool, model, budget, reference_seed, cache_dir) if method in NEEDS_REFERENCE else None
+    if ref is not None:
+        ctx.net, ctx.forgetting = ref.network(pool, device), ref.forgetting.to(device)
+    chosen = torch.cat([idx[RULES[method](idx, ipc, ctx)] for idx in per_class])
+    meta = {"method": method, "ipc": ipc, "model": model, "seed": seed, "indices": chosen.tolist()}
+    if ref is not None:
+        meta.update(reference_seed=reference_seed, reference_epochs=ref.epochs, reference_images=len(pool))
+    return SyntheticSet(pool.images[chosen].clone(), pool.labels[chosen].clone(), pool.info.name, meta)
+
+
+def whole(train: ImageSet, test: ImageSet, seeds: Sequence[int], budget: ReferenceBudget = ReferenceBudget(),
+          model: str = "ConvNet", cache_dir: str | os.PathLike | None = None,
+          max_test: int | None = None) -> list[float]:
+    """The whole-dataset bound: test accuracy (%) of one reference network per seed, each trained on
+    all of ``budget.pool(train)`` for ``budget.epochs`` epochs (cached, shared with the baselines)."""
+    device = test.images.device
+    return [accuracy(reference(train, model, budget, s, cache_dir).network(train, device), test, max_test)
+            for s in seeds]

@@ -1,0 +1,175 @@
+"""The reference network of the coreset baselines (PAPER.md, "Coreset baselines" and "whole dataset").
+
+One ConvNet trained on the whole training set serves three purposes, as PAPER.md suggests: its
+embedding is the feature space of Herding and K-Center, the same training run counts Forgetting's
+correct -> incorrect transitions, and its test accuracy is the whole-dataset bound. Training it is
+by far the most expensive part of a baseline, so it is cached on disk per dataset, model, seed,
+budget and training data: the 3 ipcs and 5 experiments of a Table 1 row reuse one network.
+
+The schedule is the evaluation trainer's (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256,
+lr x 0.1 with a fresh optimiser at half, DC's augmentation for the dataset); the paper gives no
+epoch count, so ``epochs`` is a setting reported beside every number it produces.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .augment import augment, strategy_for
+from .data import ImageSet
+from .errors import ConfigError
+from .synthetic import build_network, seeded_generator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReferenceBudget:
+    """How the reference network is trained; defaults are the evaluation trainer's."""
+    epochs: int = 50  # our choice (the sources give none): enough for ~99.5 % on MNIST
+    batch_train: int = 256
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = True  # DC's evaluation augmentation for the dataset, as the eval trainer
+    max_train: int | None = None  # use only the first N training images (smoke/reduced runs only)
+
+    @classmethod
+    def smoke(cls, **overrides) -> "ReferenceBudget":
+        """Seconds on a CPU: 5 epochs on the first 1000 images (>= 87 per MNIST class)."""
+        return dataclasses.replace(cls(epochs=5, max_train=1000), **overrides)
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_train < 1 or (self.max_train is not None and self.max_train < 1):
+            raise ConfigError(f"reference budget needs epochs, batch_train and max_train >= 1, got {self}")
+
+    def pool(self, train: ImageSet) -> ImageSet:
+        """The training images the reference network sees and coresets are selected from."""
+        if self.max_train is None or self.max_train >= len(train):
+            return train
+        return ImageSet(train.images[: self.max_train], train.labels[: self.max_train], train.info)
+
+
+class ForgettingCounter:
+    """Counts, per training image, the presentations where it went from correct to incorrect.
+
+    As Toneva et al. (2019): an image starts "not yet correct", so its first presentations can only
+    learn it; a forgetting event is a presentation misclassified right after one classified correctly.
+    """
+
+    def __init__(self, n: int, device):
+        self.counts = torch.zeros(n, dtype=torch.long, device=device)
+        self.last_correct = torch.zeros(n, dtype=torch.bool, device=device)
+
+    def update(self, idx: Tensor, correct: Tensor) -> None:
+        """``idx``: distinct image indices of one batch; ``correct``: their predictions were right."""
+        self.counts[idx] += (self.last_correct[idx] & ~correct).long()
+        self.last_correct[idx] = correct
+
+
+@dataclass
+class Reference:
+    """A trained reference network (weights) and the forgetting counts of its training run."""
+    model: str
+    state: dict
+    forgetting: Tensor
+    epochs: int
+
+    def network(self, train: ImageSet, device) -> nn.Module:
+        net = build_network(self.model, train, seeded_generator(0, device), device)
+        net.load_state_dict(self.state)
+        return net.eval()
+
+
+def train_reference(train: ImageSet, model: str, budget: ReferenceBudget, seed: int) -> Reference:
+    """Train ``model`` on all of ``train`` with the evaluation trainer, counting forgetting events."""
+    device = train.images.device
+    g = seeded_generator(seed, device)
+    net = build_network(model, train, g, device)
+    strategy = strategy_for(train.info.name, model) if budget.augment else "none"
+    counter = ForgettingCounter(len(train), device)
+
+    def sgd(lr: float) -> torch.optim.Optimizer:
+        return torch.optim.SGD(net.parameters(), lr=lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
+
+    opt = sgd(budget.lr)
+    net.train()
+    for epoch in range(budget.epochs):
+        if epoch == budget.epochs // 2:  # lr x 0.1 with a fresh optimiser, as the evaluation trainer
+            opt = sgd(budget.lr * 0.1)
+        order = torch.randperm(len(train), device=device, generator=g)
+        for start in range(0, len(train), budget.batch_train):
+            idx = order[start:start + budget.batch_train]
+            logits = net(augment(train.images[idx], strategy, g))
+            labels = train.labels[idx]
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(logits, labels).backward()
+            opt.step()
+            counter.update(idx, logits.detach().argmax(1) == labels)
+        if log.isEnabledFor(logging.INFO):  # one host sync per epoch, only when someone listens
+            acc = 100.0 * float(counter.last_correct.float().mean())
+            log.info("reference %s seed %d: epoch %d/%d, train accuracy %.2f %%", model, seed, epoch + 1,
+                     budget.epochs, acc)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    return Reference(model, state, counter.counts.cpu(), budget.epochs)
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Explicit ``cache_dir`` > ``$DC_CACHE`` > ``$XDG_CACHE_HOME/condense`` (``~/.cache/condense``)."""
+    if cache_dir is None or str(cache_dir) == "":
+        cache_dir = os.environ.get("DC_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "condense"
+    return Path(cache_dir).expanduser().resolve()
+
+
+def _cache_path(train: ImageSet, model: str, budget: ReferenceBudget, seed: int, cache_dir: Path) -> Path:
+    """One file per (dataset, model, seed, budget, exact training data): a changed copy of the data
+    or any budget field gives a new file instead of a stale network."""
+    h = hashlib.sha256(repr((model, seed, dataclasses.asdict(budget))).encode())
+    h.update(train.images.detach().cpu().contiguous().numpy().tobytes())
+    h.update(train.labels.cpu().numpy().tobytes())
+    return cache_dir / "reference" / f"{train.info.name}-{model}-seed{seed}-e{budget.epochs}-{h.hexdigest()[:16]}.pt"
+
+
+def reference(train: ImageSet, model: str = "ConvNet", budget: ReferenceBudget = ReferenceBudget(),
+              seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Reference:
+    """The reference network for ``budget.pool(train)``: from the cache, else trained and cached."""
+    pool = budget.pool(train)
+    path = _cache_path(pool, model, budget, seed, resolve_cache_dir(cache_dir))
+    if path.exists():
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        return Reference(d["model"], d["state"], d["forgetting"], d["epochs"])
+    log.info("training reference %s on %d %s images for %d epochs (cache: %s)", model, len(pool),
+             pool.info.name, budget.epochs, path)
+    ref = train_reference(pool, model, budget, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")  # concurrent trials: each writes its own, rename is atomic
+    torch.save(dataclasses.asdict(ref), tmp)
+    os.replace(tmp, path)
+    return ref
+
+
+@torch.no_grad()
+def embed(net: nn.Module, images: Tensor, batch: int = 1024) -> Tensor:
+    """Penultimate-layer features of ``images`` (N, D), in inference mode."""
+    net.eval()
+    return torch.cat([net.embed(images[s:s + batch]) for s in range(0, images.shape[0], batch)])
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, test: ImageSet, max_test: int | None = None, batch: int = 1024) -> float:
+    """Accuracy in percent on the (first ``max_test``) test images, as the evaluation protocol tests."""
+    net.eval()
+    n = len(test) if max_test is None else min(max_test, len(test))
+    correct = torch.zeros((), dtype=torch.long, device=test.images.device)
+    for s in range(0, n, batch):
+        correct += (net(test.images[s:min(n, s + batch)]).argmax(1) == test.labels[s:min(n, s + batch)]).sum()
+    return 100.0 * int(correct) / n
