@@ -23,6 +23,13 @@ def test_help_lists_every_seed_flag():
         assert flag in out, flag
 
 
+def test_help_lists_every_method_and_the_baseline_flags():
+    out = " ".join(cli("--help").stdout.split())
+    for word in ("DC", "random", "herding", "kcenter", "forgetting", "whole", "--epoch_reference", "--max_train",
+                 "--cache_dir"):
+        assert word in out, word
+
+
 def test_list_models_prints_registry():
     from condense.networks import list_models
 
@@ -39,6 +46,9 @@ def test_list_models_prints_registry():
     (["--ipc", "7"], "7"),
     (["--ipc", "one"], "one"),
     (["--method", "magic"], "magic"),
+    (["--method", "herding", "--epoch_reference", "0"], "0"),
+    (["--method", "random", "--max_train", "0"], "0"),
+    (["--method", "random", "--ipc", "100", "--max_train", "500"], "fewer"),
 ])
 def test_bad_input_is_one_line_exit_2(args, bad):
     base = {"--dataset": "MNIST", "--model": "ConvNet", "--ipc": "1"}
