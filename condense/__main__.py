@@ -93,6 +93,10 @@ def validate(args: argparse.Namespace) -> None:
         raise unknown("dis_metric", args.dis_metric, METRICS)
     if args.init not in INITS:
         raise unknown("init", args.init, INITS)
+    if args.method == "DC":  # these shape the reference network, which gradient matching has none of
+        given = [f"--{n}" for n in ("epoch_reference", "max_train") if getattr(args, n) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} apply to the coreset methods and whole, not to --method DC")
     for name in ("ipc", "num_exp", "num_eval", "Iteration", "batch_real", "batch_train", "epoch_eval_train",
                  "epoch_reference", "max_train"):
         value = getattr(args, name)

@@ -49,6 +49,7 @@ def test_list_models_prints_registry():
     (["--method", "herding", "--epoch_reference", "0"], "0"),
     (["--method", "random", "--max_train", "0"], "0"),
     (["--method", "random", "--ipc", "100", "--max_train", "500"], "fewer"),
+    (["--max_train", "500"], "--max_train"),
 ])
 def test_bad_input_is_one_line_exit_2(args, bad):
     base = {"--dataset": "MNIST", "--model": "ConvNet", "--ipc": "1"}
