@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -163,13 +164,33 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
 
 def _init_ray(ray, address: str | None) -> None:
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    try:
-        if address:
+    if not address:
+        # "local": always a fresh Ray of our own, never a `ray start` cluster found on this machine
+        ray.init(address="local", include_dashboard=False, **quiet)
+        return
+    # Joining a cluster that does not answer (or refuses our token) retries once a second, each
+    # retry a warning from Ray's C++ core on fd 2: bound the retries and turn them into one line.
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(int(CONNECT_TIMEOUT_S)))
+    with tempfile.TemporaryFile(mode="w+") as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
             ray.init(address=address, **quiet)
-        else:
-            ray.init(include_dashboard=False, **quiet)
-    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
-        raise ConfigError(f"cannot start or join Ray at {address or 'local'}: {' '.join(str(err).split())[:300]}") from None
+            failure = None
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
+            failure = err
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        text = captured.read()
+    if failure is None:
+        sys.stderr.write(text)
+        return
+    reasons = [line.split("from GCS server: ", 1)[-1] for line in text.splitlines() if "GCS server" in line]
+    reason = reasons[-1] if reasons else " ".join(str(failure).split())
+    hint = " (is RAY_AUTH_TOKEN the cluster's token? see `ray get-auth-token`)" if "uth" in reason else ""
+    raise ConfigError(f"cannot join the Ray cluster at {address}: {reason[:300]}{hint}")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def train_cell(config: dict, settings: Settings) -> None:
             seed = cell.exp_seed(settings.seed, trial.exp)
             synthetic = make_set(cell, train, test, seed, settings, trial)
             trial.finish(synthetic, test, seed)
-    trial.report({"done": True}, checkpoint=True)
+    trial.report({"done": True}, checkpoint=False)  # the last checkpoint (trial.finish's) holds everything
 
 
 def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:
@@ -140,7 +140,7 @@ class _Trial:
             self.records += [{"exp": self.exp, "eval_model": model, "eval_seed": s, "accuracy": a,
                               "condense_seconds": self.condense_seconds, "eval_seconds": seconds,
                               "iterations": iterations, "code_version": self.settings.code_version,
-                              "torch_version": torch.__version__, "device": self.device.type}
+                              "torch_version": str(torch.__version__), "device": self.device.type}
                              for s, a in zip(seeds, accs)]
         self.sets.append(synthetic.to("cpu"))
         self.exp, self.condensation, self.condense_seconds = self.exp + 1, None, 0.0

@@ -1,0 +1,59 @@
+"""Cells: deterministic expansion, stable ids, seeds that depend on the cell only, --smoke caps."""
+import dataclasses
+
+from conftest import REPO
+from orchestrator import spec
+from orchestrator.cells import Cell, describe, expand, settings_for
+
+SWEEPS = REPO / "sweeps"
+
+
+def test_expansion_is_deterministic_and_in_file_order():
+    first = expand(spec.load(SWEEPS / "all.yaml"))
+    assert first == expand(spec.load(SWEEPS / "all.yaml"))
+    ids = [c.cell_id for c in first]
+    assert ids[:3] == ["MNIST-ConvNet-ipc1-S-ours", "MNIST-ConvNet-ipc10-S-ours", "MNIST-ConvNet-ipc50-S-ours"]
+    assert ids.index("MNIST-MLP-ipc1-M-ours") < ids.index("MNIST-ConvNetW32-ipc1-W-ours") < ids.index(
+        "MNIST-MLP-ipc1-S-cos")
+
+
+def test_cell_ids_are_readable_and_name_the_method_unless_dc():
+    assert Cell("MNIST", "ConvNetW64", 1, "W", "ours", "DC", ("ablation_width",)).cell_id == "MNIST-ConvNetW64-ipc1-W-ours"
+    assert Cell("MNIST", "ConvNet", 10, "S", "ours", "herding", ("table1",)).cell_id == "MNIST-ConvNet-ipc10-S-ours-herding"
+
+
+def test_seeds_depend_on_cell_and_experiment_not_on_the_sweep():
+    in_table1 = next(c for c in expand(spec.load(SWEEPS / "table1.yaml")) if c.cell_id == "MNIST-ConvNet-ipc1-S-ours")
+    in_all = next(c for c in expand(spec.load(SWEEPS / "all.yaml")) if c.cell_id == "MNIST-ConvNet-ipc1-S-ours")
+    assert in_table1.tables != in_all.tables
+    assert [in_table1.exp_seed(0, e) for e in range(5)] == [in_all.exp_seed(0, e) for e in range(5)]
+    assert len({in_all.exp_seed(0, e) for e in range(5)}) == 5
+    other = dataclasses.replace(in_all, metric="mse")
+    assert other.exp_seed(0, 0) != in_all.exp_seed(0, 0) and in_all.exp_seed(1, 0) != in_all.exp_seed(0, 0)
+
+
+def test_config_round_trip():
+    for cell in expand(spec.load(SWEEPS / "all.yaml")):
+        config = cell.to_config()
+        assert config["cell_id"] == cell.cell_id and Cell.from_config(config) == cell
+
+
+def test_smoke_caps_budgets_but_never_raises_them():
+    paper = settings_for(spec.load(SWEEPS / "table1.yaml"), "/data", "v", smoke=True)
+    assert (paper.budget.iterations, paper.budget.batch_real, paper.num_exp, paper.num_eval) == (20, 64, 1, 2)
+    assert (paper.eval_budget.epochs, paper.eval_budget.max_test) == (100, 2000)
+    assert paper.budget.batch_train == 256  # what the preset does not shrink stays the paper's
+    tiny = spec.load(SWEEPS / "smoke.yaml")
+    capped = settings_for(tiny, "/data", "v", smoke=True)
+    assert capped.budget.iterations == tiny.budget.iterations == 10
+    assert capped.eval_budget.epochs == tiny.eval_budget.epochs == 50
+
+
+def test_describe_states_the_budget():
+    sweep = spec.load(SWEEPS / "table1.yaml")
+    s = settings_for(sweep, "/data", "v")
+    cifar50 = next(c for c in expand(sweep) if c.cell_id == "CIFAR10-ConvNet-ipc50-S-ours")
+    line = describe(cifar50, s)
+    assert line.startswith("CIFAR10-ConvNet-ipc50-S-ours ")
+    # ipc 50: outer loop 50, inner 10; CIFAR10 + ConvNet evaluates without augmentation: 300 epochs
+    assert "loops 50/10" in line and "250000 matching steps" in line and "300 epochs" in line
