@@ -9,11 +9,16 @@ Each image gets ONE op drawn at random from the strategy (``crop_scale_rotate`` 
 Crop and scale are exact index arithmetic (the same pixels the per-image code picks); rotate uses
 bilinear sampling where the paper's code used scipy's cubic spline (sub-pixel difference only).
 All randomness comes from the explicit generator, so a draw is reproducible.
+
+Several independent trainings (the seeds of one evaluation) augment together: pass one generator per
+group of images and each group gets exactly the draws and the fill it would get on its own, while the
+pixel work runs once for the whole batch.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +28,9 @@ from .errors import unknown
 
 STRATEGIES = ("none", "crop_scale_rotate", "crop_noise")
 _OPS = ("crop", "scale", "rotate", "noise")
+
+# One generator, or one per equal, consecutive group of images along the batch axis.
+Generators = torch.Generator | Sequence[torch.Generator]
 
 
 @dataclass(frozen=True)
@@ -42,30 +50,49 @@ def strategy_for(dataset: str, eval_model: str) -> str:
     return "none"
 
 
-def augment(images: Tensor, strategy: str, generator: torch.Generator,
+def augment(images: Tensor, strategy: str, generator: Generators,
             params: AugParams = AugParams(), fill: Tensor | None = None) -> Tensor:
-    """Return an augmented copy of ``images`` (N, C, H, W); ``fill`` (C,) overrides the batch mean."""
+    """Return an augmented copy of ``images`` (N, C, H, W); ``fill`` (C,) overrides the batch mean.
+
+    With a sequence of K generators, ``images`` is K equal consecutive groups and group k comes out
+    exactly as ``augment(group_k, strategy, generator[k])`` would: its own draws and its own mean fill.
+    """
     if strategy not in STRATEGIES:
         raise unknown("augmentation strategy", strategy, STRATEGIES)
     if strategy == "none" or images.shape[0] == 0:
         return images
     n, c, h, w = images.shape
     dev = images.device
+    groups = 1 if isinstance(generator, torch.Generator) else len(generator)
+    if n % groups:
+        raise ValueError(f"{n} images do not split into {groups} equal groups")
     ops = [_OPS.index(o) for o in strategy.split("_")]
-    choice = torch.tensor(ops, device=dev)[torch.randint(len(ops), (n,), device=dev, generator=generator)]
-    mean = images.mean(dim=(0, 2, 3)) if fill is None else fill
+    choice = torch.tensor(ops, device=dev)[
+        _draw(torch.randint, generator, n, lambda m: (len(ops), (m,)), dim=0, device=dev)]
+    if fill is None:  # each group's own channel means, per image: (N, C)
+        fill = images.view(groups, n // groups, c, h * w).mean(dim=(1, 3)).repeat_interleave(n // groups, 0)
     out = images
     if 0 in ops:
-        out = torch.where(_is(choice, 0), _crop(images, mean, params.crop, generator), out)
+        out = torch.where(_is(choice, 0), _crop(images, fill, params.crop, generator), out)
     if 1 in ops:
         out = torch.where(_is(choice, 1), _scale(images, params.scale, generator), out)
     if 2 in ops:
-        angles = torch.randint(-params.rotate, params.rotate, (n,), device=dev, generator=generator)
-        out = torch.where(_is(choice, 2), _rotate(images, mean.mean(), angles), out)
+        angles = _draw(torch.randint, generator, n, lambda m: (-params.rotate, params.rotate, (m,)), 0, dev)
+        out = torch.where(_is(choice, 2), _rotate(images, fill.mean(-1), angles), out)
     if 3 in ops:
-        noisy = images + params.noise * torch.randn(images.shape, device=dev, generator=generator)
-        out = torch.where(_is(choice, 3), noisy, out)
+        noise = _draw(torch.randn, generator, n, lambda m: ((m, c, h, w),), 0, dev)
+        out = torch.where(_is(choice, 3), images + params.noise * noise, out)
     return out
+
+
+def _draw(fn: Callable[..., Tensor], generator: Generators, n: int, args: Callable[[int], tuple],
+          dim: int, device) -> Tensor:
+    """``fn(*args(n))`` drawn from ``generator``; with K generators, K draws of n/K images each,
+    concatenated along the image axis ``dim``, so each group consumes its generator as if alone."""
+    if isinstance(generator, torch.Generator):
+        return fn(*args(n), device=device, generator=generator)
+    m = n // len(generator)
+    return torch.cat([fn(*args(m), device=device, generator=g) for g in generator], dim)
 
 
 def _is(choice: Tensor, op: int) -> Tensor:
@@ -78,21 +105,22 @@ def _gather(images: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     return images[n, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def _crop(images: Tensor, mean: Tensor, crop: int, g: torch.Generator) -> Tensor:
+def _crop(images: Tensor, mean: Tensor, crop: int, g: Generators) -> Tensor:
+    """Pad with ``mean`` ((C,) or per image (N, C)) and take a random window."""
     n, c, h, w = images.shape
     dev = images.device
-    padded = mean.view(1, c, 1, 1).expand(n, c, h + 2 * crop, w + 2 * crop).clone()
+    padded = mean.reshape(-1, c, 1, 1).expand(n, c, h + 2 * crop, w + 2 * crop).clone()
     padded[:, :, crop:crop + h, crop:crop + w] = images
-    off = torch.randint(2 * crop, (2, n, 1), device=dev, generator=g)
+    off = _draw(torch.randint, g, n, lambda m: (2 * crop, (2, m, 1)), 1, dev)
     rows = torch.arange(h, device=dev) + off[0]
     cols = torch.arange(w, device=dev) + off[1]
     return _gather(padded, rows, cols)
 
 
-def _scale(images: Tensor, scale: float, g: torch.Generator) -> Tensor:
+def _scale(images: Tensor, scale: float, g: Generators) -> Tensor:
     n, c, h, w = images.shape
     dev = images.device
-    factors = torch.rand((2, n), device=dev, generator=g) * (2 * scale) + (1 - scale)
+    factors = _draw(torch.rand, g, n, lambda m: ((2, m),), 1, dev) * (2 * scale) + (1 - scale)
     # The paper's code scales both sides relative to H (square images in every dataset here).
     new = (factors * h).long()  # (2, n): resized height, width
     canvas = torch.maximum(new.max(0).values, torch.tensor(max(h, w), device=dev))
@@ -109,11 +137,12 @@ def _scale(images: Tensor, scale: float, g: torch.Generator) -> Tensor:
 
 
 def _rotate(images: Tensor, fill: Tensor, degrees: Tensor) -> Tensor:
-    """Rotate image i by degrees[i] about its centre; uncovered pixels get ``fill``."""
+    """Rotate image i by degrees[i] about its centre; uncovered pixels get ``fill`` (scalar or (N,))."""
     angle = degrees.to(images.dtype) * (math.pi / 180)
     cos, sin = angle.cos(), angle.sin()
     zero = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1)], 1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    fill = fill.reshape(-1, 1, 1, 1)
     # grid_sample pads with 0: shift so that 0 means "fill"
     return F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill

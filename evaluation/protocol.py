@@ -1,19 +1,32 @@
 """The paper's evaluation protocol: train freshly initialised networks on a synthetic set and
-test them on the real test set (PAPER.md, "Evaluation")."""
+test them on the real test set (PAPER.md, "Evaluation").
+
+The seeds of one evaluation model are independent trainings of the same architecture, so by default
+they run together as one vmapped model (``train_networks`` / ``test_accuracies``): the same maths
+as one after another (``train_network`` / ``test_accuracy``, kept as the reference), far fewer and
+larger kernels.
+"""
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
+import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import functional_call, stack_module_state, vmap
 
+from condense import networks
 from condense.augment import augment, strategy_for
-from condense.data import ImageSet
+from condense.data import DatasetInfo, ImageSet
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,33 +50,94 @@ class EvalBudget:
         return 300 if strategy == "none" else 1000
 
 
+def _sgd(params: Iterable[Tensor], lr: float, budget: EvalBudget) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr=lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
+
+
 def train_network(net: nn.Module, images: Tensor, labels: Tensor, budget: EvalBudget, epochs: int,
-                  strategy: str, generator: torch.Generator) -> None:
+                  strategy: str, generator: torch.Generator) -> Tensor:
     """SGD with momentum and weight decay; lr x 0.1 after half the epochs (fresh optimiser, as the
-    paper's code does)."""
+    paper's code does). Returns every step's loss, on the device (reading it is the caller's sync)."""
     lr = budget.lr
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
+    opt = _sgd(net.parameters(), lr, budget)
     net.train()
     n = images.shape[0]
+    losses = []
     for ep in range(epochs):
         if ep == epochs // 2:
             lr *= 0.1
-            opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=budget.momentum,
-                                  weight_decay=budget.weight_decay)
+            opt = _sgd(net.parameters(), lr, budget)
         order = torch.randperm(n, device=images.device, generator=generator)
         for start in range(0, n, budget.batch_train):
             idx = order[start:start + budget.batch_train]
             x = augment(images[idx], strategy, generator)
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x), labels[idx]).backward()
+            loss = F.cross_entropy(net(x), labels[idx])
+            loss.backward()
             opt.step()
+            losses.append(loss.detach())
+    return torch.stack(losses) if losses else images.new_zeros(0)
+
+
+def _stack(nets: Sequence[nn.Module]) -> tuple[nn.Module, dict, dict]:
+    """A weightless copy of the architecture plus the K networks' parameters and buffers stacked
+    along a new leading axis (the parameters are fresh leaf tensors)."""
+    template = copy.deepcopy(nets[0]).to("meta")
+    params, buffers = stack_module_state(list(nets))
+    return template, params, buffers
+
+
+def _unstack(params: dict, nets: Sequence[nn.Module]) -> None:
+    with torch.no_grad():
+        for k, net in enumerate(nets):
+            for name, p in net.named_parameters():
+                p.copy_(params[name][k])
+
+
+def train_networks(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, budget: EvalBudget,
+                   epochs: int, strategy: str, generators: Sequence[torch.Generator]) -> Tensor:
+    """``train_network`` for K networks of one architecture at once, as one vmapped model.
+
+    Network k, driven by ``generators[k]``, gets the shuffles, augmentation draws (with its own batch
+    mean as crop fill) and SGD updates it would get alone; its trained weights are written back
+    into ``nets[k]``. Not for BatchNorm in train mode (running statistics). Returns (K, steps) losses.
+    """
+    k, n = len(nets), images.shape[0]
+    template, params, buffers = _stack(nets)
+    template.train()
+    forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)))
+    lr = budget.lr
+    # SGD is elementwise, so on stacked tensors it is exactly K independent optimisers (tested).
+    opt = _sgd(params.values(), lr, budget)
+    losses = []
+    for ep in range(epochs):
+        if ep == epochs // 2:
+            lr *= 0.1
+            opt = _sgd(params.values(), lr, budget)
+        order = torch.stack([torch.randperm(n, device=images.device, generator=g) for g in generators])
+        for start in range(0, n, budget.batch_train):
+            idx = order[:, start:start + budget.batch_train]  # (K, b): seed k's batch in row k
+            x = augment(images[idx.flatten()], strategy, generators)
+            logits = forward(params, buffers, x.view(*idx.shape, *x.shape[1:]))
+            loss = F.cross_entropy(logits.flatten(0, 1), labels[idx].flatten(), reduction="none")
+            loss = loss.view(idx.shape).mean(1)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()  # the seeds share no weight: each gets the gradient of its own loss
+            opt.step()
+            losses.append(loss.detach())
+    _unstack(params, nets)
+    return torch.stack(losses, 1) if losses else images.new_zeros(k, 0)
+
+
+def _test_count(test: ImageSet, budget: EvalBudget) -> int:
+    return len(test) if budget.max_test is None else min(budget.max_test, len(test))
 
 
 @torch.no_grad()
 def test_accuracy(net: nn.Module, test: ImageSet, budget: EvalBudget) -> float:
     """Accuracy in percent on the (first ``max_test``) real test images."""
     net.eval()
-    n = len(test) if budget.max_test is None else min(budget.max_test, len(test))
+    n = _test_count(test, budget)
     correct = torch.zeros((), dtype=torch.long, device=test.images.device)
     for start in range(0, n, budget.batch_test):
         x = test.images[start:min(n, start + budget.batch_test)]
@@ -72,26 +146,103 @@ def test_accuracy(net: nn.Module, test: ImageSet, budget: EvalBudget) -> float:
     return 100.0 * int(correct) / n
 
 
+@torch.no_grad()
+def test_accuracies(nets: Sequence[nn.Module], test: ImageSet, budget: EvalBudget) -> list[float]:
+    """``test_accuracy`` of K networks at once: each chunk of test images goes through all K in one
+    vmapped forward. A chunk is ``batch_test // K`` images, so a call holds about as many
+    activations as one network on ``batch_test`` images. One host sync, at the end."""
+    template, params, buffers = _stack(nets)
+    template.eval()
+    forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)), in_dims=(0, 0, None))
+    n = _test_count(test, budget)
+    chunk = max(1, budget.batch_test // len(nets))
+    correct = torch.zeros(len(nets), dtype=torch.long, device=test.images.device)
+    for start in range(0, n, chunk):
+        logits = forward(params, buffers, test.images[start:min(n, start + chunk)])  # (K, b, classes)
+        correct += (logits.argmax(-1) == test.labels[start:min(n, start + chunk)]).sum(1)
+    return [100.0 * c / n for c in correct.tolist()]
+
+
+def _free_memory(device: torch.device) -> int:
+    """Bytes the device can still give (CPU: the kernel's MemAvailable)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def training_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int) -> int:
+    """A generous estimate of one network's training memory: weights, gradients, momentum and the
+    stacked copy, plus every layer's output on ``batch`` images twice (kept for backward, and its
+    gradient). ``net`` may live on the meta device: only shapes are used."""
+    outputs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o.numel()))
+             for m in net.modules() if not list(m.children())]
+    try:
+        net(torch.empty((1, *image_shape), device=next(net.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    size = next(net.parameters()).element_size()
+    return size * (4 * sum(p.numel() for p in net.parameters()) + 2 * batch * sum(outputs))
+
+
+def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: EvalBudget,
+                   device: torch.device, max_parallel: int | None = None) -> int:
+    """How many seeds to train at once: ``max_parallel`` if given, else as many as half the free
+    memory holds; 1 (serial) for a model with BatchNorm, whose running statistics are updated in
+    train mode and cannot be vmapped faithfully."""
+    with torch.device("meta"):
+        net = networks.build(model_name, info.channels, info.num_classes, info.image_size)
+    if networks.has_batchnorm(net):
+        logger.info("%s has BatchNorm (running statistics in train mode): its seeds train one after "
+                    "another, not vectorised", model_name)
+        return 1
+    if max_parallel is not None:
+        return max(1, max_parallel)
+    per_seed = training_bytes(net, (info.channels, *info.image_size), min(budget.batch_train, num_images))
+    k = max(1, _free_memory(device) // 2 // per_seed)
+    logger.debug("%s: %d seeds at a time (%.2f GB each, estimated)", model_name, k, per_seed / 1e9)
+    return k
+
+
 def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Sequence[int],
              budget: EvalBudget = EvalBudget(), strategy: str | None = None,
-             on_result: Callable[[int, float], None] | None = None) -> list[float]:
+             on_result: Callable[[int, float], None] | None = None, vectorised: bool = True,
+             max_parallel: int | None = None) -> list[float]:
     """Train one fresh ``model_name`` per seed on ``synthetic`` and return each one's test accuracy.
 
     The seed fixes the network's initialisation, shuffling and augmentation draws. ``strategy``
-    defaults to the paper's choice for this dataset and evaluation model.
+    defaults to the paper's choice for this dataset and evaluation model. With ``vectorised`` (the
+    default) up to ``max_parallel`` seeds (default: what memory allows) train and test together as
+    one vmapped model; ``vectorised=False`` runs them one after another (the reference). Both give
+    the same networks up to float rounding.
     """
     strategy = strategy_for(test.info.name, model_name) if strategy is None else strategy
     epochs = budget.epochs_for(strategy)
     device = test.images.device
     images, labels = synthetic.images.to(device), synthetic.labels.to(device)
     train_like = ImageSet(images, labels, test.info)
+    seeds = list(seeds)
+    group = 1
+    if vectorised and len(seeds) > 1:
+        group = parallel_seeds(model_name, test.info, len(images), budget, device, max_parallel)
     accs = []
-    for seed in seeds:
-        g = seeded_generator(seed, device)
-        net = build_network(model_name, train_like, g, device)
-        train_network(net, images, labels, budget, epochs, strategy, g)
-        acc = test_accuracy(net, test, budget)
-        accs.append(acc)
-        if on_result is not None:
-            on_result(seed, acc)
+    for first in range(0, len(seeds), group):
+        chunk = seeds[first:first + group]
+        gens = [seeded_generator(seed, device) for seed in chunk]
+        nets = [build_network(model_name, train_like, g, device) for g in gens]
+        if len(nets) == 1:
+            train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])
+            results = [test_accuracy(nets[0], test, budget)]
+        else:
+            train_networks(nets, images, labels, budget, epochs, strategy, gens)
+            results = test_accuracies(nets, test, budget)
+        for seed, acc in zip(chunk, results):
+            accs.append(acc)
+            if on_result is not None:
+                on_result(seed, acc)
     return accs

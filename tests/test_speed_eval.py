@@ -1,0 +1,111 @@
+"""The vectorised evaluation is the serial one, batched: same draws, same updates, same accuracies."""
+import logging
+
+import pytest
+import torch
+
+from condense.augment import augment
+from condense.synthetic import SyntheticSet, build_network, seeded_generator
+from evaluation import protocol  # not its test_* functions by name: pytest would collect them
+from evaluation.protocol import EvalBudget, evaluate, parallel_seeds, train_network, train_networks
+
+SEEDS = (3, 7, 11)
+
+
+def real_subset(train, ipc):
+    idx = torch.cat([torch.nonzero(train.labels == c).flatten()[:ipc] for c in range(10)])
+    return SyntheticSet(train.images[idx], train.labels[idx], "MNIST")
+
+
+@pytest.mark.parametrize("strategy", ["crop_scale_rotate", "crop_noise"])
+def test_grouped_augmentation_is_each_group_on_its_own(strategy):
+    images = torch.randn(3 * 8, 2, 16, 16)
+    together = augment(images, strategy, [seeded_generator(s) for s in SEEDS])
+    alone = torch.cat([augment(group, strategy, seeded_generator(s)) for group, s in zip(images.split(8), SEEDS)])
+    assert torch.allclose(together, alone, atol=1e-6)
+    assert not torch.allclose(together[:8], together[8:16])  # the seeds draw differently
+
+
+def test_sgd_on_stacked_tensors_is_k_independent_optimisers():
+    torch.manual_seed(0)
+    weights = [torch.randn(5, 4) for _ in range(3)]
+    grads = [[torch.randn(5, 4) for _ in range(3)] for _ in range(4)]
+    stacked = torch.stack(weights).requires_grad_(True)
+    alone = [w.clone().requires_grad_(True) for w in weights]
+    opts = [torch.optim.SGD([p], lr=0.01, momentum=0.9, weight_decay=5e-4) for p in [stacked, *alone]]
+    for step in grads:
+        stacked.grad = torch.stack(step)
+        for p, g in zip(alone, step):
+            p.grad = g.clone()
+        for opt in opts:
+            opt.step()
+    assert all(torch.equal(stacked[k], alone[k]) for k in range(3))
+
+
+def nets_for(model, train, seeds):
+    gens = [seeded_generator(s) for s in seeds]
+    return [build_network(model, train, g, "cpu") for g in gens], gens
+
+
+@pytest.mark.parametrize("model", ["ConvNetW32", "MLP"])
+def test_vectorised_training_matches_serial_trainings(mnist_small, model):
+    """Same initial weights and draws: same per-step losses, weights and generator states."""
+    train, _ = mnist_small
+    syn = real_subset(train, 1)
+    # 10 images in batches of 4 (4, 4, 2), 4 epochs: several steps, the lr drop and a fresh optimiser
+    budget = EvalBudget(epochs=4, batch_train=4)
+    serial, serial_gens = nets_for(model, train, SEEDS)
+    batched, batched_gens = nets_for(model, train, SEEDS)
+    serial_losses = torch.stack([train_network(net, syn.images, syn.labels, budget, 4, "crop_scale_rotate", g)
+                                 for net, g in zip(serial, serial_gens)])
+    batched_losses = train_networks(batched, syn.images, syn.labels, budget, 4, "crop_scale_rotate", batched_gens)
+    assert batched_losses.shape == (3, 12)
+    assert torch.allclose(batched_losses, serial_losses, rtol=1e-4, atol=1e-5)
+    for a, b in zip(serial, batched):
+        for (name, p), q in zip(a.named_parameters(), b.parameters()):
+            assert torch.allclose(p, q, rtol=1e-4, atol=1e-5), name
+    for g, h in zip(serial_gens, batched_gens):
+        assert torch.equal(g.get_state(), h.get_state())  # every seed consumed its own draws alike
+    assert not torch.allclose(batched_losses[0], batched_losses[1])
+
+
+def test_vectorised_testing_matches_serial(mnist_small):
+    train, test = mnist_small
+    nets, _ = nets_for("ConvNetW32", train, SEEDS)
+    budget = EvalBudget(max_test=300, batch_test=128)
+    assert protocol.test_accuracies(nets, test, budget) == [protocol.test_accuracy(n, test, budget) for n in nets]
+
+
+def test_evaluate_vectorised_equals_serial(mnist_small):
+    train, test = mnist_small
+    syn = real_subset(train, 2)
+    budget = EvalBudget(epochs=6, max_test=300)
+    seeds = [0, 1, 2]
+    serial = evaluate(syn, test, "ConvNetW32", seeds, budget, vectorised=False)
+    assert evaluate(syn, test, "ConvNetW32", seeds, budget) == serial
+    # groups of two and a single leftover seed
+    reported = []
+    assert evaluate(syn, test, "ConvNetW32", seeds, budget, max_parallel=2,
+                    on_result=lambda s, a: reported.append(s)) == serial
+    assert reported == seeds
+
+
+def test_batchnorm_models_fall_back_to_serial_and_say_so(mnist_small, caplog):
+    train, test = mnist_small
+    assert parallel_seeds("ConvNetBN", train.info, 10, EvalBudget(), torch.device("cpu")) == 1
+    syn = real_subset(train, 1)
+    budget = EvalBudget(epochs=2, max_test=100)
+    with caplog.at_level(logging.INFO, logger="evaluation.protocol"):
+        vectorised = evaluate(syn, test, "ConvNetBN", [0, 1], budget)
+    assert "BatchNorm" in caplog.text
+    assert vectorised == evaluate(syn, test, "ConvNetBN", [0, 1], budget, vectorised=False)
+
+
+def test_parallel_seeds_from_memory_or_override(mnist_small):
+    train, _ = mnist_small
+    cpu = torch.device("cpu")
+    auto = parallel_seeds("ConvNet", train.info, 10, EvalBudget(), cpu)
+    assert auto >= 1
+    assert parallel_seeds("ConvNet", train.info, 10, EvalBudget(), cpu, max_parallel=3) == 3
+    # a bigger batch needs more memory per seed, so no more seeds fit
+    assert parallel_seeds("ConvNet", train.info, 256, EvalBudget(), cpu) <= auto
