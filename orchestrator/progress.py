@@ -26,7 +26,7 @@ class ProgressPrinter(tune.Callback):
 
     def setup(self, **info):
         # Called at the start of every run, including a resumed one (this object is restored too).
-        self.start, self.finished, self.resumed = time.time(), 0, set()
+        self.start, self.resumed = time.time(), set()
 
     def _print(self, trial, text: str) -> None:
         print(f"[{time.time() - self.start:6.0f}s] {trial_name(trial)}: {text}", file=sys.stdout, flush=True)
@@ -45,14 +45,17 @@ class ProgressPrinter(tune.Callback):
             parts.append(f"acc {result['accuracy']:.2f} %")
         self._print(trial, "  ".join(parts))
 
+    def _ended(self, trials, trial) -> str:
+        """Cells ended so far, counting those a resumed run found already ended."""
+        ended = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
+        return f"{len(ended)}/{self.total} cells"
+
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.finished += 1
-        self._print(trial, f"done ({self.finished}/{self.total} cells)")
+        self._print(trial, f"done ({self._ended(trials, trial)})")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self._print(trial, f"crashed ({error_line(trial.get_pickled_error())}); retrying from its last checkpoint")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.finished += 1
-        self._print(trial, f"FAILED ({self.finished}/{self.total} cells): {error_line(trial.get_pickled_error())} "
+        self._print(trial, f"FAILED ({self._ended(trials, trial)}): {error_line(trial.get_pickled_error())} "
                            f"(traceback: {trial.error_file})")

@@ -140,7 +140,9 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
             tuner = tune.Tuner(
                 trainable,
                 param_space={"cell": tune.grid_search([c.to_config() for c in cells])},
-                tune_config=tune.TuneConfig(trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+                # reuse_actors: a worker keeps its imports and decoded datasets for the next cell
+                tune_config=tune.TuneConfig(trial_name_creator=trial_name, trial_dirname_creator=trial_name,
+                                            reuse_actors=True),
                 run_config=tune.RunConfig(
                     name=TUNE_NAME, storage_path=str(out), verbose=0, callbacks=[ProgressPrinter(len(cells))],
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),

@@ -1,0 +1,106 @@
+"""The trainable's checkpoints: a trial that crashes mid-condensation and restarts from its last
+checkpoint ends with exactly the accuracies and sets of a trial that never crashed.
+
+Ray is not started: ``tune`` inside the trainable is replaced by a recorder of its reports, which is
+all a Tune session gives a function trainable (report, get_checkpoint, the trial's resources).
+"""
+import shutil
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from ray import tune
+
+from conftest import data_root
+from condense.synthetic import Budget, SyntheticSet
+from evaluation.protocol import EvalBudget
+from orchestrator import trainable
+from orchestrator.cells import Cell, Settings
+
+CELL = Cell("MNIST", "MLP", 1, "S", "ours", "DC", ("metric",))
+
+
+class Crash(Exception):
+    pass
+
+
+class FakeTune:
+    Checkpoint = tune.Checkpoint
+
+    def __init__(self, folder: Path, restore_from=None, crash_at=None):
+        self.folder, self.restore_from, self.crash_at = folder, restore_from, crash_at
+        self.reports, self.checkpoints = [], []
+
+    def get_context(self):
+        resources = types.SimpleNamespace(required_resources={"CPU": 1})
+        return types.SimpleNamespace(get_trial_resources=lambda: resources)
+
+    def get_checkpoint(self):
+        return self.restore_from
+
+    def report(self, metrics, checkpoint=None):
+        self.reports.append(metrics)
+        if checkpoint is not None:  # Tune copies it to storage before report returns
+            kept = self.folder / f"checkpoint_{len(self.checkpoints):06d}"
+            shutil.copytree(checkpoint.path, kept)
+            self.checkpoints.append(tune.Checkpoint.from_directory(kept))
+            if len(self.checkpoints) == self.crash_at:
+                raise Crash
+
+
+@pytest.fixture
+def settings():
+    return Settings(Budget(iterations=4, batch_real=16), EvalBudget(epochs=3, max_test=200), num_exp=2, num_eval=2,
+                    seed=0, data_root=str(data_root()), checkpoint_every=1, code_version="test")
+
+
+@pytest.fixture(autouse=True)
+def no_ray_session(monkeypatch):
+    monkeypatch.setattr(trainable, "ray", types.SimpleNamespace(get_gpu_ids=lambda: []))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)  # the trainable sets the trial's threads: give the others theirs back
+
+
+def run(monkeypatch, folder, settings, **kw) -> FakeTune:
+    folder.mkdir()
+    fake = FakeTune(folder, **kw)
+    monkeypatch.setattr(trainable, "tune", fake)
+    trainable.train_cell({"cell": CELL.to_config()}, settings)
+    return fake
+
+
+def final_state(fake: FakeTune):
+    with fake.checkpoints[-1].as_directory() as d:
+        state = torch.load(Path(d) / trainable.STATE_FILE, weights_only=True)
+        sets = [SyntheticSet.load(Path(d) / trainable.set_file(e)) for e in range(state["exp"])]
+    return state, sets
+
+
+def test_restart_from_a_mid_condensation_checkpoint_matches_an_uninterrupted_trial(tmp_path, monkeypatch, settings):
+    whole = run(monkeypatch, tmp_path / "whole", settings)
+    state, sets = final_state(whole)
+    assert state["exp"] == 2 and len(state["records"]) == 2 * 2  # 2 runs x 2 networks of the one S model
+    assert whole.reports[-1]["done"] is True
+
+    # checkpoints: its 1, 2, 3 and the end of exp 0 (4 of them), then exp 1's its 1 and 2: crash there
+    with pytest.raises(Crash):
+        run(monkeypatch, tmp_path / "crashed", settings, crash_at=6)
+    last = tune.Checkpoint.from_directory(tmp_path / "crashed" / "checkpoint_000005")
+    resumed = run(monkeypatch, tmp_path / "resumed", settings, restore_from=last)
+    assert resumed.reports[0]["resumed_from"] == {"exp": 1, "iteration": 2}  # not from zero
+    assert [r["iteration"] for r in resumed.reports if r.get("exp") == 1 and "loss" in r] == [3]
+
+    state2, sets2 = final_state(resumed)
+    key = lambda r: (r["exp"], r["eval_model"], r["eval_seed"], r["accuracy"], r["iterations"])  # noqa: E731
+    assert [key(r) for r in state2["records"]] == [key(r) for r in state["records"]]
+    for a, b in zip(sets, sets2):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
+def test_a_finished_trial_restored_recomputes_nothing(tmp_path, monkeypatch, settings):
+    whole = run(monkeypatch, tmp_path / "whole", settings)
+    again = run(monkeypatch, tmp_path / "again", settings, restore_from=whole.checkpoints[-1])
+    assert again.reports == [{"done": True, "exp": 2, "num_exp": 2, "resumed_from": {"exp": 2, "iteration": 0}}]
+    assert again.checkpoints == []
