@@ -210,11 +210,11 @@ def run_coreset(cell: Cell, reference: ReferenceBudget) -> dict:
     from evaluation.protocol import evaluate
     args, models, test = cell.args, cell.models, cell.test
     tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
-    uses_reference = args.method in baselines.NEEDS_REFERENCE
+    source = f"selected from {len(reference.pool(cell.train))} training images"
+    if args.method in baselines.NEEDS_REFERENCE:
+        source += f" with a reference {args.model} of {reference.epochs} epochs (seed {args.seed})"
     print(f"{tag}: eval_mode {args.eval_mode} -> {', '.join(models)}; {cell.num_exp} exp x {cell.num_eval} nets; "
-          f"selected from {min(len(cell.train), reference.max_train or len(cell.train))} training images"
-          + (f" with a reference {args.model} of {reference.epochs} epochs (seed {args.seed})" if uses_reference
-             else "") + f"; device {test.images.device}", flush=True)
+          f"{source}; device {test.images.device}", flush=True)
     results: dict = {"args": vars(args), "reference_budget": dataclasses.asdict(reference),
                      "eval_budget": dataclasses.asdict(cell.eval_budget), "accuracies": {m: [] for m in models},
                      "indices": []}
@@ -242,8 +242,7 @@ def run_whole(cell: Cell, reference: ReferenceBudget) -> dict:
     """Train one network per experiment and eval model on the whole training set and test it."""
     args, models = cell.args, cell.models
     tag = f"whole_{args.dataset}_{args.model}"
-    images = min(len(cell.train), reference.max_train or len(cell.train))
-    what = f"trained on {images} images for {reference.epochs} epochs"
+    what = f"trained on {len(reference.pool(cell.train))} images for {reference.epochs} epochs"
     print(f"{tag}: eval_mode {args.eval_mode} -> {', '.join(models)}; {cell.num_exp} exp; {what}; "
           f"device {cell.test.images.device}", flush=True)
     results: dict = {"args": vars(args), "reference_budget": dataclasses.asdict(reference),
