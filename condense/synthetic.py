@@ -139,8 +139,13 @@ def class_gradients_loss(net: nn.Module, real: Tensor, syn: Tensor, metric: str)
 
 
 def class_gradients_loss_fast(net: nn.Module, real: Tensor, syn: Tensor, metric: str) -> Tensor:
-    """The same loss as ``class_gradients_loss`` with the classes batched by ``vmap``: every class's
-    real gradient in one pass, every class's synthetic gradient in another, the distances in a third.
+    """The same loss as ``class_gradients_loss``, with the many small launches batched.
+
+    The synthetic side (a handful of images per class, a gradient kept differentiable, a double
+    backward) is launch-bound: one ``vmap`` over the classes does it in one pass, and another vmaps
+    the distances. The real side stays one plain fwd+bwd per class: a class batch (256 images) is
+    already big enough to fill the device, and vmapping it measured slower on CPU (per-class weight
+    gradients become grouped convolutions) while holding every class's activations at once.
 
     Valid when a class's gradient depends only on that class's images, i.e. no BatchNorm in train
     mode (batch statistics would mix the classes, and running-stat updates cannot be vmapped); such
@@ -150,18 +155,21 @@ def class_gradients_loss_fast(net: nn.Module, real: Tensor, syn: Tensor, metric:
         return class_gradients_loss(net, real, syn, metric)
     params = {k: p for k, p in net.named_parameters() if p.requires_grad}
     buffers = dict(net.named_buffers())
+    g_real = []
+    for c in range(real.shape[0]):
+        target = torch.full((real.shape[1],), c, device=real.device)
+        g_real.append(torch.autograd.grad(F.cross_entropy(net(real[c]), target), list(params.values())))
+    g_real = [torch.stack(per_class) for per_class in zip(*g_real)]  # per parameter: (classes, *shape)
 
     def class_loss(p: dict, images: Tensor, label: Tensor) -> Tensor:
         logits = functional_call(net, (p, buffers), (images,))
         return F.cross_entropy(logits, label.expand(images.shape[0]))
 
-    per_class = vmap(grad(class_loss), in_dims=(None, 0, 0))
-    labels = torch.arange(real.shape[0], device=real.device)
-    g_real = per_class({k: p.detach() for k, p in params.items()}, real, labels)
-    g_syn = per_class(params, syn, labels)  # differentiable w.r.t. syn through the outer autograd
-    names = list(params)
+    labels = torch.arange(syn.shape[0], device=syn.device)
+    # differentiable w.r.t. syn: torch.func.grad composes with the outer autograd
+    g_syn = vmap(grad(class_loss), in_dims=(None, 0, 0))(params, syn, labels)
     per_class_distance = vmap(lambda s, r: distance(s, r, metric))
-    return per_class_distance([g_syn[k] for k in names], [g_real[k] for k in names]).sum()
+    return per_class_distance([g_syn[k] for k in params], g_real).sum()
 
 
 def freeze_batchnorm_on(net: nn.Module, images: Tensor) -> None:
