@@ -120,7 +120,7 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
     from ray import tune
 
     from . import outputs
-    from .progress import ProgressPrinter
+    from .progress import ProgressPrinter, error_line
     from .trainable import train_cell, trial_name
 
     keep_freed_memory()
@@ -148,6 +148,12 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
         result_grid = tuner.fit()
+    except (RuntimeError, ray.exceptions.RayError) as err:
+        # Ray itself gave up (e.g. its memory monitor killed workers while Tune was placing them):
+        # the experiment folder keeps every finished cell and checkpoint for --resume.
+        print(f"error: the Ray run stopped: {error_line(err)}\nfinished cells and checkpoints are kept in "
+              f"{out / TUNE_NAME}: rerun with --resume", file=sys.stderr)
+        return 1
     finally:
         ray.shutdown()
     outcome = outputs.collect(result_grid, cells, name, out)

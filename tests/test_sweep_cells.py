@@ -45,8 +45,9 @@ def test_smoke_caps_budgets_but_never_raises_them():
     assert paper.budget.batch_train == 256  # what the preset does not shrink stays the paper's
     tiny = spec.load(SWEEPS / "smoke.yaml")
     capped = settings_for(tiny, "/data", "v", smoke=True)
-    assert capped.budget.iterations == tiny.budget.iterations == 10
-    assert capped.eval_budget.epochs == tiny.eval_budget.epochs == 50
+    assert tiny.budget.iterations < 20 and tiny.eval_budget.epochs < 100  # smaller than the presets ...
+    assert capped.budget.iterations == tiny.budget.iterations  # ... so --smoke keeps them
+    assert capped.eval_budget.epochs == tiny.eval_budget.epochs
 
 
 def test_describe_states_the_budget():
