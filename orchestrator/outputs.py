@@ -29,7 +29,8 @@ class Outcome:
 
 def collect(result_grid, cells: list[Cell], sweep: str, out: Path) -> Outcome:
     """Rows for every cell (ok or error), and each finished cell's sets and figure written to ``out``."""
-    by_id = {r.config["cell"]["cell_id"]: r for r in result_grid}
+    # a run stopped early (Ctrl-C) lists trials that never started, without a config
+    by_id = {r.config["cell"]["cell_id"]: r for r in result_grid if r.config}
     outcome = Outcome()
     for cell in cells:
         result = by_id.get(cell.cell_id)
@@ -46,6 +47,7 @@ def collect(result_grid, cells: list[Cell], sweep: str, out: Path) -> Outcome:
             outcome.ok.append(cell.cell_id)
         else:  # the run stopped before this cell finished: --resume continues it
             outcome.unfinished.append(cell.cell_id)
+            outcome.rows += results.error_rows(sweep, cell, "unfinished: rerun with --resume", status="missing")
     return outcome
 
 

@@ -2,7 +2,8 @@
 
 Only the driver writes it, atomically (temp file + rename), so a reader never sees half a file.
 A failed cell keeps one row per evaluation model with ``status="error"`` and the message, so a
-table shows it as failed rather than missing.
+table shows it as failed rather than missing; a cell an interrupted run did not finish has
+``status="missing"`` rows, so the table shows it as missing rather than leaving it out.
 """
 from __future__ import annotations
 
@@ -42,11 +43,15 @@ def ok_rows(sweep: str, cell: Cell, records: list[dict]) -> list[dict]:
     return [{**part, **{k: r[k] for k in _RECORD_KEYS}, "status": "ok", "error": None} for r in records]
 
 
-def error_rows(sweep: str, cell: Cell, message: str) -> list[dict]:
-    """Rows of a failed cell: one per evaluation model, no accuracy, the error on one line."""
+def error_rows(sweep: str, cell: Cell, message: str, status: str = "error") -> list[dict]:
+    """Rows of a cell without accuracies: one per evaluation model, the reason on one line.
+
+    ``status="error"``: the cell failed after its retries. ``status="missing"``: the run stopped
+    (Ctrl-C, a crash) before the cell finished; --resume continues it.
+    """
     part = _cell_part(sweep, cell)
     message = " ".join(message.split())
-    return [{**part, **dict.fromkeys(_RECORD_KEYS), "eval_model": m, "status": "error", "error": message}
+    return [{**part, **dict.fromkeys(_RECORD_KEYS), "eval_model": m, "status": status, "error": message}
             for m in cell.eval_models()]
 
 

@@ -4,7 +4,8 @@
 
 Each table cell is ``mean ± std`` over all of its accuracies (runs × networks), with the paper's
 number and the difference (ours − paper) where PAPER.md has one. A cell with an error row reads
-"failed"; a position of the layout with no rows (e.g. an interrupted sweep) reads "missing".
+"failed"; a cell with no accuracies (an interrupted run's, or a position of the layout that no
+cell filled) reads "missing".
 Rows and columns keep the order in which they first appear in the Parquet: the sweep file's.
 """
 from __future__ import annotations
@@ -41,12 +42,13 @@ def _unique(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
 
 def _summary(group: pd.DataFrame) -> dict:
     """What one table cell says: failed, missing, or the mean/std and the published number."""
-    if group.empty:
-        return {"state": "missing"}
     if (group["status"] == "error").any():
         return {"state": "failed"}
-    acc = group["accuracy"].astype(float)
-    first = group.iloc[0]
+    ok = group[group["status"] == "ok"]
+    if ok.empty:
+        return {"state": "missing"}
+    acc = ok["accuracy"].astype(float)
+    first = ok.iloc[0]
     paper = published(first["dataset"], first["model"], first["ipc"], first["eval_mode"],
                       first["dis_metric"], first["method"], first["eval_model"])
     return {"state": "ok", "mean": acc.mean(), "std": acc.std(ddof=0), "n": len(acc), "paper": paper}
@@ -128,6 +130,8 @@ def main(argv=None) -> int:
 
 
 def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")
     try:
         df = results.read(path)
     except (OSError, ValueError) as err:

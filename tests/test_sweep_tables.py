@@ -22,6 +22,7 @@ def parquet(tmp_path):
     rows = accs(cell("MLP", "M"), {"MLP": [60.0]})
     rows += accs(cell("ConvNet", "M"), {"MLP": [70.0, 71.0, 72.0], "ConvNet": [90.0, 92.0]})
     rows += results.error_rows("hand", cell("AlexNet", "M"), "dataset MNIST not found")
+    rows += results.error_rows("hand", cell("LeNet", "M"), "unfinished", status="missing")  # an interrupted run's
     shared = cell("ConvNet", "S", tables_=("table1", "metric"))
     rows += accs(shared, {"ConvNet": [91.0, 92.0]})
     rows += accs(cell("MLP", "S", metric="mse", tables_=("metric",)), {"MLP": [10.0, 20.0]})
@@ -42,12 +43,13 @@ def test_cross_architecture_table(parquet):
     header = [line for line in md.splitlines() if line.startswith("| ")][0]
     assert header == "| model \\ eval_model | MLP | ConvNet | LeNet | AlexNet | VGG11 | ResNet18 |"
     rows = md_rows(md)
-    assert list(rows) == ["MLP", "ConvNet", "AlexNet"]
+    assert list(rows) == ["MLP", "ConvNet", "AlexNet", "LeNet"]
     # mean ± population std over all accuracies; the paper's number and ours - paper
     assert rows["ConvNet"][:2] == ["71.00 ± 0.82 [69.6 ± 1.6; Δ +1.40]", "91.00 ± 1.00 [91.7 ± 0.5; Δ -0.70]"]
     assert rows["ConvNet"][2:] == ["missing"] * 4
     assert rows["MLP"] == ["60.00 ± 0.00 [70.5 ± 1.2; Δ -10.50]"] + ["missing"] * 5
     assert rows["AlexNet"] == ["failed"] * 6
+    assert rows["LeNet"] == ["missing"] * 6
 
 
 def test_table1_and_a_shared_cell_in_both_its_tables(parquet):
