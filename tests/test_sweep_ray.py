@@ -19,7 +19,7 @@ import yaml
 from conftest import REPO, data_root
 from orchestrator import results, trainable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a hung Ray run fails, never blocks CI
 
 TINY = {"num_exp": 1, "num_eval": 2, "seed": 0, "budget": {"iterations": 2, "batch_real": 16},
         "eval_budget": {"epochs": 5, "max_test": 200}, "resources": {"cpu": 1, "gpu": 0}, "checkpoint_every": 1,
