@@ -2,9 +2,11 @@
 test them on the real test set (PAPER.md, "Evaluation").
 
 The seeds of one evaluation model are independent trainings of the same architecture, so by default
-they run together as one vmapped model (``train_networks`` / ``test_accuracies``): the same maths
-as one after another (``train_network`` / ``test_accuracy``, kept as the reference), far fewer and
-larger kernels.
+they train together as one vmapped model (``train_networks``): the same maths as one after another
+(``train_network``, kept as the reference), with fewer and larger kernels. Testing stays one network
+at a time on ``batch_test`` images: it is compute-bound already, and a vmapped forward of all K
+measured slower on CPU (0.6-0.8x, with 3x the memory: grouped convolutions and vmap's unfused norm
+affine), so it would buy nothing.
 """
 from __future__ import annotations
 
@@ -80,8 +82,11 @@ def train_network(net: nn.Module, images: Tensor, labels: Tensor, budget: EvalBu
 
 
 def _stack(nets: Sequence[nn.Module]) -> tuple[nn.Module, dict, dict]:
-    """A weightless copy of the architecture plus the K networks' parameters and buffers stacked
-    along a new leading axis (the parameters are fresh leaf tensors)."""
+    """A weightless copy of the architecture in train mode (the nets are put in train mode too, as
+    ``train_network`` does) and the K networks' parameters and buffers stacked along a new leading
+    axis (the parameters are fresh leaf tensors)."""
+    for net in nets:
+        net.train()
     template = copy.deepcopy(nets[0]).to("meta")
     params, buffers = stack_module_state(list(nets))
     return template, params, buffers
@@ -104,7 +109,6 @@ def train_networks(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, bu
     """
     k, n = len(nets), images.shape[0]
     template, params, buffers = _stack(nets)
-    template.train()
     forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)))
     lr = budget.lr
     # SGD is elementwise, so on stacked tensors it is exactly K independent optimisers (tested).
@@ -129,38 +133,17 @@ def train_networks(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, bu
     return torch.stack(losses, 1) if losses else images.new_zeros(k, 0)
 
 
-def _test_count(test: ImageSet, budget: EvalBudget) -> int:
-    return len(test) if budget.max_test is None else min(budget.max_test, len(test))
-
-
 @torch.no_grad()
 def test_accuracy(net: nn.Module, test: ImageSet, budget: EvalBudget) -> float:
     """Accuracy in percent on the (first ``max_test``) real test images."""
     net.eval()
-    n = _test_count(test, budget)
+    n = len(test) if budget.max_test is None else min(budget.max_test, len(test))
     correct = torch.zeros((), dtype=torch.long, device=test.images.device)
     for start in range(0, n, budget.batch_test):
         x = test.images[start:min(n, start + budget.batch_test)]
         y = test.labels[start:min(n, start + budget.batch_test)]
         correct += (net(x).argmax(1) == y).sum()
     return 100.0 * int(correct) / n
-
-
-@torch.no_grad()
-def test_accuracies(nets: Sequence[nn.Module], test: ImageSet, budget: EvalBudget) -> list[float]:
-    """``test_accuracy`` of K networks at once: each chunk of test images goes through all K in one
-    vmapped forward. A chunk is ``batch_test // K`` images, so a call holds about as many
-    activations as one network on ``batch_test`` images. One host sync, at the end."""
-    template, params, buffers = _stack(nets)
-    template.eval()
-    forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)), in_dims=(0, 0, None))
-    n = _test_count(test, budget)
-    chunk = max(1, budget.batch_test // len(nets))
-    correct = torch.zeros(len(nets), dtype=torch.long, device=test.images.device)
-    for start in range(0, n, chunk):
-        logits = forward(params, buffers, test.images[start:min(n, start + chunk)])  # (K, b, classes)
-        correct += (logits.argmax(-1) == test.labels[start:min(n, start + chunk)]).sum(1)
-    return [100.0 * c / n for c in correct.tolist()]
 
 
 def _free_memory(device: torch.device) -> int:
@@ -175,9 +158,10 @@ def _free_memory(device: torch.device) -> int:
 
 
 def training_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int) -> int:
-    """A generous estimate of one network's training memory: weights, gradients, momentum and the
-    stacked copy, plus every layer's output on ``batch`` images twice (kept for backward, and its
-    gradient). ``net`` may live on the meta device: only shapes are used."""
+    """A generous estimate of one seed's share of vectorised training memory: weights, gradients,
+    momentum and the stacked copy, plus every layer's output on ``batch`` images three times (kept
+    for backward, its gradient, and the copies vmap makes for a batched norm affine; a ConvNet at
+    ipc 10 measured about 2.5x). ``net`` may live on the meta device: only shapes are used."""
     outputs = []
     hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o.numel()))
              for m in net.modules() if not list(m.children())]
@@ -187,7 +171,7 @@ def training_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int) -> 
         for h in hooks:
             h.remove()
     size = next(net.parameters()).element_size()
-    return size * (4 * sum(p.numel() for p in net.parameters()) + 2 * batch * sum(outputs))
+    return size * (4 * sum(p.numel() for p in net.parameters()) + 3 * batch * sum(outputs))
 
 
 def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: EvalBudget,
@@ -217,8 +201,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
 
     The seed fixes the network's initialisation, shuffling and augmentation draws. ``strategy``
     defaults to the paper's choice for this dataset and evaluation model. With ``vectorised`` (the
-    default) up to ``max_parallel`` seeds (default: what memory allows) train and test together as
-    one vmapped model; ``vectorised=False`` runs them one after another (the reference). Both give
+    default) up to ``max_parallel`` seeds (default: what memory allows) train together as
+    one vmapped model; ``vectorised=False`` trains them one after another (the reference). Both give
     the same networks up to float rounding.
     """
     strategy = strategy_for(test.info.name, model_name) if strategy is None else strategy
@@ -237,12 +221,10 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
         nets = [build_network(model_name, train_like, g, device) for g in gens]
         if len(nets) == 1:
             train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])
-            results = [test_accuracy(nets[0], test, budget)]
         else:
             train_networks(nets, images, labels, budget, epochs, strategy, gens)
-            results = test_accuracies(nets, test, budget)
-        for seed, acc in zip(chunk, results):
-            accs.append(acc)
+        for seed, net in zip(chunk, nets):
+            accs.append(test_accuracy(net, test, budget))
             if on_result is not None:
-                on_result(seed, acc)
+                on_result(seed, accs[-1])
     return accs

@@ -6,7 +6,6 @@ import torch
 
 from condense.augment import augment
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
-from evaluation import protocol  # not its test_* functions by name: pytest would collect them
 from evaluation.protocol import EvalBudget, evaluate, parallel_seeds, train_network, train_networks
 
 SEEDS = (3, 7, 11)
@@ -67,13 +66,6 @@ def test_vectorised_training_matches_serial_trainings(mnist_small, model):
     for g, h in zip(serial_gens, batched_gens):
         assert torch.equal(g.get_state(), h.get_state())  # every seed consumed its own draws alike
     assert not torch.allclose(batched_losses[0], batched_losses[1])
-
-
-def test_vectorised_testing_matches_serial(mnist_small):
-    train, test = mnist_small
-    nets, _ = nets_for("ConvNetW32", train, SEEDS)
-    budget = EvalBudget(max_test=300, batch_test=128)
-    assert protocol.test_accuracies(nets, test, budget) == [protocol.test_accuracy(n, test, budget) for n in nets]
 
 
 def test_evaluate_vectorised_equals_serial(mnist_small):
