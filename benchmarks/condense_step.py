@@ -1,20 +1,21 @@
 """One outer iteration of gradient matching: the reference per-class loop against the fast path,
 and both against the floor, in one process on the same inputs.
 
-    python benchmarks/condense_step.py [--device cuda] [--ipc 1 10] [--batch-real N] [--repeats N]
+    python benchmarks/condense_step.py [--device cuda] [--ipc 1 10] [--batch-real N] [--repeats N] [--threads N]
 
 The floor is the forward+backward (parameter gradients) of the iteration's real batches, one class
 batch at a time, on the same fresh network: the per-class real gradients any implementation must
-compute. (One batch of all classes at once measured slower per image on CPU, so the per-class
-floor is the lower one there.) At ipc 1 the floor sees exactly the step's batches; at ipc 10 batches
+compute. (One batch of all classes at once measured as fast on CPU at 64 images per class and 25%
+slower at 256, so the per-class floor is the lower one there.) At ipc 1 the floor sees exactly the step's batches; at ipc 10 batches
 of the same size from the same data (the step's inner loop also draws from the generator).
 
 Each path's time is the best of ``--repeats`` iterations, the three paths interleaved so that they
 share the machine's conditions; the best of several also drops the first run's one-time costs.
-Defaults keep the run to about ten minutes on 2 busy CPU cores: ipc 1 with the paper's 256 real
-images per class, best of 2; ipc 10 with 32 real images per class and an inner loop of 1 epoch
-instead of the paper's 50 (plain training, the same code in both paths and not part of the floor,
-so it only dilutes the ratios), one run. ``--batch-real 256 --inner-loop 50`` gives the paper's.
+The default runs ipc 1 only, with the paper's 256 real images per class, best of 2: about a minute
+on one quiet CPU core, five on 2 busy ones. ``--ipc 1 10`` adds ipc 10 with 32 real images per class
+and an inner loop of 1 epoch instead of the paper's 50 (plain training, the same code in both paths
+and not part of the floor, so it only dilutes the ratios), one run: 2-3 more minutes on a quiet
+core, ten on busy ones. ``--batch-real 256 --inner-loop 50`` gives the paper's ipc-10 iteration.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class Floor:
 
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
+    p.add_argument("--ipc", type=int, nargs="+", default=[1], help="images per class (default 1; try 1 10)")
     p.add_argument("--model", default="ConvNet")
     p.add_argument("--batch-real", type=int, default=None, help="real images per class (default: 256 at ipc 1, 32 else)")
     p.add_argument("--inner-loop", type=int, default=None, help="inner epochs at ipc > 1 (default 1; paper 50)")
