@@ -5,14 +5,17 @@ PY := $(VENV)/bin/python
 DC_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export DC_DATA
 
-.PHONY: demo test sweep
+.PHONY: demo cell test
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m condense --dataset MNIST --model ConvNet --ipc 1 --smoke --save_path runs/demo
+	$(PY) -m orchestrator.run sweeps/smoke.yaml --output runs $(if $(wildcard runs/smoke/results.parquet),--resume)
+
+cell: $(VENV)/.installed
+	$(PY) -m condense --dataset MNIST --model ConvNet --ipc 1 --smoke --save_path runs/cell
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
