@@ -98,7 +98,7 @@ def test_unknown_dataset_is_config_error(tmp_path):
 @pytest.fixture(scope="module")
 def mnist():
     if not (SHARED / "MNIST" / "train.npz").is_file():
-        pytest.skip(f"real MNIST not at {SHARED}")
+        pytest.fail(f"real MNIST not at {SHARED}: set DC_DATA to the shared data folder")
     return data.load("MNIST", SHARED)
 
 
@@ -167,7 +167,7 @@ def test_idx_layout(tmp_path, name):
 
 @pytest.mark.parametrize("subdir", ["SVHN", ""])
 def test_svhn_layout(tmp_path, subdir):
-    scipy_io = pytest.importorskip("scipy.io")
+    import scipy.io as scipy_io
     d = tmp_path / subdir if subdir else tmp_path
     d.mkdir(parents=True, exist_ok=True)
     splits = {}
