@@ -185,7 +185,7 @@ def run_dc(cell: Cell, budget: Budget) -> dict:
         run_ = Condensation(cell.train, args.model, args.ipc, args.dis_metric, budget, seed, args.init)
 
         def on_eval(iteration: int, state: Condensation) -> None:
-            loss = state.mean_loss() if iteration else float("nan")
+            loss = f"loss {state.mean_loss():.4f}" if iteration else "(no step yet)"
             synthetic = state.synthetic()
             for m in models:
                 t0 = time.time()
@@ -195,7 +195,7 @@ def run_dc(cell: Cell, budget: Budget) -> dict:
                 results["by_iteration"].append({"exp": exp, "iteration": iteration, "model": m, "accs": accs})
                 if iteration == budget.iterations:
                     results["accuracies"][m] += accs
-                print(f"exp {exp} iter {iteration:4d}  loss {loss:.4f}  eval {m}: {mu:.2f} ± {sd:.2f} % "
+                print(f"exp {exp} iter {iteration:4d}  {loss}  eval {m}: {mu:.2f} ± {sd:.2f} % "
                       f"({len(accs)} nets, {time.time() - t0:.1f} s, total {time.time() - cell.start:.0f} s)",
                       flush=True)
 

@@ -15,6 +15,14 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def device():
+    """Where the equivalence tests compute: the CPU, or DC_TEST_DEVICE (e.g. cuda on a GPU machine)."""
+    import torch
+
+    return torch.device(os.environ.get("DC_TEST_DEVICE", "cpu"))
+
+
+@pytest.fixture(scope="session")
 def mnist():
     """Real MNIST (train, test) on the CPU; the tests need it, CI provides it."""
     from condense.data import load

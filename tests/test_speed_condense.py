@@ -22,16 +22,16 @@ def float64():
 
 
 @pytest.fixture
-def train64(mnist_small, float64):
+def train64(mnist_small, float64, device):
     train, _ = mnist_small
-    return dataclasses.replace(train, images=train.images.double())
+    return dataclasses.replace(train, images=train.images.double()).to(device)
 
 
 def batches(train, ipc, n_real, seed=0):
-    g = seeded_generator(seed)
+    g = seeded_generator(seed, train.images.device)
     run = Condensation(train, "MLP", ipc, budget=Budget(outer_loop=1, inner_loop=1), seed=seed)
     real = train.images[run.sampler.sample(n_real, g)]
-    syn = torch.randn((10, ipc, *real.shape[2:]), generator=g, dtype=real.dtype).requires_grad_(True)
+    syn = torch.randn((10, ipc, *real.shape[2:]), generator=g, dtype=real.dtype, device=real.device).requires_grad_(True)
     return real, syn
 
 
@@ -42,10 +42,10 @@ def loss_and_grad(fn, net, real, syn, metric):
 
 @pytest.mark.parametrize("model", ["ConvNetW16", "ConvNetW16BN", "MLP"])
 @pytest.mark.parametrize("metric", ["ours", "mse", "cos"])
-def test_fast_matching_loss_equals_the_reference_loop(train64, model, metric):
+def test_fast_matching_loss_equals_the_reference_loop(train64, model, metric, device):
     train = train64
     real, syn = batches(train, 2, 8)
-    net = build_network(model, train, seeded_generator(1), "cpu")
+    net = build_network(model, train, seeded_generator(1, device), device)
     if model.endswith("BN"):  # as Condensation.step does: BN statistics from real images, then frozen
         freeze_batchnorm_on(net, real.flatten(0, 1))
     ref_loss, ref_grad = loss_and_grad(class_gradients_loss, net, real, syn, metric)
@@ -55,11 +55,11 @@ def test_fast_matching_loss_equals_the_reference_loop(train64, model, metric):
     assert torch.allclose(fast_grad, ref_grad, rtol=0, atol=1e-11 * ref_grad.abs().max())
 
 
-def test_fast_matching_loss_in_float32(mnist_small):
+def test_fast_matching_loss_in_float32(mnist_small, device):
     """The default dtype: the loss agrees closely; the gradient as well as float32 allows."""
-    train, _ = mnist_small
+    train = mnist_small[0].to(device)
     real, syn = batches(train, 1, 16)
-    net = build_network("ConvNet", train, seeded_generator(2), "cpu")
+    net = build_network("ConvNet", train, seeded_generator(2, device), device)
     ref_loss, ref_grad = loss_and_grad(class_gradients_loss, net, real, syn, "ours")
     fast_loss, fast_grad = loss_and_grad(class_gradients_loss_fast, net, real, syn, "ours")
     assert torch.allclose(fast_loss, ref_loss, rtol=1e-4)

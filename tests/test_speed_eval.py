@@ -41,20 +41,20 @@ def test_sgd_on_stacked_tensors_is_k_independent_optimisers():
     assert all(torch.equal(stacked[k], alone[k]) for k in range(3))
 
 
-def nets_for(model, train, seeds):
-    gens = [seeded_generator(s) for s in seeds]
-    return [build_network(model, train, g, "cpu") for g in gens], gens
+def nets_for(model, train, seeds, device):
+    gens = [seeded_generator(s, device) for s in seeds]
+    return [build_network(model, train, g, device) for g in gens], gens
 
 
 @pytest.mark.parametrize("model", ["ConvNetW32", "MLP"])
-def test_vectorised_training_matches_serial_trainings(mnist_small, model):
+def test_vectorised_training_matches_serial_trainings(mnist_small, model, device):
     """Same initial weights and draws: same per-step losses, weights and generator states."""
     train, _ = mnist_small
-    syn = real_subset(train, 1)
+    syn = real_subset(train, 1).to(device)
     # 10 images in batches of 4 (4, 4, 2), 4 epochs: several steps, the lr drop and a fresh optimiser
     budget = EvalBudget(epochs=4, batch_train=4)
-    serial, serial_gens = nets_for(model, train, SEEDS)
-    batched, batched_gens = nets_for(model, train, SEEDS)
+    serial, serial_gens = nets_for(model, train, SEEDS, device)
+    batched, batched_gens = nets_for(model, train, SEEDS, device)
     serial_losses = torch.stack([train_network(net, syn.images, syn.labels, budget, 4, "crop_scale_rotate", g)
                                  for net, g in zip(serial, serial_gens)])
     batched_losses = train_networks(batched, syn.images, syn.labels, budget, 4, "crop_scale_rotate", batched_gens)
@@ -68,8 +68,9 @@ def test_vectorised_training_matches_serial_trainings(mnist_small, model):
     assert not torch.allclose(batched_losses[0], batched_losses[1])
 
 
-def test_evaluate_vectorised_equals_serial(mnist_small):
+def test_evaluate_vectorised_equals_serial(mnist_small, device):
     train, test = mnist_small
+    test = test.to(device)
     syn = real_subset(train, 2)
     budget = EvalBudget(epochs=6, max_test=300)
     seeds = [0, 1, 2]
