@@ -13,6 +13,7 @@ epoch count, so ``epochs`` is a setting reported beside every number it produces
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import logging
 import os
@@ -144,16 +145,20 @@ def reference(train: ImageSet, model: str = "ConvNet", budget: ReferenceBudget =
     """The reference network for ``budget.pool(train)``: from the cache, else trained and cached."""
     pool = budget.pool(train)
     path = _cache_path(pool, model, budget, seed, resolve_cache_dir(cache_dir))
-    if path.exists():
-        d = torch.load(path, map_location="cpu", weights_only=True)
-        return Reference(d["model"], d["state"], d["forgetting"], d["epochs"])
-    log.info("training reference %s on %d %s images for %d epochs (cache: %s)", model, len(pool),
-             pool.info.name, budget.epochs, path)
-    ref = train_reference(pool, model, budget, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")  # concurrent trials: each writes its own, rename is atomic
-    torch.save(dataclasses.asdict(ref), tmp)
-    os.replace(tmp, path)
+    # Concurrent callers (a sweep's coreset cells start together) wait for the first one's network
+    # instead of each training their own; the lock is released when the file closes.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            d = torch.load(path, map_location="cpu", weights_only=True)
+            return Reference(d["model"], d["state"], d["forgetting"], d["epochs"])
+        log.info("training reference %s on %d %s images for %d epochs (cache: %s)", model, len(pool),
+                 pool.info.name, budget.epochs, path)
+        ref = train_reference(pool, model, budget, seed)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")  # rename is atomic: no reader sees half a file
+        torch.save(dataclasses.asdict(ref), tmp)
+        os.replace(tmp, path)
     return ref
 
 

@@ -1,8 +1,11 @@
 """A sweep's cells (one Ray Tune trial each) and the settings all its trials share.
 
 A cell is one entry of a paper table: what is condensed (dataset, model, ipc, metric, method) and
-how it is evaluated (eval mode). Its id is stable and readable, e.g. ``MNIST-ConvNetW64-ipc1-W-ours``;
-seeds derive from it, so a cell gives the same result whichever sweep runs it.
+how it is evaluated (eval mode). Its id is stable and readable, e.g. ``MNIST-ConvNetW64-ipc1-W-ours``,
+``MNIST-ConvNet-ipc10-S-ours-herding``; seeds derive from it, so a cell gives the same result
+whichever sweep runs it. A ``whole`` cell (Table 1's bound: networks trained on the whole training
+set) has no set size: its ipc is 0 and its id says ``all``, e.g. ``MNIST-ConvNet-all-S-ours-whole``,
+so a grid's ipcs share one such cell per dataset.
 """
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from condense import baselines
 from condense.augment import strategy_for
+from condense.reference import ReferenceBudget
 from condense.synthetic import Budget, derive_seed
 from evaluation.pools import eval_iterations, eval_models
 from evaluation.protocol import EvalBudget
@@ -19,8 +24,9 @@ from evaluation.protocol import EvalBudget
 if TYPE_CHECKING:
     from .spec import Sweep
 
-# How a cell's set is made. "DC" is gradient matching; coreset selections join this list.
-METHODS = ("DC",)
+# How a cell's set is made: gradient matching, a coreset of real images, or no set (the bound).
+WHOLE = "whole"
+METHODS = ("DC", *baselines.METHODS, WHOLE)
 
 # What --smoke keeps of any sweep: runs and networks per cell, on top of the smoke budget presets.
 SMOKE_NUM_EXP, SMOKE_NUM_EVAL = 1, 2
@@ -38,7 +44,8 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        base = f"{self.dataset}-{self.model}-ipc{self.ipc}-{self.eval_mode}-{self.metric}"
+        size = "all" if self.method == WHOLE else f"ipc{self.ipc}"
+        base = f"{self.dataset}-{self.model}-{size}-{self.eval_mode}-{self.metric}"
         return base if self.method == "DC" else f"{base}-{self.method}"
 
     def eval_models(self) -> list[str]:
@@ -63,7 +70,7 @@ def expand(sweep: "Sweep") -> list[Cell]:
     for g in sweep.grids:
         for dataset, model, ipc, mode, metric, method in itertools.product(
                 g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods):
-            cell = Cell(dataset, model, ipc, mode, metric, method, (g.table,))
+            cell = Cell(dataset, model, 0 if method == WHOLE else ipc, mode, metric, method, (g.table,))
             seen = cells.get(cell.cell_id)
             if seen is None:
                 cells[cell.cell_id] = cell
@@ -77,26 +84,30 @@ class Settings:
     """What every trial of a sweep shares (passed to the trainable with tune.with_parameters)."""
     budget: Budget
     eval_budget: EvalBudget
+    reference: ReferenceBudget  # the coresets' reference network and the whole-dataset bound
     num_exp: int
     num_eval: int
     seed: int
     data_root: str
     checkpoint_every: int
     code_version: str
+    cache_dir: str | None = None  # reference networks; on a cluster a folder every node sees
 
     def comparable(self) -> dict:
         """The part that decides the numbers: a resumed sweep must not change it."""
         d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if k not in ("data_root", "code_version", "checkpoint_every")}
+        return {k: v for k, v in d.items() if k not in ("data_root", "code_version", "checkpoint_every", "cache_dir")}
 
 
 def settings_for(sweep: "Sweep", data_root: str, code_version: str, smoke: bool = False) -> Settings:
     budget, eval_budget, num_exp, num_eval = sweep.budget, sweep.eval_budget, sweep.num_exp, sweep.num_eval
+    reference = sweep.reference_budget
     if smoke:
         budget = _cap(budget, Budget(), Budget.smoke())
         eval_budget = _cap(eval_budget, EvalBudget(), EvalBudget.smoke())
+        reference = _cap(reference, ReferenceBudget(), ReferenceBudget.smoke())
         num_exp, num_eval = min(num_exp, SMOKE_NUM_EXP), min(num_eval, SMOKE_NUM_EVAL)
-    return Settings(budget, eval_budget, num_exp, num_eval, sweep.seed, data_root,
+    return Settings(budget, eval_budget, reference, num_exp, num_eval, sweep.seed, data_root,
                     sweep.checkpoint_every, code_version)
 
 
@@ -113,12 +124,23 @@ def _cap(budget, default, smoke):
 
 
 def describe(cell: Cell, s: Settings) -> str:
-    """One dry-run line: the cell id and the budget it will spend."""
-    outer, inner = s.budget.loops(cell.ipc)
+    """One dry-run line: the cell id, how its sets are made and the budget it will spend."""
     models = cell.eval_models()
+    n_models = f"{len(models)} model{'s' * (len(models) > 1)}"
+    images = "all" if s.reference.max_train is None else f"the first {s.reference.max_train}"
+    tables = f"  tables {','.join(cell.tables)}"
+    if cell.method == WHOLE:
+        return (f"{cell.cell_id}  {s.num_exp} exp: {n_models} x 1 net trained on {images} training images "
+                f"for {s.reference.epochs} epochs (method whole){tables}")
     epochs = sorted({s.eval_budget.epochs_for(strategy_for(cell.dataset, m)) for m in models})
+    evaluation = f"{n_models} x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs"
+    if cell.method != "DC":
+        source = f"{images} training images"
+        if cell.method in baselines.NEEDS_REFERENCE:
+            source += f", reference {cell.model} of {s.reference.epochs} epochs"
+        return f"{cell.cell_id}  {s.num_exp} exp: {cell.method} selection ({source}); eval {evaluation}{tables}"
+    outer, inner = s.budget.loops(cell.ipc)
     points = "/".join(map(str, eval_iterations(cell.eval_mode, s.budget.iterations)))
     steps = s.num_exp * s.budget.iterations * outer
     return (f"{cell.cell_id}  {s.num_exp} exp x {s.budget.iterations} it (loops {outer}/{inner}, "
-            f"{steps} matching steps); eval at it {points}: {len(models)} model{'s' * (len(models) > 1)} "
-            f"x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs  tables {','.join(cell.tables)}")
+            f"{steps} matching steps); eval at it {points}: {evaluation}{tables}")

@@ -6,7 +6,7 @@ different experiments together.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,12 @@ class Layout:
     title: str
     rows: tuple[str, ...]  # results columns, one table row per distinct combination
     column: str  # results column, one table column per distinct value
+    # Header label per column value, in the paper's column order; other values follow, unlabelled,
+    # in order of appearance.
+    labels: dict[str, str] = field(default_factory=dict)
+    # Column values whose cells do not depend on the last row axis (Table 1's whole-dataset bound
+    # has no ipc): shown once, in the first row of each group of the other row axes, as the paper.
+    spanning: tuple[str, ...] = ()
 
 
 def _cross(title: str) -> Layout:
@@ -22,7 +28,10 @@ def _cross(title: str) -> Layout:
 
 TABLES: dict[str, Layout] = {
     "table1": Layout("Table 1: test accuracy (%) of ConvNets trained on the condensed set",
-                     ("dataset", "ipc"), "method"),
+                     ("dataset", "ipc"), "method",
+                     labels={"random": "Random", "herding": "Herding", "kcenter": "K-Center",
+                             "forgetting": "Forgetting", "DC": "DC", "whole": "whole dataset"},
+                     spanning=("whole",)),
     "table2": _cross("Table 2: cross-architecture, rows condense with, columns evaluate on"),
     "ablation_width": _cross("Ablation: network width"),
     "ablation_depth": _cross("Ablation: network depth"),

@@ -14,7 +14,7 @@ from condense.synthetic import SyntheticSet
 from condense.visualise import save_grid
 
 from . import results, tables
-from .cells import Cell
+from .cells import WHOLE, Cell
 from .progress import error_line
 from .trainable import STATE_FILE, set_file
 
@@ -52,6 +52,11 @@ def collect(result_grid, cells: list[Cell], sweep: str, out: Path) -> Outcome:
 
 
 def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
+    """Each run's set, and a figure of the first. A whole cell has no set: its figure shows a sample
+    of the training images it trained on."""
+    if cell.method == WHOLE:
+        save_grid(sets[0], out / "figures" / f"{cell.cell_id}.png")
+        return
     (out / "synthetic").mkdir(parents=True, exist_ok=True)
     for exp, synthetic in enumerate(sets):
         synthetic.save(out / "synthetic" / f"{cell.cell_id}-exp{exp}.pt")

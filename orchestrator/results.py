@@ -4,6 +4,11 @@ Only the driver writes it, atomically (temp file + rename), so a reader never se
 A failed cell keeps one row per evaluation model with ``status="error"`` and the message, so a
 table shows it as failed rather than missing; a cell an interrupted run did not finish has
 ``status="missing"`` rows, so the table shows it as missing rather than leaving it out.
+
+Beyond DESIGN.md's schema: ``train_images``, the training images the cell's method drew on (the
+whole set, or a coreset pool / whole-dataset network's first ``max_train`` in reduced runs). A
+``whole`` cell (Table 1's bound) has ``ipc`` 0 and the networks' training epochs in ``iterations``;
+a coreset cell has ``iterations`` 0.
 """
 from __future__ import annotations
 
@@ -23,12 +28,13 @@ SCHEMA = pa.schema([
     ("dis_metric", pa.string()), ("method", pa.string()),
     ("exp", pa.int64()), ("eval_model", pa.string()), ("eval_seed", pa.int64()), ("accuracy", pa.float64()),
     ("condense_seconds", pa.float64()), ("eval_seconds", pa.float64()), ("iterations", pa.int64()),
+    ("train_images", pa.int64()),
     ("code_version", pa.string()), ("torch_version", pa.string()), ("device", pa.string()),
     ("status", pa.string()), ("error", pa.string()),
 ])
 COLUMNS = SCHEMA.names
 _RECORD_KEYS = ("exp", "eval_model", "eval_seed", "accuracy", "condense_seconds", "eval_seconds",
-                "iterations", "code_version", "torch_version", "device")
+                "iterations", "train_images", "code_version", "torch_version", "device")
 
 
 def _cell_part(sweep: str, cell: Cell) -> dict:

@@ -9,6 +9,7 @@ Exit status: 0 all cells ok, 1 some cell failed or is unfinished, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -101,6 +102,8 @@ def main(argv=None) -> int:
             return 0
         name = sweep.name + ("-smoke" if args.smoke else "")
         out = Path(args.output).resolve() / name
+        # reference networks of the coreset baselines live with the run: every node sees --output
+        settings = dataclasses.replace(settings, cache_dir=str(out / "cache"))
         address = args.address or os.environ.get("RAY_ADDRESS")
         prepare_output(out, cells, settings, args.resume)
         check_reachable(address)

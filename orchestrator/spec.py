@@ -16,6 +16,7 @@ A sweep file is shaped like the tables it makes::
     seed: 0
     budget: {iterations: 1000}    # condense.synthetic.Budget fields
     eval_budget: {epochs: 300}    # evaluation.protocol.EvalBudget fields
+    reference_budget: {epochs: 50} # condense.reference.ReferenceBudget: coresets' network, whole bound
     resources: {cpu: 1, gpu: 0.25}
     data_root: null               # null: $DC_DATA, else ./data
     max_failures: 2
@@ -38,6 +39,7 @@ from condense import networks
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
 from condense.matching import METRICS
+from condense.reference import ReferenceBudget
 from condense.synthetic import Budget
 from evaluation.pools import EVAL_MODES
 from evaluation.protocol import EvalBudget
@@ -74,6 +76,7 @@ class Sweep:
     seed: int = 0
     budget: Budget = Budget()
     eval_budget: EvalBudget = EvalBudget()
+    reference_budget: ReferenceBudget = ReferenceBudget()
     resources: Resources = Resources()
     data_root: str | None = None
     max_failures: int = 2
@@ -114,7 +117,7 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
         raise ConfigError(f"{where}: no cells: give 'tables' (table name -> grid) or 'include'")
     settings = {k: v for k, v in raw.items() if k not in ("tables", "include")}
     sweep = dataclasses.replace(_build(Sweep, {**settings, "name": path.stem}, where, ""), grids=tuple(grids))
-    for ipc in sorted({i for g in sweep.grids for i in g.ipcs}):
+    for ipc in sorted({i for g in sweep.grids if "DC" in g.methods for i in g.ipcs}):
         try:
             sweep.budget.loops(ipc)
         except ConfigError as err:
@@ -183,7 +186,10 @@ def _build(cls, raw: dict, where: str, key: str):
             values[name] = _build(hints[name], _typed(raw[name], dict, where, sub), where, sub)
         else:
             values[name] = _check_range(_typed(raw[name], hints[name], where, sub), name, where, sub)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as err:  # a dataclass's own check (e.g. ReferenceBudget's): name the file
+        raise ConfigError(f"{where}: {key or cls.__name__}: {err}") from None
 
 
 def _typed(value, hint, where: str, key: str):

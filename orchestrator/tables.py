@@ -55,6 +55,8 @@ def _summary(group: pd.DataFrame) -> dict:
 
 
 def _text(s: dict, pm: str, delta: str) -> str:
+    if s["state"] == "blank":
+        return ""
     if s["state"] != "ok":
         return s["state"]
     text = f"{s['mean']:.2f} {pm} {s['std']:.2f}"
@@ -68,12 +70,47 @@ def grid(df: pd.DataFrame, name: str) -> tuple[list[str], list[tuple], list[list
     """Header labels, row labels and the summary of every (row, column) of table ``name``."""
     layout = TABLES[name]
     frame = _in_table(df, name)
-    rows, cols = list(layout.rows), _unique(frame, [layout.column])
-    row_keys = _unique(frame, rows)
-    by_pos = {key: g for key, g in frame.groupby(rows + [layout.column], sort=False, dropna=False)}
-    cells = [[_summary(by_pos.get((*r, c[0]), frame.iloc[:0])) for c in cols] for r in row_keys]
-    header = [*rows[:-1], f"{rows[-1]} \\ {layout.column}", *(str(c[0]) for c in cols)]
+    rows, column = list(layout.rows), layout.column
+    spans = frame[column].isin(layout.spanning)
+    if spans.all():  # nothing to span across: show such cells as any other
+        spans[:] = False
+    cols = _ordered([c[0] for c in _unique(frame, [column])], layout.labels)
+    row_keys = _unique(frame[~spans], rows)
+    by_pos = {key: g for key, g in frame[~spans].groupby(rows + [column], sort=False, dropna=False)}
+    by_group = {key: g for key, g in frame[spans].groupby(rows[:-1] + [column], sort=False, dropna=False)}
+    empty, shown = frame.iloc[:0], set()
+
+    def summary(row: tuple, col) -> dict:
+        if not spans.any() or col not in layout.spanning:
+            return _summary(by_pos.get((*row, col), empty))
+        group = (*row[:-1], col)
+        if group in shown:  # shown in the group's first row already
+            return {"state": "blank"}
+        shown.add(group)
+        return _summary(by_group.get(group, empty))
+
+    cells = [[summary(r, c) for c in cols] for r in row_keys]
+    header = [*rows[:-1], f"{rows[-1]} \\ {column}", *(layout.labels.get(str(c), str(c)) for c in cols)]
     return header, row_keys, cells
+
+
+def _ordered(values: list, labels: dict[str, str]) -> list:
+    """Labelled values in the labels' order, then the others as they appeared."""
+    order = list(labels)
+    return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
+
+
+def notes(df: pd.DataFrame, name: str) -> list[str]:
+    """The table's footnotes: how to read a cell, and the epochs behind the whole-dataset numbers."""
+    frame = _in_table(df, name)
+    whole = frame[(frame["method"] == "whole") & (frame["status"] == "ok")]
+    out = [NOTE]
+    if not whole.empty:
+        epochs = "/".join(str(int(e)) for e in sorted(whole["iterations"].unique()))
+        images = "/".join(str(int(n)) for n in sorted(whole["train_images"].unique()))
+        out.append(f"Whole dataset: networks trained on {images} training images for {epochs} epochs with the "
+                   "evaluation trainer (the paper gives no schedule).")
+    return out
 
 
 def markdown(df: pd.DataFrame, name: str) -> str:
@@ -82,7 +119,7 @@ def markdown(df: pd.DataFrame, name: str) -> str:
              "|" + "---|" * len(header)]
     for key, row in zip(row_keys, cells):
         lines.append("| " + " | ".join([*map(str, key), *(_text(s, "±", "Δ ") for s in row)]) + " |")
-    return "\n".join([*lines, "", NOTE, ""])
+    return "\n".join([*lines, "", *notes(df, name), ""])
 
 
 def _tex_escape(text: str) -> str:
@@ -98,7 +135,8 @@ def latex(df: pd.DataFrame, name: str) -> str:
     for key, row in zip(row_keys, cells):
         texts = [_tex_escape(str(k)) for k in key] + [_text(s, "$\\pm$", "$\\Delta$") for s in row]
         lines.append(" & ".join(texts) + " \\\\")
-    return "\n".join([*lines, "\\hline", "\\end{tabular}", "\\end{table}", ""])
+    footnotes = [f"\\par\\footnotesize {_tex_escape(n)}" for n in notes(df, name)[1:]]
+    return "\n".join([*lines, "\\hline", "\\end{tabular}", *footnotes, "\\end{table}", ""])
 
 
 def write_tables(df: pd.DataFrame, folder: str | Path) -> list[str]:

@@ -1,6 +1,7 @@
 """The Ray Tune trainable: one trial runs one cell (``num_exp`` sets, each evaluated).
 
-It is thin on purpose: ``condense`` makes the sets, ``evaluate`` scores them. What it adds is what
+It is thin on purpose: ``condense`` makes the sets (condensed, or selected by a coreset baseline),
+``evaluate`` scores them; a ``whole`` cell instead tests networks trained on the whole training set. What it adds is what
 a distributed run needs: torch threads and device from the resources Ray gave the trial, progress
 through ``tune.report``, and checkpoints (the condensation's state every ``checkpoint_every`` outer
 iterations, plus every finished experiment's accuracies and set) so a retried or resumed trial
@@ -17,14 +18,15 @@ import ray
 import torch
 from ray import tune
 
-from condense.data import load
+from condense import baselines
+from condense.data import ImageSet, load
 from condense.errors import unknown
 from condense.runtime import keep_freed_memory
 from condense.synthetic import Condensation, SyntheticSet, derive_seed, run_condensation
 from evaluation.pools import eval_iterations
 from evaluation.protocol import evaluate
 
-from .cells import METHODS, Cell, Settings
+from .cells import METHODS, WHOLE, Cell, Settings
 
 STATE_FILE = "progress.pt"
 
@@ -49,9 +51,13 @@ def train_cell(config: dict, settings: Settings) -> None:
         train, test = load(cell.dataset, settings.data_root)
         train, test = train.to(device), test.to(device)
         while trial.exp < settings.num_exp:
+            if cell.method == WHOLE:
+                trial.finish_whole(train, test)
+                continue
             seed = cell.exp_seed(settings.seed, trial.exp)
             synthetic = make_set(cell, train, test, seed, settings, trial)
-            trial.finish(synthetic, test, seed)
+            pool = train if cell.method == "DC" else settings.reference.pool(train)
+            trial.finish(synthetic, test, seed, len(pool))
     trial.report({"done": True}, checkpoint=False)  # the last checkpoint (trial.finish's) holds everything
 
 
@@ -59,6 +65,13 @@ def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Tr
     """How a cell's set is made, by method: the one place a new method (a coreset) plugs in."""
     if cell.method == "DC":
         return _condense(cell, train, test, seed, settings, trial)
+    if cell.method in baselines.METHODS:
+        trial.mark()  # selection time, the reference network's training on first use included
+        # reference_seed is the sweep's: every coreset cell of a dataset shares one cached network
+        synthetic = baselines.select(cell.method, train, cell.ipc, seed, settings.reference, model=cell.model,
+                                     reference_seed=settings.seed, cache_dir=settings.cache_dir)
+        trial.tick()
+        return synthetic
     raise unknown("method", cell.method, METHODS)
 
 
@@ -128,7 +141,7 @@ class _Trial:
                         self.settings.eval_budget)
         return sum(accs) / len(accs)
 
-    def finish(self, synthetic: SyntheticSet, test, exp_seed: int) -> None:
+    def finish(self, synthetic: SyntheticSet, test, exp_seed: int, train_images: int) -> None:
         """Evaluate the experiment's set on the cell's pool, keep the accuracies, checkpoint."""
         iterations = int(synthetic.meta.get("iteration", 0))
         first = len(self.records)
@@ -139,7 +152,8 @@ class _Trial:
             seconds = time.perf_counter() - start
             self.records += [{"exp": self.exp, "eval_model": model, "eval_seed": s, "accuracy": a,
                               "condense_seconds": self.condense_seconds, "eval_seconds": seconds,
-                              "iterations": iterations, "code_version": self.settings.code_version,
+                              "iterations": iterations, "train_images": train_images,
+                              "code_version": self.settings.code_version,
                               "torch_version": str(torch.__version__), "device": self.device.type}
                              for s, a in zip(seeds, accs)]
         self.sets.append(synthetic.to("cpu"))
@@ -147,6 +161,28 @@ class _Trial:
         new = [r["accuracy"] for r in self.records[first:]]
         mean = sum(new) / len(new)
         self.report({"iteration": iterations, "accuracy": mean}, checkpoint=True, exp=self.exp - 1)
+        self.mark()
+
+    def finish_whole(self, train: ImageSet, test: ImageSet) -> None:
+        """One experiment of the whole-dataset bound: per eval model, one network trained on the
+        whole training set and tested. Seed ``seed + exp``: experiment 0 is the coresets' reference
+        network, from the cache. Its row's ``iterations`` holds the training epochs."""
+        seed, reference = self.settings.seed + self.exp, self.settings.reference
+        pool, first = reference.pool(train), len(self.records)
+        for model in self.cell.eval_models():
+            start = time.perf_counter()
+            acc = baselines.whole(train, test, [seed], reference, model=model, cache_dir=self.settings.cache_dir,
+                                  max_test=self.settings.eval_budget.max_test)[0]
+            self.records.append({"exp": self.exp, "eval_model": model, "eval_seed": seed, "accuracy": acc,
+                                 "condense_seconds": 0.0, "eval_seconds": time.perf_counter() - start,
+                                 "iterations": reference.epochs, "train_images": len(pool),
+                                 "code_version": self.settings.code_version,
+                                 "torch_version": str(torch.__version__), "device": self.device.type})
+        self.sets.append(training_sample(pool))
+        self.exp += 1
+        new = [r["accuracy"] for r in self.records[first:]]
+        self.report({"iteration": reference.epochs, "accuracy": sum(new) / len(new)}, checkpoint=True,
+                    exp=self.exp - 1)
         self.mark()
 
     def report(self, metrics: dict, checkpoint: bool, exp: int | None = None) -> None:
@@ -162,3 +198,10 @@ class _Trial:
             for e, s in enumerate(self.sets):
                 s.save(Path(d) / set_file(e))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def training_sample(train: ImageSet, per_class: int = 10) -> SyntheticSet:
+    """What a whole cell shows in place of a set: the first training images of each class."""
+    idx = torch.cat([i[:per_class] for i in train.indices_per_class()])
+    return SyntheticSet(train.images[idx].cpu(), train.labels[idx].cpu(), train.info.name,
+                        {"method": WHOLE, "sample": f"first {per_class} training images per class"})

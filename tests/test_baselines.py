@@ -1,4 +1,5 @@
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -130,7 +131,7 @@ def test_reference_is_cached_and_reused(mnist, tmp_path, monkeypatch):
     monkeypatch.setattr(reference, "train_reference", lambda *a: calls.append(a[3]) or real_train(*a))
     first = reference.reference(train, "ConvNet", TINY, seed=0, cache_dir=tmp_path)
     again = reference.reference(train, "ConvNet", TINY, seed=0, cache_dir=tmp_path)
-    assert calls == [0] and len(list((tmp_path / "reference").iterdir())) == 1
+    assert calls == [0] and len(list((tmp_path / "reference").glob("*.pt"))) == 1
     assert all(torch.equal(first.state[k], again.state[k]) for k in first.state)
     assert torch.equal(first.forgetting, again.forgetting) and len(first.forgetting) == TINY.max_train
     # a forgetting event needs a correct presentation before it: at most one per two epochs
@@ -140,6 +141,18 @@ def test_reference_is_cached_and_reused(mnist, tmp_path, monkeypatch):
     assert calls == [0]  # the selection and the bound reuse the cached network
     reference.reference(train, "ConvNet", TINY, seed=1, cache_dir=tmp_path)
     assert calls == [0, 1]  # another seed is another network
+
+
+def test_concurrent_callers_train_the_reference_once(mnist, tmp_path, monkeypatch):
+    """A sweep's coreset cells start together: the first trains, the others wait and load it."""
+    train, _ = mnist
+    calls = []
+    real_train = reference.train_reference
+    monkeypatch.setattr(reference, "train_reference", lambda *a: calls.append(a[3]) or real_train(*a))
+    with ThreadPoolExecutor(3) as pool:  # flock excludes separate open files, threads too
+        refs = list(pool.map(lambda _: reference.reference(train, "ConvNet", TINY, 0, tmp_path), range(3)))
+    assert calls == [0]
+    assert all(torch.equal(r.forgetting, refs[0].forgetting) for r in refs)
 
 
 def test_cache_dir_resolution(monkeypatch, tmp_path):

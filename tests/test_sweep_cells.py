@@ -12,7 +12,10 @@ def test_expansion_is_deterministic_and_in_file_order():
     first = expand(spec.load(SWEEPS / "all.yaml"))
     assert first == expand(spec.load(SWEEPS / "all.yaml"))
     ids = [c.cell_id for c in first]
-    assert ids[:3] == ["MNIST-ConvNet-ipc1-S-ours", "MNIST-ConvNet-ipc10-S-ours", "MNIST-ConvNet-ipc50-S-ours"]
+    # table1's axes in product order: dataset, model, ipc, eval mode, metric, then method
+    assert ids[:7] == ["MNIST-ConvNet-ipc1-S-ours-random", "MNIST-ConvNet-ipc1-S-ours-herding",
+                       "MNIST-ConvNet-ipc1-S-ours-kcenter", "MNIST-ConvNet-ipc1-S-ours-forgetting",
+                       "MNIST-ConvNet-ipc1-S-ours", "MNIST-ConvNet-all-S-ours-whole", "MNIST-ConvNet-ipc10-S-ours-random"]
     assert ids.index("MNIST-MLP-ipc1-M-ours") < ids.index("MNIST-ConvNetW32-ipc1-W-ours") < ids.index(
         "MNIST-MLP-ipc1-S-cos")
 
@@ -20,6 +23,15 @@ def test_expansion_is_deterministic_and_in_file_order():
 def test_cell_ids_are_readable_and_name_the_method_unless_dc():
     assert Cell("MNIST", "ConvNetW64", 1, "W", "ours", "DC", ("ablation_width",)).cell_id == "MNIST-ConvNetW64-ipc1-W-ours"
     assert Cell("MNIST", "ConvNet", 10, "S", "ours", "herding", ("table1",)).cell_id == "MNIST-ConvNet-ipc10-S-ours-herding"
+    assert Cell("SVHN", "ConvNet", 0, "S", "ours", "whole", ("table1",)).cell_id == "SVHN-ConvNet-all-S-ours-whole"
+
+
+def test_a_whole_cell_is_shared_by_the_ipcs_of_its_grid():
+    sweep = spec.load(SWEEPS / "smoke.yaml")
+    grid = dataclasses.replace(sweep.grids[-1], ipcs=(1, 10, 50), methods=("random", "whole"))
+    cells = expand(dataclasses.replace(sweep, grids=(grid,)))
+    assert [c.cell_id for c in cells] == ["MNIST-ConvNet-ipc1-S-ours-random", "MNIST-ConvNet-all-S-ours-whole",
+                                          "MNIST-ConvNet-ipc10-S-ours-random", "MNIST-ConvNet-ipc50-S-ours-random"]
 
 
 def test_seeds_depend_on_cell_and_experiment_not_on_the_sweep():
@@ -48,6 +60,10 @@ def test_smoke_caps_budgets_but_never_raises_them():
     assert tiny.budget.iterations < 20 and tiny.eval_budget.epochs < 100  # smaller than the presets ...
     assert capped.budget.iterations == tiny.budget.iterations  # ... so --smoke keeps them
     assert capped.eval_budget.epochs == tiny.eval_budget.epochs
+    # the reference network (coresets, whole): 5 epochs on 1000 images under --smoke, the file's if smaller
+    assert (paper.reference.epochs, paper.reference.max_train) == (5, 1000)
+    assert (capped.reference.epochs, capped.reference.max_train) == (tiny.reference_budget.epochs, 1000)
+    assert settings_for(spec.load(SWEEPS / "table1.yaml"), "/data", "v").reference.max_train is None
 
 
 def test_describe_states_the_budget():
@@ -58,3 +74,9 @@ def test_describe_states_the_budget():
     assert line.startswith("CIFAR10-ConvNet-ipc50-S-ours ")
     # ipc 50: outer loop 50, inner 10; CIFAR10 + ConvNet evaluates without augmentation: 300 epochs
     assert "loops 50/10" in line and "250000 matching steps" in line and "300 epochs" in line
+    lines = {c.cell_id: describe(c, s) for c in expand(sweep)}
+    assert ("herding selection (all training images, reference ConvNet of 50 epochs); eval 1 model x 20 nets x "
+            "1000 epochs") in lines["MNIST-ConvNet-ipc10-S-ours-herding"]
+    assert "random selection (all training images); eval" in lines["MNIST-ConvNet-ipc1-S-ours-random"]
+    assert "5 exp: 1 model x 1 net trained on all training images for 50 epochs" in lines[
+        "MNIST-ConvNet-all-S-ours-whole"]

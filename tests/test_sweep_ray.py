@@ -151,7 +151,10 @@ def ray_head(tmp_path):
 
 def test_sweep_on_a_ray_start_head_and_resume_of_a_finished_sweep(tmp_path, ray_head):
     address, head_env = ray_head
-    path, runs = sweep_file(tmp_path, MLP_METRICS), tmp_path / "runs"
+    baselines = {"table1": {"datasets": ["MNIST"], "models": ["MLP"], "ipcs": [1], "eval_modes": ["S"],
+                            "methods": ["random", "whole"]}}
+    path = sweep_file(tmp_path, {**MLP_METRICS, **baselines}, reference_budget={"epochs": 1, "max_train": 500})
+    runs = tmp_path / "runs"
 
     wrong = orchestrate(path, "--output", runs, "--address", address, environ={**head_env, "RAY_AUTH_TOKEN": "0" * 64})
     assert wrong.returncode == 2, wrong.stdout + wrong.stderr
@@ -160,15 +163,20 @@ def test_sweep_on_a_ray_start_head_and_resume_of_a_finished_sweep(tmp_path, ray_
 
     r = orchestrate(path, "--output", runs, "--address", address, environ=head_env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"on {address}" in r.stdout and "2 cells: 2 ok" in r.stdout
+    assert f"on {address}" in r.stdout and "4 cells: 4 ok" in r.stdout
     out = runs / "tiny"
     df = results.read(out / "results.parquet")
-    assert list(df.columns) == results.COLUMNS and len(df) == 2 * 2 and (df.status == "ok").all()
-    assert sorted(p.name for p in (out / "tables").iterdir()) == ["metric.md", "metric.tex"]
+    # 2 networks for each of 3 sets, 1 network trained on the whole (500-image) training set
+    assert list(df.columns) == results.COLUMNS and len(df) == 3 * 2 + 1 and (df.status == "ok").all()
+    whole = df[df.method == "whole"]
+    assert whole.cell_id.tolist() == ["MNIST-MLP-all-S-ours-whole"] and whole[["ipc", "iterations", "train_images"]].values.tolist() == [[0, 1, 500]]
+    assert sorted(p.name for p in (out / "tables").iterdir()) == ["metric.md", "metric.tex", "table1.md", "table1.tex"]
     assert "| MLP | " in (out / "tables" / "metric.md").read_text()
+    table1 = (out / "tables" / "table1.md").read_text()
+    assert "| dataset | ipc \\ method | Random | whole dataset |" in table1 and "| MNIST | 1 | " in table1
     ids = sorted(df.cell_id.unique())
-    assert sorted(p.stem for p in (out / "figures").iterdir()) == ids
-    assert sorted(p.name for p in (out / "synthetic").iterdir()) == [f"{i}-exp0.pt" for i in ids]
+    assert sorted(p.stem for p in (out / "figures").iterdir()) == ids  # the whole cell's: a training sample
+    assert sorted(p.name for p in (out / "synthetic").iterdir()) == [f"{i}-exp0.pt" for i in ids if "whole" not in i]
 
     parquet, before = (out / "results.parquet").read_bytes(), checkpoints(out / "tune")
     again = orchestrate(path, "--output", runs, "--address", address, "--resume", environ=head_env)

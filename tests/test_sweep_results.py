@@ -6,13 +6,13 @@ from orchestrator import results
 from orchestrator.cells import Cell
 
 SCHEMA = ("sweep cell_id table dataset model ipc eval_mode dis_metric method exp eval_model eval_seed accuracy "
-          "condense_seconds eval_seconds iterations code_version torch_version device status error").split()
+          "condense_seconds eval_seconds iterations train_images code_version torch_version device status error").split()
 CELL = Cell("MNIST", "ConvNet", 1, "M", "ours", "DC", ("table2",))
 
 
 def record(exp, model, seed, acc):
     return {"exp": exp, "eval_model": model, "eval_seed": seed, "accuracy": acc, "condense_seconds": 1.5,
-            "eval_seconds": 0.5, "iterations": 10, "code_version": "abc", "torch_version": "2.x", "device": "cpu"}
+            "eval_seconds": 0.5, "iterations": 10, "train_images": 60000, "code_version": "abc", "torch_version": "2.x", "device": "cpu"}
 
 
 def test_round_trip_has_exactly_the_schema(tmp_path):

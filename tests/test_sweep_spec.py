@@ -15,7 +15,8 @@ from orchestrator import spec
 from orchestrator.cells import expand
 
 SWEEPS = REPO / "sweeps"
-PAPER_COUNTS = {"table1": 12, "table2": 6, "ablation_width": 4, "ablation_depth": 4, "ablation_activation": 3,
+# Table 1: 12 DC cells, 4 coreset baselines x 12, and one whole-dataset cell per dataset
+PAPER_COUNTS = {"table1": 12 * 5 + 4, "table2": 6, "ablation_width": 4, "ablation_depth": 4, "ablation_activation": 3,
                 "ablation_pooling": 3, "ablation_norm": 5, "metric": 18}
 
 BASE = {"tables": {"metric": {"datasets": ["MNIST"], "models": ["ConvNet", "MLP"], "ipcs": [1],
@@ -96,6 +97,9 @@ def test_every_shipped_sweep_loads_with_paper_defaults_unless_smoke():
     (edited(tables__metric__ipcs=[1, 1]), "tables.metric.ipcs", "twice"),
     (edited(tables__metric__ipcs=[1, 10]), "tables.metric.ipcs", "one value"),
     (edited(tables__metric__ipcs=[7]), "ipcs", "ipc 7"),
+    (edited(reference_budget={"epochs": 0}), "reference_budget.epochs", "> 0"),
+    (edited(reference_budget={"max_train": "all"}), "reference_budget.max_train", "expected int"),
+    (edited(reference_budget={"colour": 1}), "reference_budget.colour", "allowed"),
     (edited(tables__metric__models=None), "tables.metric.models", "required"),
     (edited(tables={"table9": BASE["tables"]["metric"]}), "tables", "table9"),
     (edited(tables=None), "no cells", "tables"),
@@ -110,6 +114,26 @@ def test_malformed_sweep_is_one_line_naming_file_and_key(tmp_path, data, key, hi
     message = str(err.value)
     assert "\n" not in message and message.startswith(str(path)), message
     assert key in message and hint in message, message
+
+
+def test_table1_has_the_method_axis_and_one_whole_cell_per_dataset():
+    cells = expand(spec.load(SWEEPS / "table1.yaml"))
+    by_method = {m: [c for c in cells if c.method == m] for m in ("random", "herding", "kcenter", "forgetting", "DC")}
+    assert all(len(v) == 12 for v in by_method.values())
+    whole = [c for c in cells if c.method == "whole"]
+    assert [c.cell_id for c in whole] == [f"{d}-ConvNet-all-S-ours-whole" for d in
+                                          ("MNIST", "FashionMNIST", "SVHN", "CIFAR10")]
+    assert {c.ipc for c in whole} == {0}
+
+
+def test_coreset_grids_take_any_ipc_but_dc_needs_a_loop_setting(tmp_path):
+    def table1(methods):
+        grid = {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [7], "eval_modes": ["S"], "methods": methods}
+        return edited(tables={"table1": grid})
+
+    assert {c.ipc for c in expand(spec.load(write(tmp_path, table1(["random", "herding"]))))} == {7}
+    with pytest.raises(ConfigError, match="ipc 7"):
+        spec.load(write(tmp_path, table1(["random", "DC"])))
 
 
 def test_include_takes_grids_and_refuses_cycles(tmp_path):

@@ -6,13 +6,14 @@ from orchestrator import results, tables
 from orchestrator.cells import Cell
 
 
-def cell(model, mode, metric="ours", tables_=("table2",), dataset="MNIST", ipc=1):
-    return Cell(dataset, model, ipc, mode, metric, "DC", tables_)
+def cell(model, mode, metric="ours", tables_=("table2",), dataset="MNIST", ipc=1, method="DC"):
+    return Cell(dataset, model, ipc, mode, metric, method, tables_)
 
 
-def accs(c, by_model):
+def accs(c, by_model, iterations=10, train_images=60000):
     records = [{"exp": i // 2, "eval_model": m, "eval_seed": i, "accuracy": a, "condense_seconds": 1.0,
-                "eval_seconds": 1.0, "iterations": 10, "code_version": "v", "torch_version": "t", "device": "cpu"}
+                "eval_seconds": 1.0, "iterations": iterations, "train_images": train_images, "code_version": "v",
+                "torch_version": "t", "device": "cpu"}
                for m, values in by_model.items() for i, a in enumerate(values)]
     return results.ok_rows("hand", c, records)
 
@@ -61,6 +62,34 @@ def test_table1_and_a_shared_cell_in_both_its_tables(parquet):
     metric = md_rows(tables.markdown(df, "metric"))
     assert metric == {"ConvNet": ["91.50 ± 0.50 [91.7 ± 0.5; Δ -0.20]", "missing"],
                       "MLP": ["missing", "15.00 ± 5.00"]}  # no published number for MLP with mse
+
+
+def test_table1_has_the_papers_six_columns_and_the_whole_bound_once_per_dataset(tmp_path):
+    t1 = ("table1",)
+    rows = []  # written in an order unlike the paper's: the columns still come out in its order
+    for ipc in (1, 10):
+        rows += accs(cell("ConvNet", "S", tables_=t1, ipc=ipc), {"ConvNet": [90.0 + ipc / 10]})
+    for method, acc in (("forgetting", 30.0), ("kcenter", 80.0), ("herding", 85.0), ("random", 60.0)):
+        for ipc in (1, 10):
+            rows += accs(cell("ConvNet", "S", tables_=t1, ipc=ipc, method=method), {"ConvNet": [acc + ipc]}, 0)
+    rows += accs(cell("ConvNet", "S", tables_=t1, ipc=0, method="whole"), {"ConvNet": [99.0, 99.5]}, 50, 60000)
+    rows += accs(cell("ConvNet", "S", tables_=t1, dataset="SVHN", ipc=1, method="random"), {"ConvNet": [15.0]}, 0)
+    results.write(rows, tmp_path / "r.parquet")
+    df = results.read(tmp_path / "r.parquet")
+    md = tables.markdown(df, "table1")
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[0] == ("| dataset | ipc \\ method | Random | Herding | K-Center | Forgetting | DC | whole dataset |")
+    body = [[c.strip() for c in line.strip("|").split("|")] for line in lines[1:]]
+    assert [b[:2] for b in body] == [["MNIST", "1"], ["MNIST", "10"], ["SVHN", "1"]]  # no ipc-0 row
+    assert body[0][2:] == ["61.00 ± 0.00 [64.9 ± 3.5; Δ -3.90]", "86.00 ± 0.00 [89.2 ± 1.6; Δ -3.20]",
+                           "81.00 ± 0.00 [89.3 ± 1.5; Δ -8.30]", "31.00 ± 0.00 [35.5 ± 5.6; Δ -4.50]",
+                           "90.10 ± 0.00 [91.7 ± 0.5; Δ -1.60]", "99.25 ± 0.25 [99.6 ± 0.0; Δ -0.35]"]
+    assert body[1][-1] == ""  # the bound is shown once per dataset, in its first row
+    assert body[1][2] == "70.00 ± 0.00 [95.1 ± 0.9; Δ -25.10]"
+    assert body[2][2:] == ["15.00 ± 0.00 [14.6 ± 1.6; Δ +0.40]", *["missing"] * 4, "missing"]
+    assert "Whole dataset: networks trained on 60000 training images for 50 epochs" in md
+    tex = tables.latex(df, "table1")
+    assert "K-Center & Forgetting & DC & whole dataset" in tex and "for 50 epochs" in tex
 
 
 def test_latex_escapes_and_uses_math_symbols(parquet):

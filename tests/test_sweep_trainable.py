@@ -4,6 +4,7 @@ checkpoint ends with exactly the accuracies and sets of a trial that never crash
 Ray is not started: ``tune`` inside the trainable is replaced by a recorder of its reports, which is
 all a Tune session gives a function trainable (report, get_checkpoint, the trial's resources).
 """
+import dataclasses
 import shutil
 import types
 from pathlib import Path
@@ -13,6 +14,8 @@ import torch
 from ray import tune
 
 from conftest import data_root
+from condense.data import load
+from condense.reference import ReferenceBudget
 from condense.synthetic import Budget, SyntheticSet
 from evaluation.protocol import EvalBudget
 from orchestrator import trainable
@@ -50,9 +53,11 @@ class FakeTune:
 
 
 @pytest.fixture
-def settings():
-    return Settings(Budget(iterations=4, batch_real=16), EvalBudget(epochs=3, max_test=200), num_exp=2, num_eval=2,
-                    seed=0, data_root=str(data_root()), checkpoint_every=1, code_version="test")
+def settings(tmp_path):
+    return Settings(Budget(iterations=4, batch_real=16), EvalBudget(epochs=3, max_test=200),
+                    ReferenceBudget(epochs=1, max_train=300), num_exp=2, num_eval=2, seed=0,
+                    data_root=str(data_root()), checkpoint_every=1, code_version="test",
+                    cache_dir=str(tmp_path / "cache"))
 
 
 @pytest.fixture(autouse=True)
@@ -63,11 +68,11 @@ def no_ray_session(monkeypatch):
     torch.set_num_threads(threads)  # the trainable sets the trial's threads: give the others theirs back
 
 
-def run(monkeypatch, folder, settings, **kw) -> FakeTune:
+def run(monkeypatch, folder, settings, cell=CELL, **kw) -> FakeTune:
     folder.mkdir()
     fake = FakeTune(folder, **kw)
     monkeypatch.setattr(trainable, "tune", fake)
-    trainable.train_cell({"cell": CELL.to_config()}, settings)
+    trainable.train_cell({"cell": cell.to_config()}, settings)
     return fake
 
 
@@ -104,3 +109,31 @@ def test_a_finished_trial_restored_recomputes_nothing(tmp_path, monkeypatch, set
     again = run(monkeypatch, tmp_path / "again", settings, restore_from=whole.checkpoints[-1])
     assert again.reports == [{"done": True, "exp": 2, "num_exp": 2, "resumed_from": {"exp": 2, "iteration": 0}}]
     assert again.checkpoints == []
+
+
+def test_a_coreset_cell_selects_from_the_pool_and_shares_one_cached_reference(tmp_path, monkeypatch, settings):
+    cell = Cell("MNIST", "ConvNet", 2, "S", "ours", "herding", ("table1",))
+    fake = run(monkeypatch, tmp_path / "herding", settings, cell=cell)
+    state, sets = final_state(fake)
+    assert [(r["exp"], r["iterations"], r["train_images"]) for r in state["records"]] == [(0, 0, 300)] * 2 + [(1, 0, 300)] * 2
+    assert all(0 <= r["accuracy"] <= 100 for r in state["records"])
+    pool = load("MNIST", data_root())[0].images[:300]
+    for s in sets:
+        assert s.labels.tolist() == [c for c in range(10) for _ in range(2)]
+        assert all((pool == image).flatten(1).all(1).any() for image in s.images)  # real training images
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 1  # one reference network for both runs
+    kcenter = run(monkeypatch, tmp_path / "kcenter", settings, cell=dataclasses.replace(cell, method="kcenter"))
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 1 and kcenter.reports[-1]["done"]
+
+
+def test_a_whole_cell_tests_networks_trained_on_the_whole_pool(tmp_path, monkeypatch, settings):
+    cell = Cell("MNIST", "ConvNet", 0, "S", "ours", "whole", ("table1",))
+    fake = run(monkeypatch, tmp_path / "whole", settings, cell=cell)
+    state, sets = final_state(fake)
+    # one network per run, seeds 0 and 1 (run 0's is the coresets' reference), epochs in "iterations"
+    assert [(r["exp"], r["eval_seed"], r["iterations"], r["train_images"]) for r in state["records"]] == [
+        (0, 0, 1, 300), (1, 1, 1, 300)]
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2
+    assert [len(s) for s in sets] == [100, 100] and sets[0].meta["method"] == "whole"  # the figure's sample
+    again = run(monkeypatch, tmp_path / "again", settings, cell=cell, restore_from=fake.checkpoints[-1])
+    assert again.checkpoints == [] and again.reports[-1]["done"]
