@@ -92,7 +92,8 @@ def build_network(name: str, train: ImageSet, generator: torch.Generator, device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = networks.build(name, info.channels, info.num_classes, info.image_size)
-    return net.to(device)
+    # pageable host memory is staged at once: the copy does not wait for the device's queue
+    return net.to(device, non_blocking=True)
 
 
 class ClassSampler:
@@ -217,6 +218,10 @@ class Condensation:
         self.outer_loop, self.inner_loop = budget.loops(ipc)
         self.device = train.images.device
         self.generator = seeded_generator(seed, self.device)
+        # Each outer iteration's network seed is drawn on the host: from a device generator that
+        # would be a host sync per iteration. On the CPU it is the run's generator itself.
+        self.net_generator = (self.generator if self.device.type == "cpu"
+                              else seeded_generator(derive_seed(seed, "networks")))
         self.sampler = ClassSampler(train.labels, train.info.num_classes)
         k, (c, h, w) = train.info.num_classes, (train.info.channels, *train.info.image_size)
         self.labels = torch.arange(k, device=self.device).repeat_interleave(ipc)
@@ -233,7 +238,7 @@ class Condensation:
     def step(self) -> None:
         """One outer iteration: a fresh network, ``outer_loop`` image updates, inner training between."""
         b = self.budget
-        net = build_network(self.model, self.train, self.generator, self.device)
+        net = build_network(self.model, self.train, self.net_generator, self.device)
         net_opt = torch.optim.SGD(net.parameters(), lr=b.lr_net)
         bn = networks.has_batchnorm(net)
         k = self.train.info.num_classes
@@ -269,7 +274,8 @@ class Condensation:
 
     def state_dict(self) -> dict:
         return {"images": self.images.detach().cpu(), "optimizer": self.optimizer.state_dict(),
-                "iteration": self.iteration, "generator": self.generator.get_state()}
+                "iteration": self.iteration, "generator": self.generator.get_state(),
+                "net_generator": self.net_generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
@@ -277,6 +283,7 @@ class Condensation:
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = state["iteration"]
         self.generator.set_state(state["generator"])
+        self.net_generator.set_state(state["net_generator"])  # after: on the CPU they are one generator
 
 
 ProgressFn = Callable[[int, Condensation], None]

@@ -87,3 +87,21 @@ def test_condensation_fast_and_reference_steps_agree(train64, model):
     assert not torch.equal(fast, runs[0].images.new_zeros(fast.shape))
     assert torch.allclose(fast, ref, rtol=0, atol=1e-10), (fast - ref).abs().max()
     assert torch.equal(runs[0].generator.get_state(), runs[1].generator.get_state())
+
+
+def test_an_outer_iteration_never_waits_for_the_device(mnist_small, device):
+    """Network seeds are drawn on the host, so on CUDA a whole step runs under sync debug mode
+    "error" (which raises at any host synchronisation); on the CPU the run keeps one generator."""
+    train = mnist_small[0].to(device)
+    run = Condensation(train, "ConvNetW16", 2, budget=Budget(batch_real=8, outer_loop=2, inner_loop=1), seed=0)
+    assert run.net_generator.device.type == "cpu"
+    assert (run.net_generator is run.generator) == (device.type == "cpu")
+    run.step()  # first use: lazy initialisations may synchronise once
+    if device.type == "cuda":
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        run.step()
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    assert run.iteration == 2
