@@ -6,6 +6,7 @@ import torch
 
 from condense.augment import augment
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
+from evaluation import protocol
 from evaluation.protocol import EvalBudget, evaluate, parallel_seeds, train_network, train_networks
 
 SEEDS = (3, 7, 11)
@@ -75,10 +76,10 @@ def test_evaluate_vectorised_equals_serial(mnist_small, device):
     budget = EvalBudget(epochs=6, max_test=300)
     seeds = [0, 1, 2]
     serial = evaluate(syn, test, "ConvNetW32", seeds, budget, vectorised=False)
-    assert evaluate(syn, test, "ConvNetW32", seeds, budget) == serial
+    assert evaluate(syn, test, "ConvNetW32", seeds, budget, vectorised=True) == serial
     # groups of two and a single leftover seed
     reported = []
-    assert evaluate(syn, test, "ConvNetW32", seeds, budget, max_parallel=2,
+    assert evaluate(syn, test, "ConvNetW32", seeds, budget, vectorised=True, max_parallel=2,
                     on_result=lambda s, a: reported.append(s)) == serial
     assert reported == seeds
 
@@ -89,7 +90,7 @@ def test_batchnorm_models_fall_back_to_serial_and_say_so(mnist_small, caplog):
     syn = real_subset(train, 1)
     budget = EvalBudget(epochs=2, max_test=100)
     with caplog.at_level(logging.INFO, logger="evaluation.protocol"):
-        vectorised = evaluate(syn, test, "ConvNetBN", [0, 1], budget)
+        vectorised = evaluate(syn, test, "ConvNetBN", [0, 1], budget, vectorised=True)
     assert "BatchNorm" in caplog.text
     assert vectorised == evaluate(syn, test, "ConvNetBN", [0, 1], budget, vectorised=False)
 
@@ -102,3 +103,13 @@ def test_parallel_seeds_from_memory_or_override(mnist_small):
     assert parallel_seeds("ConvNet", train.info, 10, EvalBudget(), cpu, max_parallel=3) == 3
     # a bigger batch needs more memory per seed, so no more seeds fit
     assert parallel_seeds("ConvNet", train.info, 256, EvalBudget(), cpu) <= auto
+
+
+def test_the_default_vectorises_on_accelerators_only(mnist_small, monkeypatch, device):
+    """On the CPU vmapped seeds measured slower than serial ones: the default trains them serially."""
+    train, test = mnist_small
+    calls = []
+    monkeypatch.setattr(protocol, "train_networks", lambda nets, *a: calls.append(len(nets)))
+    monkeypatch.setattr(protocol, "train_network", lambda net, *a: calls.append(1))
+    evaluate(real_subset(train, 1), test.to(device), "ConvNetW32", [0, 1, 2], EvalBudget(epochs=1, max_test=10))
+    assert calls == ([1, 1, 1] if device.type == "cpu" else [3])
