@@ -96,7 +96,8 @@ class Settings:
     def comparable(self) -> dict:
         """The part that decides the numbers: a resumed sweep must not change it."""
         d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if k not in ("data_root", "code_version", "checkpoint_every", "cache_dir")}
+        where = ("data_root", "code_version", "checkpoint_every", "cache_dir")
+        return {k: v for k, v in d.items() if k not in where}
 
 
 def settings_for(sweep: "Sweep", data_root: str, code_version: str, smoke: bool = False) -> Settings:

@@ -1,8 +1,9 @@
 """The Ray Tune trainable: one trial runs one cell (``num_exp`` sets, each evaluated).
 
 It is thin on purpose: ``condense`` makes the sets (condensed, or selected by a coreset baseline),
-``evaluate`` scores them; a ``whole`` cell instead tests networks trained on the whole training set. What it adds is what
-a distributed run needs: torch threads and device from the resources Ray gave the trial, progress
+``evaluate`` scores them; a ``whole`` cell instead tests networks trained on the whole training
+set. What it adds is what a distributed run needs: torch threads and device from the resources Ray
+gave the trial, progress
 through ``tune.report``, and checkpoints (the condensation's state every ``checkpoint_every`` outer
 iterations, plus every finished experiment's accuracies and set) so a retried or resumed trial
 continues where it stopped. Results travel to the driver inside the last checkpoint; the driver
