@@ -5,8 +5,8 @@ It is thin on purpose: ``condense`` makes the sets (condensed, or selected by a 
 set. What it adds is what a distributed run needs: torch threads and device from the resources Ray
 gave the trial, progress through ``tune.report``, and checkpoints (the condensation's state every
 ``checkpoint_every`` outer iterations, plus every finished experiment's accuracies and set) so a
-retried or resumed trial continues where it stopped. Results travel to the driver inside the last checkpoint; the driver
-alone writes the sweep's outputs.
+retried or resumed trial continues where it stopped. Results travel to the driver inside the last
+checkpoint; the driver alone writes the sweep's outputs.
 """
 from __future__ import annotations
 
