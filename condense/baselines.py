@@ -8,7 +8,8 @@
 - ``kcenter``: greedy farthest point; starts from the image nearest the class mean (deterministic,
   common practice), then repeatedly takes the image farthest from everything selected;
 - ``forgetting``: the images with the most correct -> incorrect transitions while the reference
-  network trained (Toneva et al. 2019); ties broken at random with ``seed``.
+  network trained (Toneva et al. 2019), an image never classified correctly counting as the most
+  forgotten, as in the authors' code; ties broken at random with ``seed``.
 Features are the penultimate-layer embedding of the reference network (:mod:`condense.reference`),
 which is trained once per dataset, model and ``reference_seed`` and cached, so herding and k-center
 are deterministic given it: their experiments differ only in their evaluation seeds.
@@ -73,7 +74,7 @@ class _Context:
     pool: ImageSet
     generator: torch.Generator
     net: nn.Module | None = None  # the reference network (feature extractor)
-    forgetting: Tensor | None = None  # its forgetting counts, on the pool's device
+    forgetting: Tensor | None = None  # its forgetting scores, on the pool's device
 
 
 # Each rule picks ``ipc`` positions within ``idx``, one class's indices into the pool.

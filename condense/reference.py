@@ -32,6 +32,10 @@ from .synthetic import build_network, seeded_generator
 
 log = logging.getLogger(__name__)
 
+# Part of every cache key: bumped when what a cached file holds changes meaning (2: forgetting
+# scores count a never-learned image as most forgotten), so no stale file is read.
+CACHE_FORMAT = 2
+
 
 @dataclass(frozen=True)
 class ReferenceBudget:
@@ -70,16 +74,27 @@ class ForgettingCounter:
     def __init__(self, n: int, device):
         self.counts = torch.zeros(n, dtype=torch.long, device=device)
         self.last_correct = torch.zeros(n, dtype=torch.bool, device=device)
+        self.learned = torch.zeros(n, dtype=torch.bool, device=device)  # classified correctly at least once
+        self.presented = torch.zeros(n, dtype=torch.long, device=device)
 
     def update(self, idx: Tensor, correct: Tensor) -> None:
         """``idx``: distinct image indices of one batch; ``correct``: their predictions were right."""
         self.counts[idx] += (self.last_correct[idx] & ~correct).long()
         self.last_correct[idx] = correct
+        self.learned[idx] |= correct
+        self.presented[idx] += 1
+
+    def scores(self) -> Tensor:
+        """What Forgetting ranks by, as the authors' code (order_examples_by_forgetting.py): the
+        forgetting events, or, for an image never learned, as many as its presentations, the most
+        there can be: unlearnable images count as the most forgettable, not the least."""
+        return torch.where(self.learned, self.counts, self.presented)
 
 
 @dataclass
 class Reference:
-    """A trained reference network (weights) and the forgetting counts of its training run."""
+    """A trained reference network (weights) and the forgetting scores of its training run
+    (:meth:`ForgettingCounter.scores`)."""
     model: str
     state: dict
     forgetting: Tensor
@@ -121,7 +136,7 @@ def train_reference(train: ImageSet, model: str, budget: ReferenceBudget, seed: 
             log.info("reference %s seed %d: epoch %d/%d, train accuracy %.2f %%", model, seed, epoch + 1,
                      budget.epochs, acc)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    return Reference(model, state, counter.counts.cpu(), budget.epochs)
+    return Reference(model, state, counter.scores().cpu(), budget.epochs)
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -134,7 +149,7 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 def _cache_path(train: ImageSet, model: str, budget: ReferenceBudget, seed: int, cache_dir: Path) -> Path:
     """One file per (dataset, model, seed, budget, exact training data): a changed copy of the data
     or any budget field gives a new file instead of a stale network."""
-    h = hashlib.sha256(repr((model, seed, dataclasses.asdict(budget))).encode())
+    h = hashlib.sha256(repr((CACHE_FORMAT, model, seed, dataclasses.asdict(budget))).encode())
     h.update(train.images.detach().cpu().contiguous().numpy().tobytes())
     h.update(train.labels.cpu().numpy().tobytes())
     return cache_dir / "reference" / f"{train.info.name}-{model}-seed{seed}-e{budget.epochs}-{h.hexdigest()[:16]}.pt"
