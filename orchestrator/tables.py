@@ -19,6 +19,7 @@ import pandas as pd
 from condense.errors import ConfigError
 
 from . import results
+from .cells import WHOLE
 from .layouts import TABLES
 from .published import published
 
@@ -78,10 +79,10 @@ def grid(df: pd.DataFrame, name: str) -> tuple[list[str], list[tuple], list[list
     row_keys = _unique(frame[~spans], rows)
     by_pos = {key: g for key, g in frame[~spans].groupby(rows + [column], sort=False, dropna=False)}
     by_group = {key: g for key, g in frame[spans].groupby(rows[:-1] + [column], sort=False, dropna=False)}
-    empty, shown = frame.iloc[:0], set()
+    empty, shown, spanning = frame.iloc[:0], set(), spans.any()
 
     def summary(row: tuple, col) -> dict:
-        if not spans.any() or col not in layout.spanning:
+        if not spanning or col not in layout.spanning:
             return _summary(by_pos.get((*row, col), empty))
         group = (*row[:-1], col)
         if group in shown:  # shown in the group's first row already
@@ -103,7 +104,7 @@ def _ordered(values: list, labels: dict[str, str]) -> list:
 def notes(df: pd.DataFrame, name: str) -> list[str]:
     """The table's footnotes: how to read a cell, and the epochs behind the whole-dataset numbers."""
     frame = _in_table(df, name)
-    whole = frame[(frame["method"] == "whole") & (frame["status"] == "ok")]
+    whole = frame[(frame["method"] == WHOLE) & (frame["status"] == "ok")]
     out = [NOTE]
     if not whole.empty:
         epochs = "/".join(str(int(e)) for e in sorted(whole["iterations"].unique()))

@@ -150,18 +150,9 @@ class _Trial:
             seeds = self.eval_seeds(exp_seed, model, iterations)
             accs = evaluate(synthetic, test, model, seeds, self.settings.eval_budget)
             seconds = time.perf_counter() - start
-            self.records += [{"exp": self.exp, "eval_model": model, "eval_seed": s, "accuracy": a,
-                              "condense_seconds": self.condense_seconds, "eval_seconds": seconds,
-                              "iterations": iterations, "train_images": train_images,
-                              "code_version": self.settings.code_version,
-                              "torch_version": str(torch.__version__), "device": self.device.type}
+            self.records += [self._record(model, s, a, self.condense_seconds, seconds, iterations, train_images)
                              for s, a in zip(seeds, accs)]
-        self.sets.append(synthetic.to("cpu"))
-        self.exp, self.condensation, self.condense_seconds = self.exp + 1, None, 0.0
-        new = [r["accuracy"] for r in self.records[first:]]
-        mean = sum(new) / len(new)
-        self.report({"iteration": iterations, "accuracy": mean}, checkpoint=True, exp=self.exp - 1)
-        self.mark()
+        self._end_experiment(synthetic.to("cpu"), first, iterations)
 
     def finish_whole(self, train: ImageSet, test: ImageSet) -> None:
         """One experiment of the whole-dataset bound: per eval model, one network trained on the
@@ -173,16 +164,24 @@ class _Trial:
             start = time.perf_counter()
             acc = baselines.whole(train, test, [seed], reference, model=model, cache_dir=self.settings.cache_dir,
                                   max_test=self.settings.eval_budget.max_test)[0]
-            self.records.append({"exp": self.exp, "eval_model": model, "eval_seed": seed, "accuracy": acc,
-                                 "condense_seconds": 0.0, "eval_seconds": time.perf_counter() - start,
-                                 "iterations": reference.epochs, "train_images": len(pool),
-                                 "code_version": self.settings.code_version,
-                                 "torch_version": str(torch.__version__), "device": self.device.type})
-        self.sets.append(training_sample(pool))
-        self.exp += 1
+            self.records.append(self._record(model, seed, acc, 0.0, time.perf_counter() - start,
+                                             reference.epochs, len(pool)))
+        self._end_experiment(training_sample(pool), first, reference.epochs)
+
+    def _record(self, model: str, seed: int, accuracy: float, condense_seconds: float, eval_seconds: float,
+                iterations: int, train_images: int) -> dict:
+        return {"exp": self.exp, "eval_model": model, "eval_seed": seed, "accuracy": accuracy,
+                "condense_seconds": condense_seconds, "eval_seconds": eval_seconds, "iterations": iterations,
+                "train_images": train_images, "code_version": self.settings.code_version,
+                "torch_version": str(torch.__version__), "device": self.device.type}
+
+    def _end_experiment(self, shown: SyntheticSet, first: int, iterations: int) -> None:
+        """Keep the experiment's set (a whole cell's: its training sample), move to the next
+        experiment and checkpoint, reporting the mean of the records from ``first`` on."""
+        self.sets.append(shown)
+        self.exp, self.condensation, self.condense_seconds = self.exp + 1, None, 0.0
         new = [r["accuracy"] for r in self.records[first:]]
-        self.report({"iteration": reference.epochs, "accuracy": sum(new) / len(new)}, checkpoint=True,
-                    exp=self.exp - 1)
+        self.report({"iteration": iterations, "accuracy": sum(new) / len(new)}, checkpoint=True, exp=self.exp - 1)
         self.mark()
 
     def report(self, metrics: dict, checkpoint: bool, exp: int | None = None) -> None:
