@@ -14,15 +14,16 @@ import dataclasses
 import json
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from . import baselines, networks
+from . import baselines, networks, numbers
 from .data import ImageSet, dataset_names, load
-from .errors import ConfigError, unknown
+from .errors import ConfigError, NonFiniteLossError, one_line, unknown
 from .matching import METRICS
 from .reference import ReferenceBudget
 from .runtime import keep_freed_memory
@@ -79,7 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def validate(args: argparse.Namespace) -> None:
-    """Reject bad names before any data is loaded."""
+    """Reject bad names and numbers before any data is loaded."""
     from evaluation.pools import EVAL_MODES
     if args.method not in METHODS:
         raise unknown("method", args.method, METHODS)
@@ -96,12 +97,58 @@ def validate(args: argparse.Namespace) -> None:
     if args.method == "DC":  # these shape the reference network, which gradient matching has none of
         given = [f"--{n}" for n in ("epoch_reference", "max_train") if getattr(args, n) is not None]
         if given:
-            raise ConfigError(f"{', '.join(given)} apply to the coreset methods and whole, not to --method DC")
-    for name in ("ipc", "num_exp", "num_eval", "Iteration", "batch_real", "batch_train", "epoch_eval_train",
-                 "epoch_reference", "max_train"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "Iteration" else 1):
-            raise ConfigError(f"--{name} must be >= {0 if name == 'Iteration' else 1}, got {value}")
+            verb = "apply" if len(given) > 1 else "applies"
+            raise ConfigError(f"{' and '.join(given)} {verb} to the coreset methods and whole, not to --method DC")
+    # Every number flag: floats (learning rates) finite and > 0, ints within int64 and >= 1, but these.
+    for name, value in vars(args).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            wrong = numbers.problem(value, type(value), ">= 0" if name in _MAY_BE_ZERO else "> 0")
+            if wrong:
+                raise ConfigError(f"--{name} {wrong}")
+    if args.method == "DC":
+        try:
+            Budget().loops(args.ipc)
+        except ConfigError as err:
+            raise ConfigError(f"--ipc {args.ipc}: {err}; pick one of those, or a coreset --method") from None
+
+
+_MAY_BE_ZERO = {"Iteration", "seed"}
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``--device`` as a torch device this machine has (default: cuda when available, else cpu)."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r}: not a torch device; use cpu, cuda, cuda:<index> or mps") from None
+    if device.type == "cpu":
+        return device
+    backend = getattr(torch, device.type, None)
+    available = getattr(backend, "is_available", lambda: False)()
+    if device.type == "mps":
+        available = torch.backends.mps.is_available()
+    if not available:
+        raise ConfigError(f"--device {name}: no {device.type} device on this machine; use --device cpu")
+    count = getattr(backend, "device_count", lambda: 1)()
+    if device.index is not None and device.index >= count:
+        raise ConfigError(f"--device {name}: this machine has {count} {device.type} device(s), "
+                          f"indices 0..{count - 1}")
+    return device
+
+
+def writable_folder(path: str) -> Path:
+    """``--save_path``, created if needed, once a file can be written in it."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--save_path {path}: names an existing file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--save_path {path}: cannot write there ({getattr(err, 'strerror', None) or err})") from None
+    return out
 
 
 def budgets(args: argparse.Namespace):
@@ -151,14 +198,11 @@ class Cell:
 def run(args: argparse.Namespace) -> dict:
     from evaluation.pools import eval_models
     validate(args)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     budget, eval_budget, num_exp, num_eval = budgets(args)
     reference = reference_budget(args)
-    if args.method == "DC":
-        budget.loops(args.ipc)  # fail now, not after loading data, on an ipc without loop settings
+    out = writable_folder(args.save_path)
     train, test = load(args.dataset, args.data_path, download=args.download)
-    out = Path(args.save_path)
-    out.mkdir(parents=True, exist_ok=True)
     cell = Cell(args, train.to(device), test.to(device), eval_models(args.eval_mode, args.model), eval_budget,
                 num_exp, num_eval, out)
     if args.method == "DC":
@@ -282,8 +326,11 @@ def main(argv=None) -> int:
     try:
         run(args)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as err:  # a diverged run has no result to report
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
     return 0
 
 

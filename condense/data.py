@@ -314,7 +314,7 @@ def _read_cifar(paths: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
 
 
-def _check(ds: DatasetInfo, images: np.ndarray, labels: np.ndarray, where: str) -> None:
+def _check(ds: DatasetInfo, images: np.ndarray, labels: np.ndarray, where: str, split: str) -> None:
     h, w = ds.image_size
     want = f"[N, {h}, {w}, {ds.channels}] uint8"
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (h, w, ds.channels):
@@ -332,6 +332,11 @@ def _check(ds: DatasetInfo, images: np.ndarray, labels: np.ndarray, where: str) 
             f"{where}: labels range {labels.min()}..{labels.max()}, "
             f"but {ds.name} has classes 0..{ds.num_classes - 1}"
         )
+    if split == "train":  # every method draws images of every class
+        absent = np.flatnonzero(np.bincount(labels, minlength=ds.num_classes) == 0)
+        if len(absent):
+            raise ConfigError(f"{where}: no training image of class {', '.join(map(str, absent))}; "
+                              f"{ds.name} needs images of every class 0..{ds.num_classes - 1}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -357,7 +362,7 @@ def _read_cached(ds: DatasetInfo, src: _Source, root: Path, stamp: tuple) -> tup
             raise ConfigError(f"cannot read {ds.name} {split} data from {where}: {msg}") from err
         if images.ndim == 3 and ds.channels == 1:  # tolerate N x H x W for greyscale
             images = images[..., None]
-        _check(ds, images, labels, where)
+        _check(ds, images, labels, where, split)
         out.append(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous())
         out.append(torch.from_numpy(labels.astype(np.int64, copy=True)))
     return tuple(out)
@@ -417,6 +422,25 @@ def _find(ds: DatasetInfo, root: Path) -> tuple[_Source | None, list[_Source]]:
     return None, srcs
 
 
+def _not_found(ds: DatasetInfo, base: Path, tried: list[_Source]) -> DataNotFoundError:
+    paths = "; ".join(_describe(s) for s in tried)
+    return DataNotFoundError(
+        f"dataset {ds.name} not found under data root {base} (tried: {paths}); "
+        f"put the files there or point --data_path / DC_DATA at the folder that holds them, "
+        f"or pass --download to fetch {ds.name} into {base}"
+    )
+
+
+def require(name: str, root: str | os.PathLike | None = None) -> None:
+    """Raise ``DataNotFoundError`` (``load``'s message) unless ``name``'s files are under the data
+    root; reads none of them, so a driver checks in milliseconds what a worker will load."""
+    ds = info(name)
+    base = resolve_root(root)
+    src, tried = _find(ds, base)
+    if src is None:
+        raise _not_found(ds, base, tried)
+
+
 def load(
     name: str, root: str | os.PathLike | None = None, download: bool = False
 ) -> tuple[ImageSet, ImageSet]:
@@ -438,12 +462,7 @@ def load(
             ) from err
         src, tried = _find(ds, base)
     if src is None:
-        paths = "; ".join(_describe(s) for s in tried)
-        raise DataNotFoundError(
-            f"dataset {ds.name} not found under data root {base} (tried: {paths}); "
-            f"put the files there or point --data_path / DC_DATA at the folder that holds them, "
-            f"or pass --download to fetch {ds.name} into {base}"
-        )
+        raise _not_found(ds, base, tried)
     x_tr, y_tr, x_te, y_te = _read_cached(ds, src, base, src.stamp())
     train = ImageSet(_normalise(x_tr, ds), y_tr.clone(), ds)
     test = ImageSet(_normalise(x_te, ds), y_te.clone(), ds)

@@ -12,6 +12,17 @@ class DataNotFoundError(ConfigError):
     """A dataset's files are not where the data root says."""
 
 
+def one_line(err: BaseException, limit: int = 1000) -> str:
+    """``str(err)`` as one bounded line, as entry points print it."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def unknown(kind: str, value, allowed) -> ConfigError:
     """The one-line error for a name that is not in a registry."""
     return ConfigError(f"unknown {kind} {value!r}; allowed: {', '.join(map(str, allowed))}")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss turned nan or infinite: the run diverged (a learning rate too large, say). Its numbers
+    are not results; the message names where it happened."""

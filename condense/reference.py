@@ -27,7 +27,8 @@ from torch import Tensor
 
 from .augment import augment, strategy_for
 from .data import ImageSet
-from .errors import ConfigError
+from .divergence import FirstNonFinite
+from .errors import ConfigError, NonFiniteLossError
 from .synthetic import build_network, seeded_generator
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def train_reference(train: ImageSet, model: str, budget: ReferenceBudget, seed: 
 
     opt = sgd(budget.lr)
     net.train()
+    diverged = FirstNonFinite(device)
     for epoch in range(budget.epochs):
         if epoch == budget.epochs // 2:  # lr x 0.1 with a fresh optimiser, as the evaluation trainer
             opt = sgd(budget.lr * 0.1)
@@ -128,13 +130,22 @@ def train_reference(train: ImageSet, model: str, budget: ReferenceBudget, seed: 
             logits = net(augment(train.images[idx], strategy, g))
             labels = train.labels[idx]
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(logits, labels).backward()
+            loss = F.cross_entropy(logits, labels)
+            loss.backward()
             opt.step()
+            diverged.update(loss, epoch)
             counter.update(idx, logits.detach().argmax(1) == labels)
         if log.isEnabledFor(logging.INFO):  # one host sync per epoch, only when someone listens
             acc = 100.0 * float(counter.last_correct.float().mean())
             log.info("reference %s seed %d: epoch %d/%d, train accuracy %.2f %%", model, seed, epoch + 1,
                      budget.epochs, acc)
+    bad = diverged.read()
+    if bad is not None:  # never cached: a diverged network is not a reference
+        raise NonFiniteLossError(f"reference {model} training loss is {bad[1]} at epoch {bad[0] + 1} of "
+                                 f"{budget.epochs} (lr {budget.lr}): the network diverged")
+    if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+        raise NonFiniteLossError(f"reference {model} weights are not finite after {budget.epochs} epochs "
+                                 f"(lr {budget.lr}): the network diverged")
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     return Reference(model, state, counter.scores().cpu(), budget.epochs)
 

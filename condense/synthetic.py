@@ -16,7 +16,8 @@ from torch.func import functional_call, grad, vmap
 
 from . import networks
 from .data import ImageSet
-from .errors import ConfigError, unknown
+from .divergence import FirstNonFinite
+from .errors import ConfigError, NonFiniteLossError, unknown
 from .matching import check_metric, distance
 
 INITS = ("noise", "real")
@@ -45,9 +46,8 @@ class Budget:
     def loops(self, ipc: int) -> tuple[int, int]:
         if self.outer_loop is not None and self.inner_loop is not None:
             return self.outer_loop, self.inner_loop
-        if ipc not in LOOPS:
-            raise ConfigError(f"no paper loop setting for ipc {ipc} (defined for {sorted(LOOPS)}); "
-                              "give outer_loop and inner_loop explicitly")
+        if ipc not in LOOPS:  # each caller says how its user gives loops (a sweep's budget, ...)
+            raise ConfigError(f"no paper loop setting for ipc {ipc} (defined for {sorted(LOOPS)})")
         outer, inner = LOOPS[ipc]
         return self.outer_loop or outer, self.inner_loop or inner
 
@@ -104,7 +104,8 @@ class ClassSampler:
         counts = [len(p) for p in per_class]
         self.smallest = min(counts)  # a host int: sample() must not read it back from the device
         if self.smallest == 0:
-            raise ConfigError("every class needs at least one training image")
+            absent = ", ".join(str(c) for c, n in enumerate(counts) if n == 0)
+            raise ConfigError(f"no training image of class {absent}; every class needs at least one")
         width = max(counts)
         self.index = torch.zeros((num_classes, width), dtype=torch.long, device=labels.device)
         for c, p in enumerate(per_class):
@@ -234,6 +235,7 @@ class Condensation:
         self.iteration = 0
         self._loss_sum = torch.zeros((), device=self.device)  # device-side: no host sync per step
         self._loss_count = 0
+        self._diverged = FirstNonFinite(self.device)
 
     def step(self) -> None:
         """One outer iteration: a fresh network, ``outer_loop`` image updates, inner training between."""
@@ -254,6 +256,7 @@ class Condensation:
             self.optimizer.step()
             self._loss_sum += loss.detach()
             self._loss_count += 1
+            self._diverged.update(loss, self.iteration)
             if outer == self.outer_loop - 1:
                 break
             train_epochs(net, self.images.detach().clone(), self.labels, net_opt,
@@ -266,6 +269,15 @@ class Condensation:
         self._loss_sum.zero_()
         self._loss_count = 0
         return value
+
+    def check_finite(self) -> None:
+        """Raise ``NonFiniteLossError`` naming the first outer iteration whose matching loss was nan
+        or infinite (one host sync: call it where results are read anyway)."""
+        bad = self._diverged.read()
+        if bad is not None:
+            raise NonFiniteLossError(
+                f"matching loss is {bad[1]} at outer iteration {bad[0]} of {self.budget.iterations} "
+                f"(image lr {self.budget.image_lr(self.model)}, network lr {self.budget.lr_net}): the condensation diverged")
 
     def synthetic(self) -> SyntheticSet:
         meta = {"model": self.model, "ipc": self.ipc, "metric": self.metric, "iteration": self.iteration,
@@ -303,11 +315,21 @@ def condense(train: ImageSet, model: str, ipc: int, metric: str = "ours", budget
 
 def run_condensation(run: Condensation, on_progress: ProgressFn | None = None,
                      progress_at: Iterable[int] = ()) -> SyntheticSet:
-    """Continue ``run`` (fresh or restored) to the end of its budget."""
+    """Continue ``run`` (fresh or restored) to the end of its budget.
+
+    A nan or infinite loss (matching, or an evaluation's in ``on_progress``) raises
+    ``NonFiniteLossError`` naming the iteration, at the next progress point or the end.
+    """
     points = set(progress_at)
     while True:
-        if on_progress is not None and run.iteration in points:
-            on_progress(run.iteration, run)
+        at_point = on_progress is not None and run.iteration in points
+        if at_point or run.iteration >= run.budget.iterations:
+            run.check_finite()
+        if at_point:
+            try:
+                on_progress(run.iteration, run)
+            except NonFiniteLossError as err:
+                raise NonFiniteLossError(f"at outer iteration {run.iteration}: {err}") from None
         if run.iteration >= run.budget.iterations:
             return run.synthetic()
         run.step()

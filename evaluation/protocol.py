@@ -26,6 +26,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from condense import networks
 from condense.augment import augment, strategy_for
 from condense.data import DatasetInfo, ImageSet
+from condense.divergence import first_nonfinite
+from condense.errors import NonFiniteLossError
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
 
 logger = logging.getLogger(__name__)
@@ -193,6 +195,26 @@ def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: 
     return k
 
 
+def _check_finite(losses: Tensor, nets: Sequence[nn.Module], seeds: Sequence[int], model_name: str, epochs: int,
+                  budget: EvalBudget) -> None:
+    """``NonFiniteLossError`` naming the network and epoch if a (K, steps) loss history, or a trained
+    network's weights (its last step's update), are not all finite: a diverged network's accuracy is
+    not a result. Read once per training, never per step."""
+    weights = [torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all() for net in nets]
+    if bool(torch.isfinite(losses).all() & torch.stack(weights).all()):
+        return
+    for seed, history, ok in zip(seeds, losses, weights):
+        bad = first_nonfinite(history)
+        if bad is not None:
+            steps_per_epoch = max(1, history.shape[0] // max(1, epochs))
+            raise NonFiniteLossError(
+                f"evaluation loss of {model_name} (seed {seed}) is {bad[1]} at epoch {bad[0] // steps_per_epoch + 1} "
+                f"of {epochs} (lr {budget.lr}): the network diverged")
+        if not ok:
+            raise NonFiniteLossError(f"weights of {model_name} (seed {seed}) are not finite after {epochs} epochs "
+                                     f"(lr {budget.lr}): the network diverged")
+
+
 def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Sequence[int],
              budget: EvalBudget = EvalBudget(), strategy: str | None = None,
              on_result: Callable[[int, float], None] | None = None, vectorised: bool | None = None,
@@ -224,9 +246,10 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
         gens = [seeded_generator(seed, device) for seed in chunk]
         nets = [build_network(model_name, train_like, g, device) for g in gens]
         if len(nets) == 1:
-            train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])
+            losses = train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])[None]
         else:
-            train_networks(nets, images, labels, budget, epochs, strategy, gens)
+            losses = train_networks(nets, images, labels, budget, epochs, strategy, gens)
+        _check_finite(losses, nets, chunk, model_name, epochs, budget)
         for seed, net in zip(chunk, nets):
             accs.append(test_accuracy(net, test, budget))
             if on_result is not None:

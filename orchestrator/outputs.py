@@ -34,10 +34,11 @@ def collect(result_grid, cells: list[Cell], sweep: str, out: Path) -> Outcome:
     outcome = Outcome()
     for cell in cells:
         result = by_id.get(cell.cell_id)
-        if result is not None and result.error is not None:
-            message = error_line(result.error)
-            outcome.failed[cell.cell_id] = message
-            outcome.rows += results.error_rows(sweep, cell, message)
+        failure = None if result is None else (error_line(result.error) if result.error is not None
+                                               else result.metrics.get("failed"))
+        if failure:  # raised (after Tune's retries), or ended by the trainable itself (a diverged loss)
+            outcome.failed[cell.cell_id] = failure
+            outcome.rows += results.error_rows(sweep, cell, failure)
         elif result is not None and result.metrics.get("done") and result.checkpoint is not None:
             with result.checkpoint.as_directory() as d:
                 state = torch.load(Path(d) / STATE_FILE, weights_only=True)

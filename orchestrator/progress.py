@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
+from pathlib import Path
 
 from ray import tune
 
@@ -18,11 +20,25 @@ def error_line(err) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-class ProgressPrinter(tune.Callback):
-    """Prints each trial's evaluations and checkpoints, and when a cell finishes or fails."""
+def last_line(text: str) -> str:
+    """The exception line that ends a traceback, without the exception's module path."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else "unknown error"
+    name, sep, rest = line.partition(": ")
+    return _short(name.rpartition(".")[2] + sep + rest if " " not in name else line)
 
-    def __init__(self, total: int):
-        self.total = total
+
+def _short(line: str) -> str:
+    line = " ".join(line.split())
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+class ProgressPrinter(tune.Callback):
+    """Prints each trial's evaluations and checkpoints, and when a cell finishes or fails; a failed
+    cell's traceback is copied to ``errors/<cell_id>.txt`` in the run folder."""
+
+    def __init__(self, total: int, errors: Path | None = None):
+        self.total, self.errors = total, errors
 
     def setup(self, **info):
         # Called at the start of every run, including a resumed one (this object is restored too).
@@ -51,11 +67,39 @@ class ProgressPrinter(tune.Callback):
         return f"{len(ended)}/{self.total} cells"
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        failed = (trial.last_result or {}).get("failed")
+        if failed:  # the trainable ended the cell itself (e.g. a diverged loss): nothing to retry
+            self._print(trial, f"FAILED ({self._ended(trials, trial)}): {_short(failed)}"
+                               f"{self._kept(trial, failed + chr(10))}")
+            return
         self._print(trial, f"done ({self._ended(trials, trial)})")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self._print(trial, f"crashed ({error_line(trial.get_pickled_error())}); retrying from its last checkpoint")
+        self._print(trial, f"crashed ({self._error(trial)}); retrying from its last checkpoint")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._print(trial, f"FAILED ({self._ended(trials, trial)}): {error_line(trial.get_pickled_error())} "
-                           f"(traceback: {trial.error_file})")
+        self._print(trial, f"FAILED ({self._ended(trials, trial)}): {self._error(trial)}{self._kept(trial)}")
+
+    def _error(self, trial) -> str:
+        """The last line of the trial's traceback, read from Ray's local copy (the one in storage
+        is written later)."""
+        try:
+            return last_line(Path(trial.error_file).read_text())
+        except (OSError, TypeError):
+            return error_line(trial.get_pickled_error())
+
+    def _kept(self, trial, text: str | None = None) -> str:
+        """Copies the trial's traceback (or ``text``) under the run folder; returns where, for the line."""
+        errors = getattr(self, "errors", None)  # a printer restored from an older run has none
+        if errors is None:
+            return ""
+        path = errors / f"{trial_name(trial)}.txt"
+        try:
+            errors.mkdir(parents=True, exist_ok=True)
+            if text is None:
+                shutil.copyfile(trial.error_file, path)
+            else:
+                path.write_text(text)
+        except (OSError, TypeError):
+            return f" (traceback: {trial.error_file})"
+        return f" (traceback: {path})"

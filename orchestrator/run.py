@@ -13,19 +13,22 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from importlib import metadata
 from pathlib import Path
 
-from condense.data import resolve_root
-from condense.errors import ConfigError
+from condense.data import require, resolve_root
+from condense.errors import ConfigError, DataNotFoundError, one_line
 from condense.runtime import keep_freed_memory
 
 from . import spec
 from .cells import Cell, Settings, describe, expand, settings_for
+from .lock import RunLock
 
 TUNE_NAME = "tune"
 CONNECT_TIMEOUT_S = 5.0
@@ -68,10 +71,13 @@ def prepare_output(out: Path, cells: list[Cell], settings: Settings, resume: boo
     if (out / TUNE_NAME).exists() and not resume:
         raise ConfigError(f"{out} already holds a run of this sweep; pass --resume to continue it, "
                           "or give another --output")
-    if resume and marker.exists() and json.loads(marker.read_text()) != record:
+    try:
+        before = json.loads(marker.read_text()) if resume and marker.exists() else record
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{marker}: unreadable ({err}); give another --output") from None
+    if before != record:
         raise ConfigError(f"{out}: the cells or budgets differ from the run being resumed ({marker}); "
                           "give another --output for a changed sweep")
-    out.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(record, indent=1))
 
 
@@ -91,26 +97,72 @@ def check_reachable(address: str | None) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    previous = _handle_sigterm_as_ctrl_c()
     try:
         sweep = spec.load(args.sweep)
-        settings = settings_for(sweep, str(resolve_root(sweep.data_root)), code_version(), args.smoke)
+        root = resolve_root(sweep.data_root)
+        settings = settings_for(sweep, str(root), code_version(), args.smoke)
         cells = expand(sweep)
+        address = args.address or os.environ.get("RAY_ADDRESS")
+        missing = missing_data(cells, root)
         if args.dry_run:
             for cell in cells:
                 print(describe(cell, settings))
             print(f"{len(cells)} cells")
+            if missing and not address:
+                print(f"warning: {missing}", file=sys.stderr)
             return 0
+        if missing and not address:  # a local run's trials would fail on it, one after another
+            raise ConfigError(missing)
+        check_reachable(address)
+        # nothing is written to the output before the checks above
         name = sweep.name + ("-smoke" if args.smoke else "")
         out = Path(args.output).resolve() / name
         # reference networks of the coreset baselines live with the run: every node sees --output
         settings = dataclasses.replace(settings, cache_dir=str(out / "cache"))
-        address = args.address or os.environ.get("RAY_ADDRESS")
-        prepare_output(out, cells, settings, args.resume)
-        check_reachable(address)
-        return _run(sweep, name, cells, settings, out, address, args.resume)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"--output: cannot create {out} ({err.strerror})") from None
+        with RunLock(out):
+            prepare_output(out, cells, settings, args.resume)
+            return _run(sweep, name, cells, settings, out, address, args.resume)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) outside Tune's run, or a second one during it
+        print("error: interrupted; finished cells and checkpoints are kept: rerun with --resume", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def missing_data(cells: list[Cell], root: Path) -> str | None:
+    """Why a dataset of the sweep is not under the driver's data root, or None."""
+    for dataset in dict.fromkeys(c.dataset for c in cells):
+        try:
+            require(dataset, root)
+        except DataNotFoundError as err:
+            return str(err)
+    return None
+
+
+def _sigterm(signum, frame) -> None:
+    """SIGTERM (a cluster's job stop) does what Ctrl-C does: during Tune's run its handler stops
+    the trials and the driver writes what finished; elsewhere a KeyboardInterrupt."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def _handle_sigterm_as_ctrl_c():
+    """Installs ``_sigterm``; returns the handler it replaced (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _sigterm)
 
 
 def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, out: Path,
@@ -119,6 +171,10 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
     # lines), and forced experiment snapshots (num_to_keep=1) are expected, not worth a warning.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if not address:
+        # A local Ray on loopback only (its servers bind the node's address; nothing outside this
+        # machine needs them). Ray's switch for a single-machine Ray, read when ray is imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from ray import tune
 
@@ -128,6 +184,7 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
 
     keep_freed_memory()
     _init_ray(ray, address)
+    signal.signal(signal.SIGTERM, _sigterm)  # ray.init installed its own, which ends the driver at once
     # A failed trial's traceback goes to its error.txt; the driver prints one line naming it.
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     where = address or "a local Ray"
@@ -147,10 +204,15 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
                 tune_config=tune.TuneConfig(trial_name_creator=trial_name, trial_dirname_creator=trial_name,
                                             reuse_actors=True),
                 run_config=tune.RunConfig(
-                    name=TUNE_NAME, storage_path=str(out), verbose=0, callbacks=[ProgressPrinter(len(cells))],
+                    name=TUNE_NAME, storage_path=str(out), verbose=0,
+                    callbacks=[ProgressPrinter(len(cells), out / "errors")],
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
-        result_grid = tuner.fit()
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        try:
+            result_grid = tuner.fit()
+        finally:
+            signal.signal(signal.SIGINT, ctrl_c)  # Tune's handler would swallow a later Ctrl-C or SIGTERM
     except (RuntimeError, ray.exceptions.RayError) as err:
         # Ray itself gave up (e.g. its memory monitor killed workers while Tune was placing them):
         # the experiment folder keeps every finished cell and checkpoint for --resume.

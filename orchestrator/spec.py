@@ -22,12 +22,15 @@ A sweep file is shaped like the tables it makes::
     max_failures: 2
     checkpoint_every: 50          # outer iterations between trial checkpoints
 
-Anything wrong (YAML syntax, an unknown key, a wrong type, an unknown name, an empty axis) raises
-``ConfigError`` with one line naming the file, the key and what is allowed, before Ray starts.
+Anything wrong (YAML syntax, a key given twice, an unknown key, a wrong type, a number that is not
+finite or out of range, an unknown name, an empty axis; a file that is not UTF-8 text, over 1 MiB or
+nested over 32 levels) raises ``ConfigError`` with one line naming the file, the key and what is
+allowed, before Ray starts.
 """
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from dataclasses import dataclass
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from condense import networks
+from condense import networks, numbers
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
 from condense.matching import METRICS
@@ -93,23 +96,34 @@ _ALLOWED = {
 }
 # Fields that may be zero; every other number in a sweep must be positive.
 _MAY_BE_ZERO = {"iterations", "momentum_img", "momentum", "weight_decay", "gpu", "max_failures", "seed"}
+# A sweep file is a few kB: bigger or deeper is a mistake (or an attack on the parser).
+MAX_BYTES, MAX_DEPTH = 1 << 20, 32
 
 
 def load(path: str | Path) -> Sweep:
     """Read and check a sweep file (and what it includes)."""
-    return _load(Path(path), stack=())
+    return _load(_resolve(Path(path), str(path)), stack=())
+
+
+def _resolve(path: Path, where: str) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, ValueError, RuntimeError) as err:  # a NUL byte, a symlink loop
+        raise ConfigError(f"{where}: cannot resolve the path {str(path)!r}: {err}") from None
 
 
 def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
     where = str(path)
-    if path.resolve() in stack:
+    if path in stack:
         raise ConfigError(f"{where}: include: the file includes itself")
+    if len(stack) > MAX_DEPTH:
+        raise ConfigError(f"{where}: include: more than {MAX_DEPTH} files deep")
     raw = _read_yaml(path)
     top = {f.name for f in dataclasses.fields(Sweep)} - {"name", "grids"} | {"tables", "include"}
     _no_unknown(raw, top, where, "")
     grids = []
     for name in _typed(raw.get("include", []), list[str], where, "include"):
-        grids += _load(path.parent / name, (*stack, path.resolve())).grids
+        grids += _load(_resolve(path.parent / name, where), (*stack, path)).grids
     tables = _typed(raw.get("tables", {}), dict, where, "tables")
     for table, grid in tables.items():
         grids.append(_grid(table, grid, where))
@@ -121,22 +135,71 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
         try:
             sweep.budget.loops(ipc)
         except ConfigError as err:
-            raise ConfigError(f"{where}: ipcs: {err}") from None
+            raise ConfigError(f"{where}: ipcs: {err}; give budget.outer_loop and budget.inner_loop "
+                              "to condense it, or use a coreset method") from None
     return sweep
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML that a sweep file must not be."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that also refuses a key given twice in one mapping (PyYAML keeps the last,
+    silently), nesting over ``MAX_DEPTH`` and integers Python will not parse (over 4300 digits)."""
+
+    def compose_node(self, parent, index):
+        self.depth = getattr(self, "depth", 0) + 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Refused(None, None, f"nested over {MAX_DEPTH} levels deep", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first = {}
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    seen = first.setdefault((key.tag, key.value), key)
+                    if seen is not key:
+                        raise _Refused(None, None, f"key {reprlib.repr(key.value)} given twice (first at line "
+                                       f"{seen.start_mark.line + 1}); give each key once", key.start_mark)
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            raise _Refused(None, None, f"integer of {len(node.value)} digits is too long", node.start_mark) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
 def _read_yaml(path: Path) -> dict:
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the sweep file ({err.strerror})") from None
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise ConfigError(f"{path}: cannot read the sweep file ({reason})") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{path}: over {MAX_BYTES >> 20} MiB: not a sweep file")
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})") from None
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{path}: YAML syntax error{at}: {problem}") from None
+        if isinstance(err, _Refused):
+            raise ConfigError(f"{path}: {at}: {problem}") from None
+        raise ConfigError(f"{path}: YAML syntax error{' at ' + at if at else ''}: {problem}") from None
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else f"a {type(raw).__name__}"
         raise ConfigError(f"{path}: a sweep file is a mapping with keys 'tables' or 'include' "
@@ -205,28 +268,33 @@ def _typed(value, hint, where: str, key: str):
             raise ConfigError(f"{where}: {key}: expected a list, got {_show(value)}")
         items = [_typed(v, args[0], where, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    # bool is an int subclass in Python, but `true` is never a valid count
+    if hint in (int, float):  # finite, integral where an int belongs, within int64
+        wrong = numbers.problem(value, hint, minimum="any")
+        if wrong:
+            raise ConfigError(f"{where}: {key}: {wrong}")
+        return float(value) if hint is float else value
     if not isinstance(value, hint) or (isinstance(value, bool) and hint is not bool):
         raise ConfigError(f"{where}: {key}: expected {hint.__name__}, got {_show(value)}")
     return value
 
 
 def _check_range(value, name: str, where: str, key: str):
-    numbers = value if isinstance(value, tuple) else (value,)
-    for v in numbers:
-        if isinstance(v, (int, float)) and (v < 0 or (v == 0 and name not in _MAY_BE_ZERO)):
-            raise ConfigError(f"{where}: {key}: must be {'>= 0' if name in _MAY_BE_ZERO else '> 0'}, got {v}")
+    for v in value if isinstance(value, tuple) else (value,):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            wrong = numbers.problem(v, type(v), ">= 0" if name in _MAY_BE_ZERO else "> 0")
+            wrong = wrong or (numbers.gpu_problem(v) if name == "gpu" else None)
+            if wrong:
+                raise ConfigError(f"{where}: {key}: {wrong}")
     return value
 
 
 def _no_unknown(raw: dict, allowed, where: str, key: str) -> None:
     for k in raw:
         if k not in allowed:
-            at = f"{key}.{k}" if key else str(k)
+            name = k if isinstance(k, str) and len(k) <= 60 else reprlib.repr(k)
+            at = f"{key}.{name}" if key else name
             raise ConfigError(f"{where}: {at}: unknown key; allowed: {', '.join(sorted(allowed))}")
 
 
 def _show(value) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+    return "nothing" if value is None else f"{type(value).__name__} {reprlib.repr(value)}"  # bounded: aliases can nest

@@ -20,7 +20,7 @@ from ray import tune
 
 from condense import baselines
 from condense.data import ImageSet, load
-from condense.errors import unknown
+from condense.errors import NonFiniteLossError, unknown
 from condense.runtime import keep_freed_memory
 from condense.synthetic import Condensation, SyntheticSet, derive_seed, run_condensation
 from evaluation.pools import eval_iterations
@@ -47,17 +47,22 @@ def train_cell(config: dict, settings: Settings) -> None:
     torch.set_num_threads(max(1, int(cpus)))
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
     trial = _Trial(cell, settings, device, tune.get_checkpoint())
-    if trial.exp < settings.num_exp:  # a finished trial restored from its last checkpoint skips this
-        train, test = load(cell.dataset, settings.data_root)
-        train, test = train.to(device), test.to(device)
-        while trial.exp < settings.num_exp:
-            if cell.method == WHOLE:
-                trial.finish_whole(train, test)
-                continue
-            seed = cell.exp_seed(settings.seed, trial.exp)
-            synthetic = make_set(cell, train, test, seed, settings, trial)
-            pool = train if cell.method == "DC" else settings.reference.pool(train)
-            trial.finish(synthetic, test, seed, len(pool))
+    try:
+        if trial.exp < settings.num_exp:  # a finished trial restored from its last checkpoint skips this
+            train, test = load(cell.dataset, settings.data_root)
+            train, test = train.to(device), test.to(device)
+            while trial.exp < settings.num_exp:
+                if cell.method == WHOLE:
+                    trial.finish_whole(train, test)
+                    continue
+                seed = cell.exp_seed(settings.seed, trial.exp)
+                synthetic = make_set(cell, train, test, seed, settings, trial)
+                pool = train if cell.method == "DC" else settings.reference.pool(train)
+                trial.finish(synthetic, test, seed, len(pool))
+    except NonFiniteLossError as err:
+        # A diverged run diverges again from the same seed: the cell fails now, without Tune's retries.
+        trial.report({"done": True, "failed": f"NonFiniteLossError: exp {trial.exp}: {err}"}, checkpoint=False)
+        return
     trial.report({"done": True}, checkpoint=False)  # the last checkpoint (trial.finish's) holds everything
 
 

@@ -188,7 +188,7 @@ def test_cifar10_layout(tmp_path):
     d.mkdir()
     parts = []
     for i in range(1, 6):
-        images, labels = _random_split(4, 32, 32, 3, seed=10 + i)
+        images, labels = _random_split(10, 32, 32, 3, seed=10 + i)
         entry = {
             "batch_label": f"training batch {i} of 5",
             "labels": labels.tolist(),
@@ -223,7 +223,7 @@ def test_npz_preferred_over_torchvision_layout(tmp_path):
     train, _ = data.load("MNIST", tmp_path)
     _assert_same(train, *idx_tr)
 
-    npz_tr, npz_te = _random_split(7, 28, 28, 1, 7), _random_split(5, 28, 28, 1, 8)
+    npz_tr, npz_te = _random_split(11, 28, 28, 1, 7), _random_split(5, 28, 28, 1, 8)
     _write_npz(tmp_path / "MNIST", "train", *npz_tr)
     _write_npz(tmp_path / "MNIST", "test", *npz_te)
     train, test = data.load("MNIST", tmp_path)
@@ -232,13 +232,21 @@ def test_npz_preferred_over_torchvision_layout(tmp_path):
 
 
 def test_npz_rewritten_file_is_reread(tmp_path):
-    a = _random_split(6, 28, 28, 1, 20)
+    a = _random_split(10, 28, 28, 1, 20)
     _write_npz(tmp_path / "MNIST", "train", *a)
     _write_npz(tmp_path / "MNIST", "test", *a)
     _assert_same(data.load("MNIST", tmp_path)[0], *a)
-    b = _random_split(9, 28, 28, 1, 21)
+    b = _random_split(13, 28, 28, 1, 21)
     _write_npz(tmp_path / "MNIST", "train", *b)
     _assert_same(data.load("MNIST", tmp_path)[0], *b)
+
+
+def test_a_training_set_missing_a_class_names_the_file_and_the_class(tmp_path):
+    images, labels = _random_split(20, 28, 28, 1, 31)
+    _write_npz(tmp_path / "MNIST", "train", images, np.where(labels == 7, 3, labels))
+    _write_npz(tmp_path / "MNIST", "test", images, labels)
+    with pytest.raises(ConfigError, match=r"MNIST/train.npz: no training image of class 7;"):
+        data.load("MNIST", tmp_path)
 
 
 def test_npz_wrong_shape_is_clear_error(tmp_path):
@@ -278,7 +286,7 @@ def test_resolve_root_order(tmp_path, monkeypatch):
 
 
 def test_load_uses_env_root(tmp_path, monkeypatch):
-    split = _random_split(4, 28, 28, 1, 40)
+    split = _random_split(10, 28, 28, 1, 40)
     _write_npz(tmp_path / "env" / "MNIST", "train", *split)
     _write_npz(tmp_path / "env" / "MNIST", "test", *split)
     monkeypatch.setenv("DC_DATA", str(tmp_path / "env"))

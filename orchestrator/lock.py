@@ -1,0 +1,150 @@
+"""One driver per run folder: a lock file created with O_EXCL, holding the driver's host and pid.
+
+``flock`` does not hold across the nodes of an NFS mount; creating a file exclusively does (NFSv3+),
+so a driver on another node sees the lock too. A lock is stale when its driver is gone: on this host
+its pid no longer runs; from another host its heartbeat (the file's mtime, touched every
+``HEARTBEAT_S``) is older than ``STALE_S``. A stale lock is taken over, with a message.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from condense.errors import ConfigError
+
+LOCK_FILE = "driver.lock"
+HEARTBEAT_S = 30.0
+STALE_S = 600.0  # generous: node clocks differ, and NFS attribute caches lag
+
+
+class RunLock:
+    """``with RunLock(folder):`` holds the folder's lock; a live driver's lock raises ConfigError."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / LOCK_FILE
+        self.record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        for _ in range(3):  # another driver may take over a stale lock between our steps
+            if self._create():
+                break
+            held = self._read()
+            if held is None:
+                continue  # released (or half-written) just now: try again
+            why = stale(held, self.path)
+            if why is None:
+                raise ConfigError(f"{self.path.parent} is in use by a driver running on {held.get('host')} "
+                                  f"(pid {held.get('pid')}, since {_when(held)}); wait for it to finish or stop it "
+                                  f"(its lock: {self.path})")
+            if self._take_over(held):
+                print(f"taking over the lock of a driver that is gone ({why}): {self.path}", file=sys.stderr)
+                break
+        else:
+            raise ConfigError(f"{self.path.parent}: could not take the lock {self.path}; another driver is "
+                              "starting on this folder")
+        self._beat = threading.Thread(target=self._heartbeat, name="run-lock-heartbeat", daemon=True)
+        self._beat.start()
+
+    def release(self) -> None:
+        """Removes the lock if it is still ours (never another driver's that took it over)."""
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
+        try:
+            if self.path.read_text() == self.record:
+                self.path.unlink()
+        except OSError:
+            pass
+
+    def _create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as err:
+            raise ConfigError(f"cannot create the lock {self.path} ({err.strerror})") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(self.record)
+        return True
+
+    def _read(self) -> dict | None:
+        try:
+            held = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            # unreadable or half-written: judge it by its age alone
+            held = {}
+        return held if isinstance(held, dict) else {}
+
+    def _take_over(self, held: dict) -> bool:
+        """Moves the stale lock aside and creates ours; False if another driver was quicker."""
+        aside = self.path.with_name(f"{LOCK_FILE}.stale.{os.getpid()}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            moved = json.loads(aside.read_text())
+        except (OSError, ValueError):
+            moved = {}
+        if moved != held and moved:  # we moved a newer driver's fresh lock: put it back, and yield
+            try:
+                os.link(aside, self.path)
+            except OSError:
+                pass
+            aside.unlink(missing_ok=True)
+            return False
+        aside.unlink(missing_ok=True)
+        return self._create()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
+
+
+def stale(held: dict, path: Path) -> str | None:
+    """Why the lock ``held`` (read from ``path``) belongs to a driver that is gone, or None if it may live."""
+    host, pid = held.get("host"), held.get("pid")
+    if host == socket.gethostname() and isinstance(pid, int):
+        if pid == os.getpid():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return f"pid {pid} no longer runs on {host}"
+        except PermissionError:
+            return None  # alive, another user's
+        return None
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return "released"
+    if age > STALE_S:
+        return f"no heartbeat from {host or 'its host'} for {age / 60:.0f} minutes"
+    return None
+
+
+def _when(held: dict) -> str:
+    started = held.get("started")
+    if not isinstance(started, (int, float)):
+        return "an unknown time"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
