@@ -272,12 +272,15 @@ class Condensation:
 
     def check_finite(self) -> None:
         """Raise ``NonFiniteLossError`` naming the first outer iteration whose matching loss was nan
-        or infinite (one host sync: call it where results are read anyway)."""
+        or infinite, or after which the images were (one host sync: call it where results are read)."""
         bad = self._diverged.read()
+        lrs = f"image lr {self.budget.image_lr(self.model)}, network lr {self.budget.lr_net}"
         if bad is not None:
-            raise NonFiniteLossError(
-                f"matching loss is {bad[1]} at outer iteration {bad[0]} of {self.budget.iterations} "
-                f"(image lr {self.budget.image_lr(self.model)}, network lr {self.budget.lr_net}): the condensation diverged")
+            raise NonFiniteLossError(f"matching loss is {bad[1]} at outer iteration {bad[0]} of "
+                                     f"{self.budget.iterations} ({lrs}): the condensation diverged")
+        if self.iteration and not bool(torch.isfinite(self.images).all()):  # the last update's doing
+            raise NonFiniteLossError(f"synthetic images are not finite after outer iteration {self.iteration - 1} "
+                                     f"of {self.budget.iterations} ({lrs}): the condensation diverged")
 
     def synthetic(self) -> SyntheticSet:
         meta = {"model": self.model, "ipc": self.ipc, "metric": self.metric, "iteration": self.iteration,
