@@ -122,8 +122,11 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
     top = {f.name for f in dataclasses.fields(Sweep)} - {"name", "grids"} | {"tables", "include"}
     _no_unknown(raw, top, where, "")
     grids = []
-    for name in _typed(raw.get("include", []), list[str], where, "include"):
-        grids += _load(_resolve(path.parent / name, where), (*stack, path)).grids
+    for i, name in enumerate(_typed(raw.get("include", []), list[str], where, "include")):
+        included = _resolve(path.parent / name, where)
+        if not included.is_file():
+            raise ConfigError(f"{where}: include[{i}]: no sweep file {name!r} beside it ({included})")
+        grids += _load(included, (*stack, path)).grids
     tables = _typed(raw.get("tables", {}), dict, where, "tables")
     for table, grid in tables.items():
         grids.append(_grid(table, grid, where))

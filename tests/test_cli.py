@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -14,8 +15,26 @@ def cli(*args, data=None, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_help_lists_every_seed_flag():
-    out = cli("--help").stdout
+@pytest.fixture
+def seed_cli(capsys, monkeypatch):
+    """``python -m condense ARGS`` in this process (no interpreter and torch import per call):
+    returns (exit status, stdout, stderr)."""
+    from condense.__main__ import main
+
+    monkeypatch.setenv("DC_DATA", str(data_root()))
+
+    def call(*args):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse: --help, a malformed flag
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return types.SimpleNamespace(returncode=code, stdout=out, stderr=err)
+    return call
+
+
+def test_help_lists_every_seed_flag(seed_cli):
+    out = seed_cli("--help").stdout
     for flag in ("--method", "--dataset", "--model", "--ipc", "--eval_mode", "--num_exp", "--num_eval",
                  "--epoch_eval_train", "--Iteration", "--lr_img", "--lr_net", "--batch_real",
                  "--batch_train", "--init", "--dis_metric", "--data_path", "--save_path", "--device",
@@ -23,17 +42,17 @@ def test_help_lists_every_seed_flag():
         assert flag in out, flag
 
 
-def test_help_lists_every_method_and_the_baseline_flags():
-    out = " ".join(cli("--help").stdout.split())
+def test_help_lists_every_method_and_the_baseline_flags(seed_cli):
+    out = " ".join(seed_cli("--help").stdout.split())
     for word in ("DC", "random", "herding", "kcenter", "forgetting", "whole", "--epoch_reference", "--max_train",
                  "--cache_dir"):
         assert word in out, word
 
 
-def test_list_models_prints_registry():
+def test_list_models_prints_registry(seed_cli):
     from condense.networks import list_models
 
-    assert cli("--list-models").stdout.split() == list_models()
+    assert seed_cli("--list-models").stdout.split() == list_models()
 
 
 @pytest.mark.parametrize("args, bad", [
@@ -51,18 +70,18 @@ def test_list_models_prints_registry():
     (["--method", "random", "--ipc", "100", "--max_train", "500"], "fewer"),
     (["--max_train", "500"], "--max_train"),
 ])
-def test_bad_input_is_one_line_exit_2(args, bad):
+def test_bad_input_is_one_line_exit_2(seed_cli, args, bad):
     base = {"--dataset": "MNIST", "--model": "ConvNet", "--ipc": "1"}
     for k, v in zip(args[::2], args[1::2]):
         base[k] = v
-    r = cli(*[x for kv in base.items() for x in kv], "--smoke")
+    r = seed_cli(*[x for kv in base.items() for x in kv], "--smoke")
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr and bad in lines[0], r.stderr
 
 
-def test_missing_data_is_one_line_exit_2(tmp_path):
-    r = cli("--dataset", "CIFAR10", "--model", "ConvNet", "--ipc", "1", "--smoke", "--data_path", str(tmp_path))
+def test_missing_data_is_one_line_exit_2(seed_cli, tmp_path):
+    r = seed_cli("--dataset", "CIFAR10", "--model", "ConvNet", "--ipc", "1", "--smoke", "--data_path", str(tmp_path))
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "CIFAR10" in lines[0] and str(tmp_path) in lines[0], r.stderr

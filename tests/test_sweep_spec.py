@@ -2,7 +2,6 @@
 line naming the file and the key, before Ray is imported."""
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,12 +21,6 @@ PAPER_COUNTS = {"table1": 12 * 5 + 4, "table2": 6, "ablation_width": 4, "ablatio
 BASE = {"tables": {"metric": {"datasets": ["MNIST"], "models": ["ConvNet", "MLP"], "ipcs": [1],
                               "eval_modes": ["S"], "metrics": ["ours", "mse"]}},
         "num_exp": 1, "budget": {"iterations": 10}, "resources": {"cpu": 1, "gpu": 0}}
-
-
-def run_cli(*args, timeout=120):
-    env = {**os.environ, "DC_DATA": str(data_root()), "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "orchestrator.run", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def write(tmp_path, data, name="sweep.yaml") -> Path:
@@ -145,31 +138,66 @@ def test_include_takes_grids_and_refuses_cycles(tmp_path):
         spec.load(tmp_path / "c.yaml")
 
 
-def test_cli_rejects_a_bad_file_before_importing_ray(tmp_path):
-    path = write(tmp_path, edited(tables__metric__models=["ConvNetXYZ"]))
-    code = ("import sys; from orchestrator.run import main; rc = main([sys.argv[1]]); "
-            "print('ray' in sys.modules); sys.exit(rc)")
-    r = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, capture_output=True, text=True,
-                       timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert r.returncode == 2 and r.stdout.strip() == "False", (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "ConvNetXYZ" in lines[0] and "Traceback" not in r.stderr
+def test_cli_rejects_a_bad_file_before_importing_ray(tmp_path, monkeypatch, driver):
+    monkeypatch.setitem(sys.modules, "ray", None)  # any `import ray` now fails: the refusal must come first
+    code, _, err = driver(write(tmp_path, edited(tables__metric__models=["ConvNetXYZ"])))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "ConvNetXYZ" in lines[0] and "Traceback" not in err
 
 
-def test_dry_run_lists_cells_with_budgets_and_count():
-    r = run_cli(SWEEPS / "table2.yaml", "--dry-run")
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
+@pytest.fixture
+def driver(capsys):
+    """``python -m orchestrator.run ARGS`` in this process: (exit status, stdout, stderr)."""
+    from orchestrator.run import main
+
+    def call(*args):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return code, out, err
+    return call
+
+
+def test_dry_run_lists_cells_with_budgets_and_count(driver):
+    code, out, err = driver(SWEEPS / "table2.yaml", "--dry-run")
+    assert code == 0, err
+    lines = out.strip().splitlines()
     assert lines[-1] == "6 cells" and len(lines) == 7
     assert lines[0].startswith("MNIST-MLP-ipc1-M-ours ") and "5 exp x 1000 it" in lines[0]
     assert "6 models x 20 nets" in lines[0]
 
 
-def test_unreachable_address_is_one_line_exit_2(tmp_path):
+def test_unreachable_address_is_one_line_exit_2_and_writes_nothing(tmp_path, driver):
     with socket.socket() as s:  # a port nothing listens on: bound, never listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        r = run_cli(SWEEPS / "smoke.yaml", "--output", tmp_path, "--address", f"127.0.0.1:{port}", timeout=60)
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "Traceback" not in r.stderr
+        code, _, err = driver(SWEEPS / "smoke.yaml", "--output", tmp_path / "runs", "--address", f"127.0.0.1:{port}")
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_missing_data_root_warns_in_the_dry_run_and_stops_a_local_run_before_writing(tmp_path, driver):
+    path = write(tmp_path, edited(data_root=str(tmp_path / "no-data")))
+    code, out, err = driver(path, "--dry-run")
+    assert code == 0 and out.strip().endswith("4 cells")
+    assert err.startswith("warning: dataset MNIST not found under data root") and len(err.strip().splitlines()) == 1
+    code, _, err = driver(path, "--output", tmp_path / "runs")
+    assert code == 2 and err.startswith("error: dataset MNIST not found") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_folder_held_by_a_live_driver_is_refused_in_one_line(tmp_path, driver):
+    from orchestrator.lock import RunLock
+
+    path = write(tmp_path, edited(data_root=str(data_root())))
+    (tmp_path / "runs" / "sweep").mkdir(parents=True)
+    with RunLock(tmp_path / "runs" / "sweep"):  # this process stands for the first driver
+        for extra in ([], ["--resume"]):
+            code, _, err = driver(path, "--output", tmp_path / "runs", *extra)
+            assert code == 2 and len(err.strip().splitlines()) == 1, err
+            assert "is in use by a driver running on" in err and f"pid {os.getpid()}" in err
+    assert not (tmp_path / "runs" / "sweep" / "sweep.json").exists()  # the refused driver wrote nothing
