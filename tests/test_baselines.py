@@ -98,6 +98,7 @@ def test_reference_budget_is_the_evaluation_trainer():
         ReferenceBudget(epochs=0)
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("ipc", [1, 10])
 def test_select_returns_ipc_training_images_per_class(mnist, cache, method, ipc):
@@ -117,6 +118,7 @@ def test_random_depends_on_the_seed_and_only_on_it(mnist):
     assert a == b and a != c
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_feature_methods_are_deterministic_given_the_reference(mnist, cache):
     train, _ = mnist
     for method in ("herding", "kcenter"):
@@ -183,6 +185,7 @@ def test_bad_requests_raise_config_error(mnist):
         select("random", train, 0, 0)
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_baselines_module_does_not_import_evaluation():
     import subprocess
     import sys

@@ -16,12 +16,13 @@ def cli(*args, data=None, timeout=600):
 
 
 @pytest.fixture
-def seed_cli(capsys, monkeypatch):
+def seed_cli(capsys, monkeypatch, tmp_path):
     """``python -m condense ARGS`` in this process (no interpreter and torch import per call):
     returns (exit status, stdout, stderr)."""
     from condense.__main__ import main
 
     monkeypatch.setenv("DC_DATA", str(data_root()))
+    monkeypatch.chdir(tmp_path)  # the default --save_path is ./result
 
     def call(*args):
         try:
@@ -78,6 +79,33 @@ def test_bad_input_is_one_line_exit_2(seed_cli, args, bad):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr and bad in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("args, bad", [
+    (["--lr_img", "nan"], "--lr_img must be a finite number, got nan"),
+    (["--lr_net", "inf"], "--lr_net must be a finite number, got inf"),
+    (["--lr_img", "-1"], "--lr_img must be > 0"),
+    (["--num_exp", "9" * 30], "--num_exp must be below 2**63"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--device", "foo"], "--device 'foo': not a torch device"),
+    (["--device", "cuda:7"], "--device cuda:7"),
+    (["--save_path", "/proc/nonexistent/x"], "--save_path /proc/nonexistent/x: cannot write there"),
+    (["--save_path", "README"], "names an existing file"),
+    (["--ipc", "7"], "--ipc 7: no paper loop setting"),
+    (["--max_train", "5"], "--max_train applies to the coreset methods"),
+])
+def test_bad_numbers_device_and_save_path_are_refused_before_data_loads(seed_cli, monkeypatch, tmp_path, args, bad):
+    import condense.__main__ as cli
+
+    def no_load(*a, **k):
+        raise AssertionError("data loaded before the flags were checked")
+
+    monkeypatch.setattr(cli, "load", no_load)
+    (tmp_path / "README").write_text("a file, not a folder")
+    r = seed_cli("--dataset", "MNIST", "--smoke", *args)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and bad in lines[0], r.stderr
+    assert "outer_loop" not in lines[0]  # the seed CLI has no such flags to point at
 
 
 def test_missing_data_is_one_line_exit_2(seed_cli, tmp_path):

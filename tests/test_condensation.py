@@ -20,6 +20,7 @@ def test_paper_defaults():
     assert Budget(outer_loop=3, inner_loop=2).loops(7) == (3, 2)
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_deterministic_for_a_seed(mnist_small):
     train, _ = mnist_small
     a = condense(train, "ConvNet", 1, "ours", TINY, seed=5)
@@ -30,6 +31,7 @@ def test_deterministic_for_a_seed(mnist_small):
     assert a.labels.tolist() == list(range(10))
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_resume_from_state_dict_is_bit_identical(mnist_small):
     train, _ = mnist_small
     budget = Budget(iterations=4, batch_real=8, outer_loop=2, inner_loop=1)
@@ -65,6 +67,7 @@ def test_step_with_inner_loop_runs_and_changes_images(mnist_small, model, metric
     assert torch.isfinite(run.images).all() and run.mean_loss() > 0
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_condensation_lowers_matching_loss_on_real_mnist(mnist_small):
     """The matching loss on held-out networks and fixed real batches drops after a few iterations."""
     train, _ = mnist_small

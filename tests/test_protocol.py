@@ -44,6 +44,7 @@ def test_every_pool_member_trains_and_tests(mnist_small, model):
     assert len(accs) == 1 and 0 <= accs[0] <= 100
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_evaluate_is_seeded_and_learns(mnist_small):
     train, test = mnist_small
     syn = real_subset(train, 10)

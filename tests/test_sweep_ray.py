@@ -52,9 +52,12 @@ def checkpoints(tune_dir: Path) -> dict[str, float]:
 
 
 def test_a_failing_cell_is_kept_as_error_and_the_others_finish(tmp_path):
-    root = tmp_path / "data"  # a data root that has MNIST but not FashionMNIST
+    root = tmp_path / "data"  # a data root whose FashionMNIST files are there but corrupt
     root.mkdir()
     (root / "MNIST").symlink_to(data_root() / "MNIST")
+    (root / "FashionMNIST").mkdir()
+    for split in ("train", "test"):
+        (root / "FashionMNIST" / f"{split}.npz").write_bytes(b"not an npz file")
     grid = {"table1": {"datasets": ["MNIST", "FashionMNIST"], "models": ["MLP"], "ipcs": [1], "eval_modes": ["S"]}}
     r = orchestrate(sweep_file(tmp_path, grid, data_root=str(root), max_failures=1), "--output", tmp_path / "runs")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -63,9 +66,13 @@ def test_a_failing_cell_is_kept_as_error_and_the_others_finish(tmp_path):
     failed, ok = df[df.dataset == "FashionMNIST"], df[df.dataset == "MNIST"]
     assert len(ok) == 2 and (ok.status == "ok").all() and ok.accuracy.between(0, 100).all()
     assert len(failed) == 1 and failed.status.tolist() == ["error"] and failed.accuracy.isna().all()
-    assert "DataNotFoundError" in failed.error.iloc[0] and str(root) in failed.error.iloc[0]
+    assert "ConfigError" in failed.error.iloc[0] and str(root) in failed.error.iloc[0]
     assert "FashionMNIST-MLP-ipc1-S-ours: crashed" in r.stdout  # retried once (max_failures 1) ...
-    assert "FashionMNIST-MLP-ipc1-S-ours: FAILED" in r.stdout  # ... then given up
+    # ... then given up: the line says why, and where the traceback is kept in the run folder
+    kept = out / "errors" / "FashionMNIST-MLP-ipc1-S-ours.txt"
+    line = next(x for x in r.stdout.splitlines() if "FashionMNIST-MLP-ipc1-S-ours: FAILED" in x)
+    assert "ConfigError: cannot read FashionMNIST train data" in line and f"(traceback: {kept})" in line, line
+    assert "Traceback" in kept.read_text()
     assert r.stdout.strip().splitlines()[-1].startswith("2 cells: 1 ok, 1 failed: FashionMNIST-MLP-ipc1-S-ours (")
     assert "| FashionMNIST | 1 | failed |" in (out / "tables" / "table1.md").read_text()
     assert [p.name for p in (out / "figures").iterdir()] == ["MNIST-MLP-ipc1-S-ours.png"]
@@ -187,3 +194,40 @@ def test_sweep_on_a_ray_start_head_and_resume_of_a_finished_sweep(tmp_path, ray_
 
     refused = orchestrate(path, "--output", runs, "--address", address, environ=head_env)  # no --resume
     assert refused.returncode == 2 and "--resume" in refused.stderr
+
+
+def test_sigterm_stops_like_ctrl_c_and_a_second_driver_is_refused_meanwhile(tmp_path):
+    grid = {"metric": {**MLP_METRICS["metric"], "metrics": ["ours", "mse", "cos"]}}
+    # one cell at a time (2 CPUs each): when the first is done the others are still to come
+    path = sweep_file(tmp_path, grid, num_exp=2, budget={"iterations": 4, "batch_real": 16},
+                      eval_budget={"epochs": 20, "max_test": 200}, resources={"cpu": 2, "gpu": 0})
+    out = tmp_path / "runs" / "tiny"
+    log = open(tmp_path / "driver.log", "w+")
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.run", str(path), "--output", str(tmp_path / "runs")],
+                              cwd=REPO, env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while "MNIST-MLP-ipc1-S-ours: exp 1/2" not in (tmp_path / "driver.log").read_text():
+            assert driver.poll() is None and time.time() < deadline, (tmp_path / "driver.log").read_text()
+            time.sleep(0.5)
+        second = orchestrate(path, "--output", tmp_path / "runs", "--resume", timeout=120)
+        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+        assert f"is in use by a driver running on {socket.gethostname()} (pid {driver.pid}" in second.stderr
+        while "MNIST-MLP-ipc1-S-ours: done" not in (tmp_path / "driver.log").read_text():
+            assert driver.poll() is None and time.time() < deadline, (tmp_path / "driver.log").read_text()
+            time.sleep(0.5)
+        driver.send_signal(signal.SIGTERM)
+        code = driver.wait(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=60)
+        log.close()
+    text = (tmp_path / "driver.log").read_text()
+    assert code == 1, text
+    assert "SIGTERM received" not in text and "Traceback" not in text, text
+    assert "unfinished" in text.strip().splitlines()[-1] and "rerun with --resume" in text, text
+    df = results.read(out / "results.parquet")  # the partial Parquet: finished rows ok, the rest missing
+    assert set(df[df.cell_id == "MNIST-MLP-ipc1-S-ours"].status) == {"ok"}
+    assert set(df[df.cell_id != "MNIST-MLP-ipc1-S-ours"].status) == {"missing"}
+    assert not (out / "driver.lock").exists()  # released on the way out

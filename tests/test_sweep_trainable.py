@@ -111,6 +111,7 @@ def test_a_finished_trial_restored_recomputes_nothing(tmp_path, monkeypatch, set
     assert again.checkpoints == []
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_a_coreset_cell_selects_from_the_pool_and_shares_one_cached_reference(tmp_path, monkeypatch, settings):
     cell = Cell("MNIST", "ConvNet", 2, "S", "ours", "herding", ("table1",))
     fake = run(monkeypatch, tmp_path / "herding", settings, cell=cell)
