@@ -1,6 +1,4 @@
 """A loss that turns nan or infinite fails the run with a message naming where, never a result."""
-import dataclasses
-
 import pytest
 import torch
 
@@ -61,7 +59,7 @@ def test_a_diverged_reference_network_is_an_error_not_a_cached_bound():
 
 def test_the_trainable_fails_the_cell_at_once_without_retries(tmp_path, monkeypatch):
     from orchestrator.cells import Settings
-    from test_sweep_trainable import CELL, no_ray_session, run  # noqa: F401 (fixture)
+    from test_sweep_trainable import run
 
     monkeypatch.setattr("orchestrator.trainable.ray", __import__("types").SimpleNamespace(get_gpu_ids=lambda: []))
     monkeypatch.setattr("orchestrator.trainable.load", lambda name, root: (fake_mnist(), fake_mnist()))
@@ -78,4 +76,18 @@ def test_the_trainable_fails_the_cell_at_once_without_retries(tmp_path, monkeypa
     # mode S evaluates at iteration 1 (of 3): the images step 0 made are nan, so that is where it stops
     assert "synthetic images are not finite after outer iteration 0 of 3" in last["failed"]
     assert not fake.checkpoints  # no set, no accuracy kept
-    assert dataclasses.asdict(settings)  # unchanged
+
+
+def test_the_driver_keeps_such_a_cell_as_an_error_row(tmp_path):
+    import types
+
+    from orchestrator import outputs
+    from orchestrator.cells import Cell
+
+    cell = Cell("MNIST", "MLP", 1, "S", "ours", "DC", ("metric",))
+    message = "NonFiniteLossError: exp 0: matching loss is nan at outer iteration 1 of 3"
+    result = types.SimpleNamespace(config={"cell": cell.to_config()}, error=None, checkpoint=None,
+                                   metrics={"done": True, "failed": message})
+    outcome = outputs.collect([result], [cell], "tiny", tmp_path)
+    assert outcome.failed == {cell.cell_id: message} and not outcome.ok and not outcome.unfinished
+    assert [(r["status"], r["error"], r["accuracy"]) for r in outcome.rows] == [("error", message, None)]
