@@ -21,6 +21,7 @@ read into the current shape by :func:`read`.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -60,7 +61,7 @@ _RECORD_KEYS = ("exp", "eval_model", "eval_seed", "accuracy", "condense_seconds"
 METADATA_KEYS = ("budgets", "sweep", "versions")
 
 
-def _cell_part(sweep: str, cell: "Cell") -> dict:
+def cell_columns(sweep: str, cell: "Cell") -> dict:
     return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
             "model": cell.model, "ipc": None if cell.method == WHOLE else cell.ipc, "eval_mode": cell.eval_mode,
             "dis_metric": None if cell.method in NO_MATCHING else cell.metric, "method": cell.method}
@@ -69,10 +70,13 @@ def _cell_part(sweep: str, cell: "Cell") -> dict:
 def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
     """Rows of a finished cell from the trainable's records (a whole cell's ``iterations`` are
     its networks' epochs)."""
-    part = _cell_part(sweep, cell)
+    part = cell_columns(sweep, cell)
     rows = []
     for r in records:
         row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "epochs": None, "status": "ok", "error": None}
+        for k in ("started_at", "finished_at"):  # the trainable keeps seconds since the epoch
+            if isinstance(row[k], (int, float)):
+                row[k] = dt.datetime.fromtimestamp(row[k], dt.timezone.utc)
         if cell.method == WHOLE:
             row["epochs"], row["iterations"] = row["iterations"], None
         elif cell.method in NO_MATCHING:
@@ -87,7 +91,7 @@ def error_rows(sweep: str, cell: "Cell", message: str, status: str = "error") ->
     ``status="error"``: the cell failed after its retries. ``status="missing"``: the run stopped
     (Ctrl-C, a crash) before the cell finished; --resume continues it.
     """
-    part = _cell_part(sweep, cell)
+    part = cell_columns(sweep, cell)
     message = " ".join(message.split())
     return [{**part, **dict.fromkeys(_RECORD_KEYS), "epochs": None, "eval_model": m, "status": status,
              "error": message} for m in cell.eval_models()]

@@ -66,7 +66,7 @@ def _summary(group: pd.DataFrame) -> dict:
     return {"state": "ok", "mean": acc.mean(), "std": acc.std(ddof=0), "n": len(acc), "paper": paper}
 
 
-def _text(s: dict, pm: str, delta: str, paper: bool = True, bold: str = "{}") -> str:
+def cell_text(s: dict, pm: str, delta: str, paper: bool = True, bold: str = "{}") -> str:
     if s["state"] == "blank":
         return ""
     if s["state"] != "ok":
@@ -125,7 +125,7 @@ def notes(df: pd.DataFrame, name: str) -> list[str]:
     return out
 
 
-def _label(value) -> str:
+def label(value) -> str:
     return "" if pd.isna(value) else str(value)
 
 
@@ -139,7 +139,7 @@ def markdown(df: pd.DataFrame, name: str, paper: bool = True) -> str:
     lines = [f"### {TABLES[name].title}", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for key, row in zip(row_keys, cells):
-        lines.append("| " + " | ".join([*map(_label, key), *(_text(s, "±", "Δ ", paper) for s in row)]) + " |")
+        lines.append("| " + " | ".join([*map(label, key), *(cell_text(s, "±", "Δ ", paper) for s in row)]) + " |")
     return "\n".join([*lines, "", *_notes(df, name, paper), ""])
 
 
@@ -159,20 +159,20 @@ def latex(df: pd.DataFrame, name: str, paper: bool = True) -> str:
     header, row_keys, cells = grid(df, name)
     layout = TABLES[name]
     labels = len(layout.rows)
-    contenders = [c not in layout.spanning for c in _columns(df, name)]
+    contenders = [c not in layout.spanning for c in columns(df, name)]
     lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex_escape(layout.title)}}}",
              "\\begin{tabular}{" + "l" * labels + "c" * (len(header) - labels) + "}",
              "\\toprule", " & ".join(map(_tex_escape, header)) + " \\\\", "\\midrule"]
     for key, row in zip(row_keys, cells):
         top = best(row, contenders)
-        texts = [_tex_escape(_label(k)) for k in key] + [
-            _text(s, "$\\pm$", "$\\Delta$", paper, "\\textbf{{{}}}" if i in top else "{}") for i, s in enumerate(row)]
+        texts = [_tex_escape(label(k)) for k in key] + [
+            cell_text(s, "$\\pm$", "$\\Delta$", paper, "\\textbf{{{}}}" if i in top else "{}") for i, s in enumerate(row)]
         lines.append(" & ".join(texts) + " \\\\")
     footnotes = [f"\\par\\footnotesize {_tex_escape(n)}" for n in notes(df, name)[1:]]
     return "\n".join([*lines, "\\bottomrule", "\\end{tabular}", *footnotes, "\\end{table}", ""])
 
 
-def _columns(df: pd.DataFrame, name: str) -> list:
+def columns(df: pd.DataFrame, name: str) -> list:
     """The column values of table ``name``, in the order :func:`grid` shows them."""
     layout = TABLES[name]
     return _ordered([c[0] for c in _unique(_in_table(df, name), [layout.column])], layout.labels)
@@ -187,13 +187,13 @@ def csv_text(df: pd.DataFrame, name: str, paper: bool = True) -> str:
     writer.writerow([*layout.rows, layout.column, "state", "mean", "std", "n",
                      *(["paper_mean", "paper_std"] if paper else [])])
     for key, row in zip(row_keys, cells):
-        for col, s in zip(_columns(df, name), row):
+        for col, s in zip(columns(df, name), row):
             if s["state"] == "blank":
                 continue
             ok = s["state"] == "ok"
             numbers = [f"{s['mean']:.4f}", f"{s['std']:.4f}", s["n"]] if ok else ["", "", 0]
             pub = s.get("paper") or ("", "")
-            writer.writerow([*map(_label, key), col, s["state"], *numbers, *(pub if paper else [])])
+            writer.writerow([*map(label, key), col, s["state"], *numbers, *(pub if paper else [])])
     return out.getvalue()
 
 

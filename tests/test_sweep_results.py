@@ -65,8 +65,8 @@ def test_same_rows_give_identical_bytes(tmp_path):
 
 def test_what_does_not_apply_is_null_and_provenance_is_kept(tmp_path):
     start = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-    rec = {**record(0, "ConvNet", 1, 99.0), "iterations": 50, "device_name": "NVIDIA H100",
-           "started_at": start, "finished_at": start + dt.timedelta(seconds=90)}
+    rec = {**record(0, "ConvNet", 1, 99.0), "iterations": 50, "device_name": "NVIDIA H100",  # as the trainable's
+           "started_at": start.timestamp(), "finished_at": start.timestamp() + 90}
     whole = Cell("MNIST", "ConvNet", 0, "S", "ours", "whole", ("table1",))
     herding = Cell("MNIST", "ConvNet", 10, "S", "ours", "herding", ("table1",))
     dc = Cell("MNIST", "ConvNet", 10, "S", "ours", "DC", ("table1", "metric"))
