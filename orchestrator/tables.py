@@ -18,14 +18,15 @@ import csv
 import io
 import sys
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from condense.errors import ConfigError
 
-from . import results
 from .layouts import TABLES, WHOLE
 from .published import published
+
+if TYPE_CHECKING:  # pandas is imported where it is used: --help answers at once
+    import pandas as pd
 
 FORMATS = ("md", "tex", "csv")
 
@@ -45,7 +46,13 @@ def _in_table(df: pd.DataFrame, name: str) -> pd.DataFrame:
 
 def _value(v):
     """A Parquet value as plain Python: None for a null."""
-    return None if pd.isna(v) else v
+    return None if _isna(v) else v
+
+
+def _isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
 
 
 def _unique(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
@@ -126,7 +133,7 @@ def notes(df: pd.DataFrame, name: str) -> list[str]:
 
 
 def label(value) -> str:
-    return "" if pd.isna(value) else str(value)
+    return "" if _isna(value) else str(value)
 
 
 def _notes(df: pd.DataFrame, name: str, paper: bool) -> list[str]:
@@ -250,6 +257,8 @@ def main(argv=None) -> int:
 
 
 def _read(path: Path) -> pd.DataFrame:
+    from . import results
+
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")
     try:
