@@ -24,6 +24,8 @@ from .cells import WHOLE, Cell
 from .progress import error_line
 from .trainable import STATE_FILE, set_file
 
+CURVES = "curves.parquet"
+
 
 @dataclass
 class Outcome:
@@ -82,8 +84,6 @@ def write(outcome: Outcome, out: Path) -> list[str]:
     report.write_report(out)
     return md
 
-
-CURVES = "curves.parquet"
 
 
 def run_metadata(out: Path, rows: list[dict]) -> dict:

@@ -104,19 +104,21 @@ def _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, title: str):
                     handles[f"{label}, paper"] = ax.axhline(s["paper"][0], color=colour, lw=0.8, ls=":",
                                                             label=f"{label}, paper")
                 continue
-            x = [p[0] for p in points]
+            # methods side by side around each ipc (log axis: a factor), so their points never overlap
+            dodge = 1.07 ** (j - (len(cols) - 1) / 2)
+            x = [p[0] * dodge for p in points]
             handles[label] = ax.errorbar(x, [p[1]["mean"] for p in points], yerr=[p[1]["std"] for p in points],
                                          color=colour, marker="o", ms=3.5, lw=1.2, capsize=2, label=label)
             paper = [(p[0], p[1]["paper"]) for p in points if p[1]["paper"] is not None]
             if paper:
-                ax.errorbar([p[0] for p in paper], [p[1][0] for p in paper], yerr=[p[1][1] for p in paper],
+                ax.errorbar([p[0] * dodge for p in paper], [p[1][0] for p in paper], yerr=[p[1][1] for p in paper],
                             color=colour, marker="o", ms=5, mfc="none", ls="none", capsize=0, lw=0.6, alpha=0.8)
         ax.set_xscale("log")
         ax.set_xticks(sorted(set(ipcs)))
         ax.set_xticklabels([str(i) for i in sorted(set(ipcs))])
         ax.minorticks_off()
         if len(set(ipcs)) == 1:
-            ax.set_xlim(ipcs[0] / 2, ipcs[0] * 2)
+            ax.set_xlim(ipcs[0] / 1.5, ipcs[0] * 1.5)
         ax.set_title(dataset)
         ax.set_xlabel("images per class")
         ax.set_ylabel("test accuracy (%)")
@@ -204,7 +206,8 @@ def _draw_curves(plt, c):
         lines.append((f"{cell_id} ({model})", mean))
     with plt.rc_context(_STYLE):
         legend_rows = math.ceil(len(lines) / 2)
-        fig, (acc, loss) = plt.subplots(1, 2, figsize=(WIDTH, 2.6 + 0.15 * legend_rows), layout="constrained")
+        fig, (acc, loss) = plt.subplots(1, 2, figsize=(WIDTH, 2.6 + 0.15 * legend_rows), sharex=True,
+                                       layout="constrained")
         for k, (label, m) in enumerate(lines):
             style = {"color": f"C{k % 10}", "ls": ("-", "--", ":", "-.")[k // 10 % 4], "marker": "o", "ms": 3, "lw": 1.1}
             acc.plot(m.iteration, m.accuracy, label=label, **style)
