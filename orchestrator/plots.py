@@ -209,7 +209,9 @@ def _draw_curves(plt, c):
         fig, (acc, loss) = plt.subplots(1, 2, figsize=(WIDTH, 2.6 + 0.15 * legend_rows), sharex=True,
                                        layout="constrained")
         for k, (label, m) in enumerate(lines):
-            style = {"color": f"C{k % 10}", "ls": ("-", "--", ":", "-.")[k // 10 % 4], "marker": "o", "ms": 3, "lw": 1.1}
+            # ten colours, then the next line style: up to 40 cells stay apart
+            style = {"color": f"C{k % 10}", "ls": ("-", "--", ":", "-.")[k // 10 % 4], "marker": "o", "ms": 3,
+                     "lw": 1.1}
             acc.plot(m.iteration, m.accuracy, label=label, **style)
             has_loss = m.loss.notna()
             loss.plot(m.iteration[has_loss], m.loss[has_loss], **style)

@@ -173,7 +173,8 @@ def latex(df: pd.DataFrame, name: str, paper: bool = True) -> str:
     for key, row in zip(row_keys, cells):
         top = best(row, contenders)
         texts = [_tex_escape(label(k)) for k in key] + [
-            cell_text(s, "$\\pm$", "$\\Delta$", paper, "\\textbf{{{}}}" if i in top else "{}") for i, s in enumerate(row)]
+            cell_text(s, "$\\pm$", "$\\Delta$", paper, "\\textbf{{{}}}" if i in top else "{}")
+            for i, s in enumerate(row)]
         lines.append(" & ".join(texts) + " \\\\")
     footnotes = [f"\\par\\footnotesize {_tex_escape(n)}" for n in notes(df, name)[1:]]
     return "\n".join([*lines, "\\bottomrule", "\\end{tabular}", *footnotes, "\\end{table}", ""])

@@ -7,8 +7,9 @@ gave the trial, progress through ``tune.report``, and checkpoints (the condensat
 ``checkpoint_every`` outer iterations, plus every finished experiment's accuracies and set) so a
 retried or resumed trial continues where it stopped. The checkpoint also holds the learning curve
 (``by_iteration``, the seed CLI's shape: each evaluation's accuracies and the mean matching loss
-since the previous one), so a retried trial recomputes, rather than repeats, the points after it. Results travel to the driver inside the last
-checkpoint; the driver alone writes the sweep's outputs.
+since the previous one), so a retried trial recomputes, rather than repeats, the points after it.
+Results travel to the driver inside the last checkpoint; the driver alone writes the sweep's
+outputs.
 """
 from __future__ import annotations
 
