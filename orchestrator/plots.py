@@ -83,17 +83,20 @@ def _ok(s: dict) -> bool:
 
 
 def _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, title: str):
+    from . import tables
+
     datasets = list(dict.fromkeys(k[0] for k in row_keys))
     ncols = min(len(datasets), 4)
     nrows = math.ceil(len(datasets) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH, 2.4 * nrows + 0.6), squeeze=False, layout="constrained")
     handles = {}
     for ax, dataset in zip(axes.flat, datasets):
-        rows = [(k[1], r) for k, r in zip(row_keys, cells) if k[0] == dataset]
-        ipcs = [int(ipc) for ipc, _ in rows]
+        # a table of whole cells alone has rows without an ipc
+        rows = [(int(k[1]) if tables.label(k[1]) else None, r) for k, r in zip(row_keys, cells) if k[0] == dataset]
+        ipcs = sorted({ipc for ipc, _ in rows if ipc is not None})
         for j, (col, label) in enumerate(zip(cols, labels)):
             colour = _COLOURS.get(col, f"C{j}")
-            points = [(int(ipc), r[j]) for ipc, r in rows if _ok(r[j])]
+            points = [(ipc, r[j]) for ipc, r in rows if _ok(r[j]) and (ipc is not None or col == "whole")]
             if not points:
                 continue
             if col == "whole":  # no set size: our bound as a line, the paper's as a dotted one
@@ -114,11 +117,11 @@ def _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, title: str):
                 ax.errorbar([p[0] * dodge for p in paper], [p[1][0] for p in paper], yerr=[p[1][1] for p in paper],
                             color=colour, marker="o", ms=5, mfc="none", ls="none", capsize=0, lw=0.6, alpha=0.8)
         ax.set_xscale("log")
-        ax.set_xticks(sorted(set(ipcs)))
-        ax.set_xticklabels([str(i) for i in sorted(set(ipcs))])
+        ax.set_xticks(ipcs, [str(i) for i in ipcs])
         ax.minorticks_off()
-        if len(set(ipcs)) == 1:
-            ax.set_xlim(ipcs[0] / 1.5, ipcs[0] * 1.5)
+        if len(ipcs) <= 1:
+            centre = ipcs[0] if ipcs else 1
+            ax.set_xlim(centre / 1.5, centre * 1.5)
         ax.set_title(dataset)
         ax.set_xlabel("images per class")
         ax.set_ylabel("test accuracy (%)")

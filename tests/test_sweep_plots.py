@@ -106,3 +106,19 @@ def test_report_parses_and_references_only_files_that_exist(tmp_path):
     assert all("://" not in r and (run / r).is_file() for r in parser.refs), parser.refs
     assert "plots/curves.png" not in parser.refs  # not drawn here: not referenced
     assert "Ablation: gradient distance" in page and "<td>ConvNet</td>" in page and "num_exp" in page
+
+
+@pytest.mark.slow
+def test_tables_of_failed_cells_or_whole_cells_alone_still_draw(tmp_path):
+    whole = Cell("MNIST", "ConvNet", 0, "S", "ours", "whole", ("table1",))
+    record = {"exp": 0, "eval_model": "ConvNet", "eval_seed": 0, "accuracy": 98.0, "condense_seconds": 0.0,
+              "eval_seconds": 1.0, "iterations": 3, "train_images": 2000, "code_version": "v", "torch_version": "t",
+              "device": "cpu"}
+    rows = results.ok_rows("s", whole, [record])
+    rows += results.error_rows("s", Cell("MNIST", "ConvNet", 1, "M", "ours", "DC", ("table2",)), "boom")
+    rows += results.error_rows("s", Cell("MNIST", "MLP", 1, "S", "mse", "DC", ("metric",)), "boom")
+    (tmp_path / "run").mkdir()
+    results.write(rows, tmp_path / "run" / "results.parquet")
+    curves.write([], tmp_path / "run" / "curves.parquet")  # no condensed cell finished: no curves figure
+    written = plots.write_plots(tmp_path / "run" / "results.parquet")
+    assert sorted(p.stem for p in written) == sorted(["table1", "table2", "metric"] * 2)
