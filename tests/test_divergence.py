@@ -91,3 +91,14 @@ def test_the_driver_keeps_such_a_cell_as_an_error_row(tmp_path):
     outcome = outputs.collect([result], [cell], "tiny", tmp_path)
     assert outcome.failed == {cell.cell_id: message} and not outcome.ok and not outcome.unfinished
     assert [(r["status"], r["error"], r["accuracy"]) for r in outcome.rows] == [("error", message, None)]
+
+
+def test_the_seed_cli_prints_one_line_and_exits_1(monkeypatch, tmp_path, capsys):
+    import condense.__main__ as cli
+
+    monkeypatch.setattr(cli, "load", lambda *a, **k: (fake_mnist(), fake_mnist()))
+    code = cli.main(["--dataset", "MNIST", "--model", "MLP", "--smoke", "--lr_img", "1e30", "--Iteration", "2",
+                     "--num_eval", "1", "--epoch_eval_train", "1", "--save_path", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("error: ") and "diverged" in err[0], err
+    assert not list(tmp_path.glob("acc_*.json"))  # no accuracies written for a diverged run
