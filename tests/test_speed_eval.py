@@ -110,7 +110,8 @@ def test_the_default_vectorises_on_accelerators_only(mnist_small, monkeypatch, d
     train, test = mnist_small
     calls = []
     # each returns its (empty) loss history, as the real trainers do
-    monkeypatch.setattr(protocol, "train_networks", lambda nets, *a: calls.append(len(nets)) or torch.zeros(len(nets), 0))
+    monkeypatch.setattr(protocol, "train_networks",
+                        lambda nets, *a: calls.append(len(nets)) or torch.zeros(len(nets), 0))
     monkeypatch.setattr(protocol, "train_network", lambda net, *a: calls.append(1) or torch.zeros(0))
     evaluate(real_subset(train, 1), test.to(device), "ConvNetW32", [0, 1, 2], EvalBudget(epochs=1, max_test=10))
     assert calls == ([1, 1, 1] if device.type == "cpu" else [3])
