@@ -128,6 +128,7 @@ def test_feature_methods_are_deterministic_given_the_reference(mnist, cache):
             != select("kcenter", train, 3, 0, TINY, cache_dir=cache).meta["indices"])
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_reference_is_cached_and_reused(mnist, tmp_path, monkeypatch):
     train, _ = mnist
     calls = []
@@ -148,6 +149,7 @@ def test_reference_is_cached_and_reused(mnist, tmp_path, monkeypatch):
     assert calls == [0, 1]  # another seed is another network
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_concurrent_callers_train_the_reference_once(mnist, tmp_path, monkeypatch):
     """A sweep's coreset cells start together: the first trains, the others wait and load it."""
     train, _ = mnist

@@ -141,6 +141,7 @@ def test_a_coreset_cell_selects_from_the_pool_and_shares_one_cached_reference(tm
     assert len(list((tmp_path / "cache").rglob("*.pt"))) == 1 and kcenter.reports[-1]["done"]
 
 
+@pytest.mark.slow  # over 2 s on 2 cores
 def test_a_whole_cell_tests_networks_trained_on_the_whole_pool(tmp_path, monkeypatch, settings):
     cell = Cell("MNIST", "ConvNet", 0, "S", "ours", "whole", ("table1",))
     fake = run(monkeypatch, tmp_path / "whole", settings, cell=cell)
