@@ -276,6 +276,8 @@ def _typed(value, hint, where: str, key: str):
         if wrong:
             raise ConfigError(f"{where}: {key}: {wrong}")
         return float(value) if hint is float else value
+    if isinstance(value, str) and "\x00" in value:  # no path or name holds one; open() would raise
+        raise ConfigError(f"{where}: {key}: contains a NUL character")
     if not isinstance(value, hint) or (isinstance(value, bool) and hint is not bool):
         raise ConfigError(f"{where}: {key}: expected {hint.__name__}, got {_show(value)}")
     return value
