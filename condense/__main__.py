@@ -125,10 +125,11 @@ def resolve_device(name: str | None) -> torch.device:
         raise ConfigError(f"--device {name!r}: not a torch device; use cpu, cuda, cuda:<index> or mps") from None
     if device.type == "cpu":
         return device
-    backend = getattr(torch, device.type, None)
-    available = getattr(backend, "is_available", lambda: False)()
+    backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu, ...
     if device.type == "mps":
         available = torch.backends.mps.is_available()
+    else:
+        available = getattr(backend, "is_available", lambda: False)()
     if not available:
         raise ConfigError(f"--device {name}: no {device.type} device on this machine; use --device cpu")
     count = getattr(backend, "device_count", lambda: 1)()
