@@ -199,6 +199,7 @@ def test_baselines_module_does_not_import_evaluation():
 # --- end to end through the command line --------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # end to end: over the 300 s default on a busy machine
 def test_every_method_runs_on_real_mnist_through_the_cli(tmp_path):
     from test_cli import cli
 

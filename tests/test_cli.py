@@ -116,6 +116,7 @@ def test_missing_data_is_one_line_exit_2(seed_cli, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # end to end: over the 300 s default on a busy machine
 def test_smoke_run_on_real_mnist_end_to_end(tmp_path):
     r = cli("--dataset", "MNIST", "--model", "ConvNet", "--ipc", "1", "--smoke", "--device", "cpu",
             "--save_path", str(tmp_path))
