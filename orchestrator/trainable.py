@@ -66,10 +66,10 @@ def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Tr
     if cell.method == "DC":
         return _condense(cell, train, test, seed, settings, trial)
     if cell.method in baselines.METHODS:
-        trial.mark()  # selection time, the reference network's training on first use included
-        # reference_seed is the sweep's: every coreset cell of a dataset shares one cached network
+        trial.mark()  # selection time; the reference network comes from the driver's stage (stages.py)
         synthetic = baselines.select(cell.method, train, cell.ipc, seed, settings.reference, model=cell.model,
-                                     reference_seed=settings.seed, cache_dir=settings.cache_dir)
+                                     reference_seed=settings.reference_seed(trial.exp),
+                                     cache_dir=settings.cache_dir)
         trial.tick()
         return synthetic
     raise unknown("method", cell.method, METHODS)

@@ -111,7 +111,7 @@ def test_a_finished_trial_restored_recomputes_nothing(tmp_path, monkeypatch, set
     assert again.checkpoints == []
 
 
-def test_a_coreset_cell_selects_from_the_pool_and_shares_one_cached_reference(tmp_path, monkeypatch, settings):
+def test_a_coreset_cell_selects_from_the_pool_with_a_reference_per_experiment(tmp_path, monkeypatch, settings):
     cell = Cell("MNIST", "ConvNet", 2, "S", "ours", "herding", ("table1",))
     fake = run(monkeypatch, tmp_path / "herding", settings, cell=cell)
     state, sets = final_state(fake)
@@ -121,9 +121,22 @@ def test_a_coreset_cell_selects_from_the_pool_and_shares_one_cached_reference(tm
     for s in sets:
         assert s.labels.tolist() == [c for c in range(10) for _ in range(2)]
         assert all((pool == image).flatten(1).all(1).any() for image in s.images)  # real training images
-    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 1  # one reference network for both runs
+    # each run its own reference network (seeds 0 and 1), so herding's deterministic picks differ
+    assert [s.meta["reference_seed"] for s in sets] == [0, 1] and not torch.equal(sets[0].images, sets[1].images)
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2
     kcenter = run(monkeypatch, tmp_path / "kcenter", settings, cell=dataclasses.replace(cell, method="kcenter"))
-    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 1 and kcenter.reports[-1]["done"]
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2 and kcenter.reports[-1]["done"]  # reused
+    # whole: run e's network is run e's coreset reference (same seed), so the bound reuses both
+    run(monkeypatch, tmp_path / "whole", settings, cell=dataclasses.replace(cell, ipc=0, method="whole"))
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2
+
+
+def test_shared_reference_keeps_one_network_for_every_experiment(tmp_path, monkeypatch, settings):
+    cell = Cell("MNIST", "ConvNet", 2, "S", "ours", "herding", ("table1",))
+    fake = run(monkeypatch, tmp_path / "herding", dataclasses.replace(settings, shared_reference=True), cell=cell)
+    state, sets = final_state(fake)
+    assert [s.meta["reference_seed"] for s in sets] == [0, 0] and torch.equal(sets[0].images, sets[1].images)
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 1
 
 
 def test_a_whole_cell_tests_networks_trained_on_the_whole_pool(tmp_path, monkeypatch, settings):
