@@ -417,6 +417,18 @@ def _find(ds: DatasetInfo, root: Path) -> tuple[_Source | None, list[_Source]]:
     return None, srcs
 
 
+def readable(name: str, root: str | os.PathLike | None = None) -> bool:
+    """Whether ``load(name, root)`` finds every file of ``name`` and can open it (nothing decoded)."""
+    src, _ = _find(info(name), resolve_root(root))
+    try:
+        for p in (src.train + src.test) if src is not None else ():
+            with open(p, "rb") as f:
+                f.read(1)
+    except OSError:
+        return False
+    return src is not None
+
+
 def load(
     name: str, root: str | os.PathLike | None = None, download: bool = False
 ) -> tuple[ImageSet, ImageSet]:

@@ -5,6 +5,8 @@ means a resumed sweep rebuilds exactly the same outputs without recomputing anyt
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,22 +35,27 @@ def collect(result_grid, cells: list[Cell], sweep: str, out: Path) -> Outcome:
     by_id = {r.config["cell"]["cell_id"]: r for r in result_grid if r.config}
     outcome = Outcome()
     for cell in cells:
-        result = by_id.get(cell.cell_id)
-        if result is not None and result.error is not None:
-            message = error_line(result.error)
-            outcome.failed[cell.cell_id] = message
-            outcome.rows += results.error_rows(sweep, cell, message)
-        elif result is not None and result.metrics.get("done") and result.checkpoint is not None:
-            with result.checkpoint.as_directory() as d:
-                state = torch.load(Path(d) / STATE_FILE, weights_only=True)
-                sets = [SyntheticSet.load(Path(d) / set_file(e)) for e in range(state["exp"])]
-            _save_sets(cell, sets, out)
-            outcome.rows += results.ok_rows(sweep, cell, state["records"])
-            outcome.ok.append(cell.cell_id)
-        else:  # the run stopped before this cell finished: --resume continues it
-            outcome.unfinished.append(cell.cell_id)
-            outcome.rows += results.error_rows(sweep, cell, "unfinished: rerun with --resume", status="missing")
+        add(outcome, cell, by_id.get(cell.cell_id), sweep, out)
     return outcome
+
+
+def add(outcome: Outcome, cell: Cell, result, sweep: str, out: Path) -> None:
+    """One cell's rows (and, when it finished, its sets and figure) from its Tune result: anything with
+    ``error``, ``metrics`` and ``checkpoint`` as a ``ray.tune.Result`` has them, or None."""
+    if result is not None and result.error is not None:
+        message = error_line(result.error)
+        outcome.failed[cell.cell_id] = message
+        outcome.rows += results.error_rows(sweep, cell, message)
+    elif result is not None and result.metrics.get("done") and result.checkpoint is not None:
+        with result.checkpoint.as_directory() as d:
+            state = torch.load(Path(d) / STATE_FILE, weights_only=True)
+            sets = [SyntheticSet.load(Path(d) / set_file(e)) for e in range(state["exp"])]
+        _save_sets(cell, sets, out)
+        outcome.rows += results.ok_rows(sweep, cell, state["records"])
+        outcome.ok.append(cell.cell_id)
+    else:  # the run stopped before this cell finished: --resume continues it
+        outcome.unfinished.append(cell.cell_id)
+        outcome.rows += results.error_rows(sweep, cell, "unfinished: rerun with --resume", status="missing")
 
 
 def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
@@ -64,7 +71,14 @@ def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
 
 
 def write(outcome: Outcome, out: Path) -> list[str]:
-    """The Parquet and the tables; returns the tables' markdown."""
+    """The Parquet and the tables, each file replaced atomically (a reader never sees half of one,
+    though the run rewrites them as cells finish); returns the tables' markdown."""
     path = out / "results.parquet"
     results.write(outcome.rows, path)
-    return tables.write_tables(results.read(path), out / "tables")
+    folder = out / "tables"
+    with tempfile.TemporaryDirectory(dir=out, prefix=".tables-") as tmp:
+        written = tables.write_tables(results.read(path), tmp)
+        folder.mkdir(exist_ok=True)
+        for f in Path(tmp).iterdir():
+            os.replace(f, folder / f.name)
+    return written

@@ -8,13 +8,16 @@ line is asked for even where the cluster has no GPU, which the pre-flight then r
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from condense.errors import ConfigError
 
 from .spec import Resources
 
 GPU_SHARE, CPUS_PER_CELL = 0.25, 2
+_TUNE_RESOURCE_WARNINGS = "ray.tune.execution.insufficient_resources_manager"
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,16 @@ def show(request: dict[str, float]) -> str:
     return " + ".join(parts)
 
 
-def tune_request(request: dict[str, float]) -> dict[str, float]:
-    """The same request as ``tune.with_resources`` spells it."""
-    custom = {k: v for k, v in request.items() if k not in ("CPU", "GPU")}
-    return {"cpu": request["CPU"], "gpu": request["GPU"], **({"custom_resources": custom} if custom else {})}
+
+def show_tune_warnings(say: Callable[[str], None]) -> None:
+    """Tune's warning that no trial could start for lack of resources, as a progress line (the rest
+    of Tune's logging stays silenced: the driver prints its own lines)."""
+    class _Line(logging.Handler):
+        def emit(self, record):
+            say("resources: " + " ".join(record.getMessage().split()))
+
+    log = logging.getLogger(_TUNE_RESOURCE_WARNINGS)
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+    log.handlers = [h for h in log.handlers if type(h).__name__ != "_Line"]  # one driver run, one handler
+    log.addHandler(_Line())

@@ -43,10 +43,12 @@ def trial_name(trial) -> str:
 def train_cell(config: dict, settings: Settings) -> None:
     keep_freed_memory()
     cell = Cell.from_config(config["cell"])
-    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))
+    required = tune.get_context().get_trial_resources().required_resources
+    torch.set_num_threads(max(1, int(required.get("CPU", 1))))
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
     trial = _Trial(cell, settings, device, tune.get_checkpoint())
+    # a GPU shared by trials: evaluation plans its memory from this trial's share, not what is free
+    trial.memory_share = min(1.0, required["GPU"]) if required.get("GPU", 0) > 0 else None
     if trial.exp < settings.num_exp:  # a finished trial restored from its last checkpoint skips this
         train, test = load(cell.dataset, settings.data_root)
         train, test = train.to(device), test.to(device)
@@ -113,6 +115,7 @@ class _Trial:
         self.condensation: dict | None = None  # state of the experiment under way, when saved mid-way
         self.condense_seconds = 0.0  # time spent condensing the experiment under way
         self.resumed_from = None
+        self.memory_share: float | None = None  # this trial's fraction of a shared GPU
         if checkpoint is not None:
             with checkpoint.as_directory() as d:
                 state = torch.load(Path(d) / STATE_FILE, weights_only=True)
@@ -138,7 +141,7 @@ class _Trial:
         """Mode S's evaluation part-way through condensation: reported as progress, not stored."""
         model = self.cell.eval_models()[0]
         accs = evaluate(synthetic, test, model, self.eval_seeds(exp_seed, model, iteration),
-                        self.settings.eval_budget)
+                        self.settings.eval_budget, memory_share=self.memory_share)
         return sum(accs) / len(accs)
 
     def finish(self, synthetic: SyntheticSet, test, exp_seed: int, train_images: int) -> None:
@@ -148,7 +151,7 @@ class _Trial:
         for model in self.cell.eval_models():
             start = time.perf_counter()
             seeds = self.eval_seeds(exp_seed, model, iterations)
-            accs = evaluate(synthetic, test, model, seeds, self.settings.eval_budget)
+            accs = evaluate(synthetic, test, model, seeds, self.settings.eval_budget, memory_share=self.memory_share)
             seconds = time.perf_counter() - start
             self.records += [self._record(model, s, a, self.condense_seconds, seconds, iterations, train_images)
                              for s, a in zip(seeds, accs)]
