@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -155,10 +154,9 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, pl
     _init_ray(ray, address)
     # A failed trial's traceback goes to its error.txt; the driver prints one line naming it.
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-    start = time.time()
 
-    def say(text: str) -> None:
-        print(f"[{time.time() - start:6.0f}s] {text}", flush=True)
+    def say(text: str) -> None:  # the stage's lines come before the trials' clock starts
+        print(text, flush=True)
 
     resources.show_tune_warnings(say)  # e.g. cells that wait on resources a busy cluster lacks
     where = address or "a local Ray"
