@@ -60,7 +60,8 @@ def train_cell(config: dict, settings: Settings) -> None:
             synthetic = make_set(cell, train, test, seed, settings, trial)
             pool = train if cell.method == "DC" else settings.reference.pool(train)
             trial.finish(synthetic, test, seed, len(pool))
-    trial.report({"done": True}, checkpoint=False)  # the last checkpoint (trial.finish's) holds everything
+    # the last checkpoint (trial.finish's) holds everything; the node shows in the trial's result.json
+    trial.report({"done": True, "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=False)
 
 
 def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:

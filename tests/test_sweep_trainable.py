@@ -62,7 +62,9 @@ def settings(tmp_path):
 
 @pytest.fixture(autouse=True)
 def no_ray_session(monkeypatch):
-    monkeypatch.setattr(trainable, "ray", types.SimpleNamespace(get_gpu_ids=lambda: []))
+    context = types.SimpleNamespace(get_node_id=lambda: "node-a")
+    monkeypatch.setattr(trainable, "ray", types.SimpleNamespace(get_gpu_ids=lambda: [],
+                                                                get_runtime_context=lambda: context))
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)  # the trainable sets the trial's threads: give the others theirs back
@@ -107,7 +109,8 @@ def test_restart_from_a_mid_condensation_checkpoint_matches_an_uninterrupted_tri
 def test_a_finished_trial_restored_recomputes_nothing(tmp_path, monkeypatch, settings):
     whole = run(monkeypatch, tmp_path / "whole", settings)
     again = run(monkeypatch, tmp_path / "again", settings, restore_from=whole.checkpoints[-1])
-    assert again.reports == [{"done": True, "exp": 2, "num_exp": 2, "resumed_from": {"exp": 2, "iteration": 0}}]
+    assert again.reports == [{"done": True, "node_id": "node-a", "exp": 2, "num_exp": 2,
+                              "resumed_from": {"exp": 2, "iteration": 0}}]
     assert again.checkpoints == []
 
 
