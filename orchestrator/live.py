@@ -1,5 +1,5 @@
-"""Results as they come: each time a cell ends (ok or failed), ``results.parquet`` and the tables are
-rewritten from the cells ended so far, so a run of days can be read at any time. Cells not yet ended
+"""Results as they come: each time a cell ends (ok or failed), ``results.parquet``, the curves and the
+tables are rewritten from the cells ended so far (the plots and report wait for the end), so a run of days can be read at any time. Cells not yet ended
 are absent; the driver's write after the run (every cell, an unfinished one as ``missing``) is the
 final one.
 """
@@ -51,7 +51,7 @@ class LiveResults(tune.Callback):
         if not added:
             return
         try:
-            outputs.write(self.outcome, self.out)
+            outputs.write(self.outcome, self.out, final=False)
         except Exception as err:  # the final write after the run still comes; the run goes on
             print(f"warning: could not update {self.out / 'results.parquet'} yet: {error_line(err)}",
                   file=sys.stderr, flush=True)

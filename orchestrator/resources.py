@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from condense.errors import ConfigError
 
-from .spec import Resources
+if TYPE_CHECKING:  # spec imports torch: not before the arguments are parsed (fast --help)
+    from .spec import Resources
 
 GPU_SHARE, CPUS_PER_CELL = 0.25, 2
 _TUNE_RESOURCE_WARNINGS = "ray.tune.execution.insufficient_resources_manager"

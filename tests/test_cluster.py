@@ -77,7 +77,7 @@ def fake_trial(tmp_path, cell: Cell, status: str, accuracy: float | None = None)
         folder.mkdir()
         record = {"exp": 0, "eval_model": "MLP", "eval_seed": 1, "accuracy": accuracy, "condense_seconds": 1.0,
                   "eval_seconds": 1.0, "iterations": 2, "train_images": 60000, "code_version": "v",
-                  "torch_version": "t", "device": "cpu"}
+                  "torch_version": "t", "device": "cpu", "device_name": "cpu", "started_at": 0.0, "finished_at": 1.0}
         torch.save({"exp": 1, "records": [record]}, folder / trainable.STATE_FILE)
         SyntheticSet(torch.zeros(10, 1, 28, 28), torch.arange(10), "MNIST", {}).save(folder / trainable.set_file(0))
         checkpoint = types.SimpleNamespace(as_directory=lambda: _Dir(folder))
