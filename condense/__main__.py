@@ -257,7 +257,10 @@ def run_coreset(cell: Cell, reference: ReferenceBudget) -> dict:
     tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
     source = f"selected from {len(reference.pool(cell.train))} training images"
     if args.method in baselines.NEEDS_REFERENCE:
-        source += f" with a reference {args.model} of {reference.epochs} epochs (seed {args.seed})"
+        # each experiment its own reference network (seed + exp, the whole bound's): the spread
+        # over experiments includes the reference network's, as the paper's std implies
+        source += (f" with a reference {args.model} of {reference.epochs} epochs per exp "
+                   f"(seeds {args.seed}..{args.seed + cell.num_exp - 1})")
     print(f"{tag}: eval_mode {args.eval_mode} -> {', '.join(models)}; {cell.num_exp} exp x {cell.num_eval} nets; "
           f"{source}; device {test.images.device}", flush=True)
     results: dict = {"args": vars(args), "reference_budget": dataclasses.asdict(reference),
@@ -267,7 +270,7 @@ def run_coreset(cell: Cell, reference: ReferenceBudget) -> dict:
         seed = derive_seed(args.seed, tag, exp)
         t0 = time.time()
         synthetic = baselines.select(args.method, cell.train, args.ipc, seed, reference, model=args.model,
-                                     reference_seed=args.seed, cache_dir=args.cache_dir)
+                                     reference_seed=args.seed + exp, cache_dir=args.cache_dir)
         print(f"exp {exp} selected {len(synthetic)} images ({time.time() - t0:.1f} s)", flush=True)
         results["indices"].append(synthetic.meta["indices"])
         for m in models:

@@ -11,8 +11,9 @@
   network trained (Toneva et al. 2019), an image never classified correctly counting as the most
   forgotten, as in the authors' code; ties broken at random with ``seed``.
 Features are the penultimate-layer embedding of the reference network (:mod:`condense.reference`),
-which is trained once per dataset, model and ``reference_seed`` and cached, so herding and k-center
-are deterministic given it: their experiments differ only in their evaluation seeds.
+which is trained once per dataset, model and ``reference_seed`` and cached; herding and k-center are
+deterministic given it, so callers give each experiment its own ``reference_seed`` (seed + exp, as
+the whole-dataset bound's networks) for experiments that differ as the paper's std implies.
 """
 from __future__ import annotations
 

@@ -439,6 +439,16 @@ def require(name: str, root: str | os.PathLike | None = None) -> None:
     src, tried = _find(ds, base)
     if src is None:
         raise _not_found(ds, base, tried)
+def readable(name: str, root: str | os.PathLike | None = None) -> bool:
+    """Whether ``load(name, root)`` finds every file of ``name`` and can open it (nothing decoded)."""
+    src, _ = _find(info(name), resolve_root(root))
+    try:
+        for p in (src.train + src.test) if src is not None else ():
+            with open(p, "rb") as f:
+                f.read(1)
+    except OSError:
+        return False
+    return src is not None
 
 
 def load(

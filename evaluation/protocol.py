@@ -159,6 +159,15 @@ def _free_memory(device: torch.device) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def _memory_for_seeds(device: torch.device, share: float | None) -> int:
+    """Bytes this evaluation may plan with: on a GPU it shares with other trials, its ``share`` of the
+    device's total memory (what Ray gave it), since the free memory of the moment is what every
+    trial sharing the device would see and claim; otherwise what the device can still give."""
+    if device.type == "cuda" and share is not None:
+        return int(share * torch.cuda.mem_get_info(device)[1])
+    return _free_memory(device)
+
+
 def training_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int) -> int:
     """A generous estimate of one seed's share of vectorised training memory: weights, gradients,
     momentum and the stacked copy, plus every layer's output on ``batch`` images three times (kept
@@ -177,10 +186,11 @@ def training_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int) -> 
 
 
 def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: EvalBudget,
-                   device: torch.device, max_parallel: int | None = None) -> int:
-    """How many seeds to train at once: ``max_parallel`` if given, else as many as half the free
-    memory holds; 1 (serial) for a model with BatchNorm, whose running statistics are updated in
-    train mode and cannot be vmapped faithfully."""
+                   device: torch.device, max_parallel: int | None = None, memory_share: float | None = None) -> int:
+    """How many seeds to train at once: ``max_parallel`` if given, else as many as half the memory
+    holds (the free memory, or ``memory_share`` x a GPU's total where trials share it); 1 (serial)
+    for a model with BatchNorm, whose running statistics are updated in train mode and cannot be
+    vmapped faithfully."""
     with torch.device("meta"):
         net = networks.build(model_name, info.channels, info.num_classes, info.image_size)
     if networks.has_batchnorm(net):
@@ -190,7 +200,7 @@ def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: 
     if max_parallel is not None:
         return max(1, max_parallel)
     per_seed = training_bytes(net, (info.channels, *info.image_size), min(budget.batch_train, num_images))
-    k = max(1, _free_memory(device) // 2 // per_seed)
+    k = max(1, _memory_for_seeds(device, memory_share) // 2 // per_seed)
     logger.debug("%s: %d seeds at a time (%.2f GB each, estimated)", model_name, k, per_seed / 1e9)
     return k
 
@@ -218,13 +228,14 @@ def _check_finite(losses: Tensor, nets: Sequence[nn.Module], seeds: Sequence[int
 def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Sequence[int],
              budget: EvalBudget = EvalBudget(), strategy: str | None = None,
              on_result: Callable[[int, float], None] | None = None, vectorised: bool | None = None,
-             max_parallel: int | None = None) -> list[float]:
+             max_parallel: int | None = None, memory_share: float | None = None) -> list[float]:
     """Train one fresh ``model_name`` per seed on ``synthetic`` and return each one's test accuracy.
 
     The seed fixes the network's initialisation, shuffling and augmentation draws. ``strategy``
     defaults to the paper's choice for this dataset and evaluation model. With ``vectorised`` up to
     ``max_parallel`` seeds (default: what memory allows) train together as one vmapped model;
-    ``vectorised=False`` trains them one after another (the reference). Both give the same networks
+    ``vectorised=False`` trains them one after another (the reference); ``memory_share``: the fraction
+    of a GPU this evaluation has (a trial's share), which sizes its seed groups. Both give the same networks
     up to float rounding. The default vectorises on accelerators only: on a CPU, where a ConvNet
     step is compute-bound, vmapped seeds measured slower than serial ones (benchmarks/eval_seeds.py
     on 2 quiet cores: 0.92x at ipc 1, 0.63x at ipc 10; 9.05x at ipc 1 on an H200).
@@ -239,7 +250,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
     if vectorised is None:
         vectorised = device.type != "cpu"
     if vectorised and len(seeds) > 1:
-        group = parallel_seeds(model_name, test.info, len(images), budget, device, max_parallel)
+        group = parallel_seeds(model_name, test.info, len(images), budget, device, max_parallel, memory_share)
     accs = []
     for first in range(0, len(seeds), group):
         chunk = seeds[first:first + group]

@@ -93,6 +93,12 @@ class Settings:
     checkpoint_every: int
     code_version: str
     cache_dir: str | None = None  # reference networks; on a cluster a folder every node sees
+    shared_reference: bool = False  # coresets: one reference network for every experiment
+
+    def reference_seed(self, exp: int) -> int:
+        """The seed of experiment ``exp``'s reference network: its own (the whole bound's network of
+        that experiment), or with ``shared_reference`` the sweep's, one network for all."""
+        return self.seed if self.shared_reference else self.seed + exp
 
     def comparable(self) -> dict:
         """The part that decides the numbers: a resumed sweep must not change it."""
@@ -110,7 +116,7 @@ def settings_for(sweep: "Sweep", data_root: str, code_version: str, smoke: bool 
         reference = _cap(reference, ReferenceBudget(), ReferenceBudget.smoke())
         num_exp, num_eval = min(num_exp, SMOKE_NUM_EXP), min(num_eval, SMOKE_NUM_EVAL)
     return Settings(budget, eval_budget, reference, num_exp, num_eval, sweep.seed, data_root,
-                    sweep.checkpoint_every, code_version)
+                    sweep.checkpoint_every, code_version, shared_reference=sweep.shared_reference)
 
 
 def _cap(budget, default, smoke):
@@ -139,7 +145,8 @@ def describe(cell: Cell, s: Settings) -> str:
     if cell.method != "DC":
         source = f"{images} training images"
         if cell.method in baselines.NEEDS_REFERENCE:
-            source += f", reference {cell.model} of {s.reference.epochs} epochs"
+            source += (f", reference {cell.model} of {s.reference.epochs} epochs"
+                       f"{' shared by the exps' if s.shared_reference else ' per exp'}")
         return f"{cell.cell_id}  {s.num_exp} exp: {cell.method} selection ({source}); eval {evaluation}{tables}"
     outer, inner = s.budget.loops(cell.ipc)
     points = "/".join(map(str, eval_iterations(cell.eval_mode, s.budget.iterations)))

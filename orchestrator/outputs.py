@@ -9,7 +9,9 @@ them can be redrawn whenever the results are rewritten.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -42,24 +44,29 @@ def collect(result_grid, cells: list[Cell], sweep: str, out: Path) -> Outcome:
     by_id = {r.config["cell"]["cell_id"]: r for r in result_grid if r.config}
     outcome = Outcome()
     for cell in cells:
-        result = by_id.get(cell.cell_id)
-        failure = None if result is None else (error_line(result.error) if result.error is not None
-                                               else result.metrics.get("failed"))
-        if failure:  # raised (after Tune's retries), or ended by the trainable itself (a diverged loss)
-            outcome.failed[cell.cell_id] = failure
-            outcome.rows += results.error_rows(sweep, cell, failure)
-        elif result is not None and result.metrics.get("done") and result.checkpoint is not None:
-            with result.checkpoint.as_directory() as d:
-                state = torch.load(Path(d) / STATE_FILE, weights_only=True)
-                sets = [SyntheticSet.load(Path(d) / set_file(e)) for e in range(state["exp"])]
-            _save_sets(cell, sets, out)
-            outcome.rows += results.ok_rows(sweep, cell, state["records"])
-            outcome.curves += curves.rows(sweep, cell, state.get("by_iteration", []))
-            outcome.ok.append(cell.cell_id)
-        else:  # the run stopped before this cell finished: --resume continues it
-            outcome.unfinished.append(cell.cell_id)
-            outcome.rows += results.error_rows(sweep, cell, "unfinished: rerun with --resume", status="missing")
+        add(outcome, cell, by_id.get(cell.cell_id), sweep, out)
     return outcome
+
+
+def add(outcome: Outcome, cell: Cell, result, sweep: str, out: Path) -> None:
+    """One cell's rows (and, when it finished, its sets and figure) from its Tune result: anything with
+    ``error``, ``metrics`` and ``checkpoint`` as a ``ray.tune.Result`` has them, or None."""
+    failure = None if result is None else (error_line(result.error) if result.error is not None
+                                           else result.metrics.get("failed"))
+    if failure:  # raised (after Tune's retries), or ended by the trainable itself (a diverged loss)
+        outcome.failed[cell.cell_id] = failure
+        outcome.rows += results.error_rows(sweep, cell, failure)
+    elif result is not None and result.metrics.get("done") and result.checkpoint is not None:
+        with result.checkpoint.as_directory() as d:
+            state = torch.load(Path(d) / STATE_FILE, weights_only=True)
+            sets = [SyntheticSet.load(Path(d) / set_file(e)) for e in range(state["exp"])]
+        _save_sets(cell, sets, out)
+        outcome.rows += results.ok_rows(sweep, cell, state["records"])
+        outcome.curves += curves.rows(sweep, cell, state.get("by_iteration", []))
+        outcome.ok.append(cell.cell_id)
+    else:  # the run stopped before this cell finished: --resume continues it
+        outcome.unfinished.append(cell.cell_id)
+        outcome.rows += results.error_rows(sweep, cell, "unfinished: rerun with --resume", status="missing")
 
 
 def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
@@ -74,17 +81,23 @@ def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
     save_grid(sets[0], out / "figures" / f"{cell.cell_id}.png")  # the first run's set, as the paper shows one
 
 
-def write(outcome: Outcome, out: Path) -> list[str]:
-    """The results and curves Parquets, then from them the tables, plots and report; returns the
-    tables' markdown."""
+def write(outcome: Outcome, out: Path, final: bool = True) -> list[str]:
+    """The results and curves Parquets, then from them the tables and, with ``final``, the plots and
+    the report; returns the tables' markdown. Each file is replaced atomically: the run rewrites the
+    Parquets and tables (not the plots) each time a cell ends, and a reader never sees half a file."""
     path = out / "results.parquet"
     results.write(outcome.rows, path, run_metadata(out, outcome.rows))
     curves.write(outcome.curves, out / CURVES)
-    md = tables.write_tables(results.read(path), out / "tables")
-    plots.write_plots(path)
-    report.write_report(out)
+    folder = out / "tables"
+    with tempfile.TemporaryDirectory(dir=out, prefix=".tables-") as tmp:
+        md = tables.write_tables(results.read(path), tmp)
+        folder.mkdir(exist_ok=True)
+        for f in Path(tmp).iterdir():
+            os.replace(f, folder / f.name)
+    if final:
+        plots.write_plots(path)
+        report.write_report(out)
     return md
-
 
 
 def run_metadata(out: Path, rows: list[dict]) -> dict:

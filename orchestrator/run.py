@@ -1,11 +1,14 @@
 """Run a sweep file as one Ray Tune experiment, one trial per table cell:
 
     python -m orchestrator.run sweeps/table2.yaml [--address ADDR] [--smoke] [--resume] [--dry-run] [--output DIR]
+                                                  [--gpu-share F] [--cpus-per-cell N]
 
-Outputs go to ``DIR/<sweep>/`` (``<sweep>-smoke`` with --smoke): ``results.parquet``,
-``curves.parquet``, ``tables/``, ``plots/``, ``report.html``, ``figures/``, ``synthetic/`` and Ray
-Tune's own experiment (``tune/``) that --resume continues.
-Exit status: 0 all cells ok, 1 some cell failed or is unfinished, 2 bad input.
+Before the first trial: pre-flight checks (preflight.py), then the reference-network stage
+(stages.py). Outputs go to ``DIR/<sweep>/`` (``<sweep>-smoke`` with --smoke): ``results.parquet``,
+``curves.parquet`` and ``tables/`` (rewritten as cells end), ``plots/``, ``report.html``,
+``figures/``, ``synthetic/``, the reference networks (``cache/``) and Ray Tune's own experiment
+(``tune/``) that --resume continues.
+Exit status: 0 all cells ok, 1 some cell failed or is unfinished, 2 bad input (or a pre-flight refusal).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 from condense.errors import ConfigError, DataNotFoundError, one_line
 from condense.runtime import keep_freed_memory
 
+from . import preflight, resources
 from .lock import RunLock
 
 if TYPE_CHECKING:  # the modules below import torch: not before the arguments are parsed (fast --help)
@@ -52,19 +56,36 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="continue the sweep in --output (finished cells are not recomputed)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and their budgets; start nothing")
     p.add_argument("--output", default="runs", help="output root, shared by all nodes on a cluster (default runs)")
+    p.add_argument("--gpu-share", type=float, default=None, metavar="F",
+                   help=f"resources: auto: the fraction of a GPU each cell gets (default {resources.GPU_SHARE} where "
+                        "the cluster has GPUs; given, it is asked for even where it has none)")
+    p.add_argument("--cpus-per-cell", type=int, default=None, metavar="N",
+                   help=f"resources: auto: CPUs per cell (default {resources.CPUS_PER_CELL} with GPUs, 1 without)")
     return p.parse_args(argv)
 
 
 def code_version() -> str:
-    """The git commit this checkout runs (with -dirty for local changes), else the package version."""
+    """What code runs: ``$DC_CODE_VERSION`` (set at submit time, for a working dir shipped without
+    ``.git``), else the git commit of this checkout (with -dirty for local changes), else the
+    installed package's version; never an error."""
+    if os.environ.get("DC_CODE_VERSION"):
+        return os.environ["DC_CODE_VERSION"]
+    root = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=10)
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
+                             timeout=10)
+        # only this project's own repository: a copy inside some other checkout is not that commit
+        if top.returncode == 0 and Path(top.stdout.strip()).resolve() == root:
+            out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True,
+                                 text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
-        out = None
-    if out is not None and out.returncode == 0 and out.stdout.strip():
-        return out.stdout.strip()
-    return f"dataset-condensation {metadata.version('dataset-condensation')}"
+        pass
+    try:
+        return f"dataset-condensation {metadata.version('dataset-condensation')} (no git)"
+    except metadata.PackageNotFoundError:
+        return "unknown (no git, no DC_CODE_VERSION)"
 
 
 def prepare_output(out: Path, cells: list[Cell], settings: Settings, resume: bool) -> None:
@@ -113,9 +134,11 @@ def main(argv=None) -> int:
         cells = expand(sweep)
         address = args.address or os.environ.get("RAY_ADDRESS")
         missing = missing_data(cells, root)
+        plan = resources.Plan(sweep.resources, args.gpu_share, args.cpus_per_cell)
         if args.dry_run:
             for cell in cells:
                 print(describe(cell, settings))
+            print(plan.describe())
             print(f"{len(cells)} cells")
             if missing and not address:
                 print(f"warning: {missing}", file=sys.stderr)
@@ -128,13 +151,10 @@ def main(argv=None) -> int:
         out = Path(args.output).resolve() / name
         # reference networks of the coreset baselines live with the run: every node sees --output
         settings = dataclasses.replace(settings, cache_dir=str(out / "cache"))
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ConfigError(f"--output: cannot create {out} ({err.strerror})") from None
+        preflight.check_output(out)
         with RunLock(out):
             prepare_output(out, cells, settings, args.resume)
-            return _run(sweep, name, cells, settings, out, address, args.resume)
+            return _run(sweep, name, cells, settings, plan, out, address, args.resume)
     except ConfigError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
@@ -175,7 +195,7 @@ def _handle_sigterm_as_ctrl_c():
     return signal.signal(signal.SIGTERM, _sigterm)
 
 
-def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, out: Path,
+def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, plan: resources.Plan, out: Path,
          address: str | None, resume: bool) -> int:
     # Before Ray is imported: the legacy reporter is silent at verbose=0 (the driver prints its own
     # lines), and forced experiment snapshots (num_to_keep=1) are expected, not worth a warning.
@@ -188,7 +208,8 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
     import ray
     from ray import tune
 
-    from . import outputs
+    from . import outputs, stages
+    from .live import LiveResults
     from .progress import ProgressPrinter, error_line
     from .trainable import train_cell, trial_name
 
@@ -197,12 +218,25 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
     signal.signal(signal.SIGTERM, _sigterm)  # ray.init installed its own, which ends the driver at once
     # A failed trial's traceback goes to its error.txt; the driver prints one line naming it.
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+    def say(text: str) -> None:  # the stage's lines come before the trials' clock starts
+        print(text, flush=True)
+
+    resources.show_tune_warnings(say)  # e.g. cells that wait on resources a busy cluster lacks
     where = address or "a local Ray"
-    print(f"sweep {name}: {len(cells)} cells on {where} ({ray.cluster_resources().get('CPU', 0):.0f} CPUs, "
-          f"{ray.cluster_resources().get('GPU', 0):.0f} GPUs) -> {out}", flush=True)
     try:
-        trainable = tune.with_resources(tune.with_parameters(train_cell, settings=settings),
-                                        {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
+        request = plan.request(ray.cluster_resources().get("GPU", 0))
+        print(f"sweep {name}: {len(cells)} cells on {where} ({ray.cluster_resources().get('CPU', 0):.0f} CPUs, "
+              f"{ray.cluster_resources().get('GPU', 0):.0f} GPUs), {resources.show(request)} per cell -> {out}",
+              flush=True)
+        preflight.check_request(request, ray.nodes())
+        preflight.check_nodes(ray, settings.data_root, sorted({c.dataset for c in cells}), out)
+    except ConfigError:
+        ray.shutdown()
+        raise
+    try:
+        stages.run(ray, stages.needed(cells, settings), request, settings, say)
+        trainable = tune.with_resources(tune.with_parameters(train_cell, settings=settings), request)
         path = str(out / TUNE_NAME)
         if resume and tune.Tuner.can_restore(path):
             tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
@@ -215,7 +249,7 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
                                             reuse_actors=True),
                 run_config=tune.RunConfig(
                     name=TUNE_NAME, storage_path=str(out), verbose=0,
-                    callbacks=[ProgressPrinter(len(cells), out / "errors")],
+                    callbacks=[ProgressPrinter(len(cells), out / "errors"), LiveResults(cells, name, out)],
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
         ctrl_c = signal.getsignal(signal.SIGINT)

@@ -17,7 +17,9 @@ A sweep file is shaped like the tables it makes::
     budget: {iterations: 1000}    # condense.synthetic.Budget fields
     eval_budget: {epochs: 300}    # evaluation.protocol.EvalBudget fields
     reference_budget: {epochs: 50} # condense.reference.ReferenceBudget: coresets' network, whole bound
-    resources: {cpu: 1, gpu: 0.25}
+    resources: auto               # default: follow the cluster (orchestrator/resources.py); or
+                                  # {cpu: 2, gpu: 0.25, custom: {name: 1}} to fix what a cell asks for
+    shared_reference: false       # true: one reference network for all of a cell's experiments
     data_root: null               # null: $DC_DATA, else ./data
     max_failures: 2
     checkpoint_every: 50          # outer iterations between trial checkpoints
@@ -30,6 +32,7 @@ allowed, before Ray starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import reprlib
 import types
 import typing
@@ -65,9 +68,11 @@ class Grid:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial (one cell) asks Ray for; fractions share a device."""
+    """What one trial (one cell) asks Ray for, given explicitly; fractions share a device.
+    ``custom``: Ray custom resources (e.g. a node's label) a cell needs."""
     cpu: float = 1
     gpu: float = 0
+    custom: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,8 @@ class Sweep:
     budget: Budget = Budget()
     eval_budget: EvalBudget = EvalBudget()
     reference_budget: ReferenceBudget = ReferenceBudget()
-    resources: Resources = Resources()
+    resources: Resources | None = None  # None: auto, what the cluster offers (orchestrator/resources.py)
+    shared_reference: bool = False  # coresets: one reference network for every experiment (cheap runs)
     data_root: str | None = None
     max_failures: int = 2
     checkpoint_every: int = 50
@@ -132,8 +138,9 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
         grids.append(_grid(table, grid, where))
     if not grids:
         raise ConfigError(f"{where}: no cells: give 'tables' (table name -> grid) or 'include'")
-    settings = {k: v for k, v in raw.items() if k not in ("tables", "include")}
-    sweep = dataclasses.replace(_build(Sweep, {**settings, "name": path.stem}, where, ""), grids=tuple(grids))
+    settings = {k: v for k, v in raw.items() if k not in ("tables", "include", "resources")}
+    sweep = dataclasses.replace(_build(Sweep, {**settings, "name": path.stem}, where, ""), grids=tuple(grids),
+                                resources=_resources(raw.get("resources", "auto"), where))
     for ipc in sorted({i for g in sweep.grids if "DC" in g.methods for i in g.ipcs}):
         try:
             sweep.budget.loops(ipc)
@@ -179,6 +186,20 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+def _resources(raw, where: str) -> Resources | None:
+    """``auto`` (None), or an explicit ``{cpu, gpu, custom}``."""
+    if raw == "auto":
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: resources: expected auto or a mapping {{cpu, gpu, custom}}, got {_show(raw)}")
+    custom = _typed(raw.get("custom", {}), dict, where, "resources.custom")
+    for name, amount in custom.items():
+        if not isinstance(name, str) or isinstance(amount, bool) or not isinstance(amount, (int, float)) \
+                or not math.isfinite(amount) or amount <= 0:
+            raise ConfigError(f"{where}: resources.custom: expected resource name -> amount > 0, "
+                              f"got {name!r}: {amount!r}")
+    explicit = _build(Resources, {k: v for k, v in raw.items() if k != "custom"}, where, "resources")
+    return dataclasses.replace(explicit, custom=tuple(sorted((k, float(v)) for k, v in custom.items())))
 
 
 def _read_yaml(path: Path) -> dict:

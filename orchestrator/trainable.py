@@ -48,10 +48,12 @@ def trial_name(trial) -> str:
 def train_cell(config: dict, settings: Settings) -> None:
     keep_freed_memory()
     cell = Cell.from_config(config["cell"])
-    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))
+    required = tune.get_context().get_trial_resources().required_resources
+    torch.set_num_threads(max(1, int(required.get("CPU", 1))))
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
     trial = _Trial(cell, settings, device, tune.get_checkpoint())
+    # a GPU shared by trials: evaluation plans its memory from this trial's share, not what is free
+    trial.memory_share = min(1.0, required["GPU"]) if required.get("GPU", 0) > 0 else None
     try:
         if trial.exp < settings.num_exp:  # a finished trial restored from its last checkpoint skips this
             train, test = load(cell.dataset, settings.data_root)
@@ -68,7 +70,8 @@ def train_cell(config: dict, settings: Settings) -> None:
         # A diverged run diverges again from the same seed: the cell fails now, without Tune's retries.
         trial.report({"done": True, "failed": f"NonFiniteLossError: exp {trial.exp}: {err}"}, checkpoint=False)
         return
-    trial.report({"done": True}, checkpoint=False)  # the last checkpoint (trial.finish's) holds everything
+    # the last checkpoint (trial.finish's) holds everything; the node shows in the trial's result.json
+    trial.report({"done": True, "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=False)
 
 
 def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:
@@ -76,10 +79,10 @@ def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Tr
     if cell.method == "DC":
         return _condense(cell, train, test, seed, settings, trial)
     if cell.method in baselines.METHODS:
-        trial.mark()  # selection time, the reference network's training on first use included
-        # reference_seed is the sweep's: every coreset cell of a dataset shares one cached network
+        trial.mark()  # selection time; the reference network comes from the driver's stage (stages.py)
         synthetic = baselines.select(cell.method, train, cell.ipc, seed, settings.reference, model=cell.model,
-                                     reference_seed=settings.seed, cache_dir=settings.cache_dir)
+                                     reference_seed=settings.reference_seed(trial.exp),
+                                     cache_dir=settings.cache_dir)
         trial.tick()
         return synthetic
     raise unknown("method", cell.method, METHODS)
@@ -131,6 +134,7 @@ class _Trial:
         self.started_at = time.time()  # of the experiment under way (UTC seconds)
         self.device_name = device_name(device)
         self.resumed_from = None
+        self.memory_share: float | None = None  # this trial's fraction of a shared GPU
         if checkpoint is not None:
             with checkpoint.as_directory() as d:
                 state = torch.load(Path(d) / STATE_FILE, weights_only=True)
@@ -177,7 +181,7 @@ class _Trial:
         """Mode S's evaluation part-way through condensation: reported, and kept on the curve."""
         model = self.cell.eval_models()[0]
         accs = evaluate(synthetic, test, model, self.eval_seeds(exp_seed, model, iteration),
-                        self.settings.eval_budget)
+                        self.settings.eval_budget, memory_share=self.memory_share)
         self._curve_point(iteration, model, accs)
         self.window.update(loss=0.0, iterations=0)
         return sum(accs) / len(accs)
@@ -189,7 +193,7 @@ class _Trial:
         for model in self.cell.eval_models():
             start = time.perf_counter()
             seeds = self.eval_seeds(exp_seed, model, iterations)
-            accs = evaluate(synthetic, test, model, seeds, self.settings.eval_budget)
+            accs = evaluate(synthetic, test, model, seeds, self.settings.eval_budget, memory_share=self.memory_share)
             seconds = time.perf_counter() - start
             self.records += [self._record(model, s, a, self.condense_seconds, seconds, iterations, train_images)
                              for s, a in zip(seeds, accs)]

@@ -105,6 +105,26 @@ def test_parallel_seeds_from_memory_or_override(mnist_small):
     assert parallel_seeds("ConvNet", train.info, 256, EvalBudget(), cpu) <= auto
 
 
+def test_a_shared_gpu_plans_seeds_from_its_share_of_the_total_not_the_free_memory(monkeypatch):
+    """A faked CUDA device with 80 GB, 1 GB of it free at this instant: a trial with a quarter of the
+    GPU plans with half of 20 GB, whatever is free; without a share, with half of what is free."""
+    from condense.data import info as dataset_info
+    from evaluation import protocol
+    free, total = 1 * 2**30, 80 * 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, total))
+    mnist, gpu = dataset_info("MNIST"), torch.device("cuda")
+    with torch.device("meta"):
+        net = protocol.networks.build("ConvNet", mnist.channels, mnist.num_classes, mnist.image_size)
+    per_seed = protocol.training_bytes(net, (mnist.channels, *mnist.image_size), 10)
+    shared = parallel_seeds("ConvNet", mnist, 10, EvalBudget(), gpu, memory_share=0.25)
+    assert shared == int(0.25 * total) // 2 // per_seed and shared > 1
+    assert parallel_seeds("ConvNet", mnist, 10, EvalBudget(), gpu) == max(1, free // 2 // per_seed)
+    assert parallel_seeds("ConvNet", mnist, 10, EvalBudget(), gpu, memory_share=0.5) == int(0.5 * total) // 2 // per_seed
+    # on the CPU a share means nothing: the free memory decides
+    monkeypatch.setattr(protocol, "_free_memory", lambda device: 4 * per_seed)
+    assert parallel_seeds("ConvNet", mnist, 10, EvalBudget(), torch.device("cpu"), memory_share=0.25) == 2
+
+
 def test_the_default_vectorises_on_accelerators_only(mnist_small, monkeypatch, device):
     """On the CPU vmapped seeds measured slower than serial ones: the default trains them serially."""
     train, test = mnist_small

@@ -75,7 +75,7 @@ def test_describe_states_the_budget():
     # ipc 50: outer loop 50, inner 10; CIFAR10 + ConvNet evaluates without augmentation: 300 epochs
     assert "loops 50/10" in line and "250000 matching steps" in line and "300 epochs" in line
     lines = {c.cell_id: describe(c, s) for c in expand(sweep)}
-    assert ("herding selection (all training images, reference ConvNet of 50 epochs); eval 1 model x 20 nets x "
+    assert ("herding selection (all training images, reference ConvNet of 50 epochs per exp); eval 1 model x 20 nets x "
             "1000 epochs") in lines["MNIST-ConvNet-ipc10-S-ours-herding"]
     assert "random selection (all training images); eval" in lines["MNIST-ConvNet-ipc1-S-ours-random"]
     assert "5 exp: 1 model x 1 net trained on all training images for 50 epochs" in lines[

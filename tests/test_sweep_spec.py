@@ -164,9 +164,41 @@ def test_dry_run_lists_cells_with_budgets_and_count(driver):
     code, out, err = driver(SWEEPS / "table2.yaml", "--dry-run")
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[-1] == "6 cells" and len(lines) == 7
+    assert lines[-1] == "6 cells" and len(lines) == 8
     assert lines[0].startswith("MNIST-MLP-ipc1-M-ours ") and "5 exp x 1000 it" in lines[0]
     assert "6 models x 20 nets" in lines[0]
+    # resources: auto says what a cell gets with GPUs and without (nothing is started to know which)
+    assert lines[-2] == "resources: auto (with GPUs: 2 CPUs + 0.25 GPU per cell; without GPUs: 1 CPU per cell)"
+    code, out, err = driver(SWEEPS / "table2.yaml", "--dry-run", "--gpu-share", "0.5", "--cpus-per-cell", "4")
+    assert out.strip().splitlines()[-2] == ("resources: auto (with GPUs: 4 CPUs + 0.5 GPU per cell; "
+                                            "without GPUs: 4 CPUs + 0.5 GPU per cell)"), out + err
+
+
+@pytest.mark.parametrize("resources, line", [
+    ({"cpu": 2, "gpu": 0.5}, "resources: 2 CPUs + 0.5 GPU per cell, from the sweep file"),
+    ({"cpu": 1, "custom": {"node_b": 1}}, "resources: 1 CPU + 1 node_b per cell, from the sweep file"),
+    ("auto", "resources: auto (with GPUs: 2 CPUs + 0.25 GPU per cell; without GPUs: 1 CPU per cell)"),
+])
+def test_explicit_resources_win_over_auto(tmp_path, resources, line):
+    from orchestrator.resources import Plan
+    plan = Plan(spec.load(write(tmp_path, edited(resources=resources))).resources)
+    assert plan.describe() == line
+    if resources != "auto":
+        assert Plan(plan.explicit, gpu_share=1).describe() == line + "; --gpu-share not applied"
+        assert Plan(plan.explicit, gpu_share=1).request(cluster_gpus=8)["GPU"] == resources.get("gpu", 0)
+    else:
+        assert Plan(None).request(cluster_gpus=0) == {"CPU": 1, "GPU": 0}
+        assert Plan(None, gpu_share=1).request(cluster_gpus=0) == {"CPU": 2, "GPU": 1}
+
+
+@pytest.mark.parametrize("resources, message", [
+    ("lots", "resources: expected auto or a mapping"),
+    ({"cpu": 1, "custom": {"node_b": 0}}, "resources.custom: expected resource name -> amount > 0"),
+    ({"cpu": 1, "tpu": 1}, "resources.tpu: unknown key"),
+])
+def test_bad_resources_are_one_line(tmp_path, resources, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        spec.load(write(tmp_path, edited(resources=resources)))
 
 
 def test_unreachable_address_is_one_line_exit_2_and_writes_nothing(tmp_path, driver):

@@ -63,7 +63,9 @@ def settings(tmp_path):
 
 @pytest.fixture(autouse=True)
 def no_ray_session(monkeypatch):
-    monkeypatch.setattr(trainable, "ray", types.SimpleNamespace(get_gpu_ids=lambda: []))
+    context = types.SimpleNamespace(get_node_id=lambda: "node-a")
+    monkeypatch.setattr(trainable, "ray", types.SimpleNamespace(get_gpu_ids=lambda: [],
+                                                                get_runtime_context=lambda: context))
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)  # the trainable sets the trial's threads: give the others theirs back
@@ -121,12 +123,13 @@ def test_restart_from_a_mid_condensation_checkpoint_matches_an_uninterrupted_tri
 def test_a_finished_trial_restored_recomputes_nothing(tmp_path, monkeypatch, settings):
     whole = run(monkeypatch, tmp_path / "whole", settings)
     again = run(monkeypatch, tmp_path / "again", settings, restore_from=whole.checkpoints[-1])
-    assert again.reports == [{"done": True, "exp": 2, "num_exp": 2, "resumed_from": {"exp": 2, "iteration": 0}}]
+    assert again.reports == [{"done": True, "node_id": "node-a", "exp": 2, "num_exp": 2,
+                              "resumed_from": {"exp": 2, "iteration": 0}}]
     assert again.checkpoints == []
 
 
 @pytest.mark.slow  # over 2 s on 2 cores
-def test_a_coreset_cell_selects_from_the_pool_and_shares_one_cached_reference(tmp_path, monkeypatch, settings):
+def test_a_coreset_cell_selects_from_the_pool_with_a_reference_per_experiment(tmp_path, monkeypatch, settings):
     cell = Cell("MNIST", "ConvNet", 2, "S", "ours", "herding", ("table1",))
     fake = run(monkeypatch, tmp_path / "herding", settings, cell=cell)
     state, sets = final_state(fake)
@@ -136,9 +139,23 @@ def test_a_coreset_cell_selects_from_the_pool_and_shares_one_cached_reference(tm
     for s in sets:
         assert s.labels.tolist() == [c for c in range(10) for _ in range(2)]
         assert all((pool == image).flatten(1).all(1).any() for image in s.images)  # real training images
-    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 1  # one reference network for both runs
+    # each run its own reference network (seeds 0 and 1), so herding's deterministic picks differ
+    assert [s.meta["reference_seed"] for s in sets] == [0, 1] and not torch.equal(sets[0].images, sets[1].images)
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2
     kcenter = run(monkeypatch, tmp_path / "kcenter", settings, cell=dataclasses.replace(cell, method="kcenter"))
-    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 1 and kcenter.reports[-1]["done"]
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2 and kcenter.reports[-1]["done"]  # reused
+    # whole: run e's network is run e's coreset reference (same seed), so the bound reuses both
+    run(monkeypatch, tmp_path / "whole", settings, cell=dataclasses.replace(cell, ipc=0, method="whole"))
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2
+
+
+@pytest.mark.slow  # over 2 s on 2 cores
+def test_shared_reference_keeps_one_network_for_every_experiment(tmp_path, monkeypatch, settings):
+    cell = Cell("MNIST", "ConvNet", 2, "S", "ours", "herding", ("table1",))
+    fake = run(monkeypatch, tmp_path / "herding", dataclasses.replace(settings, shared_reference=True), cell=cell)
+    state, sets = final_state(fake)
+    assert [s.meta["reference_seed"] for s in sets] == [0, 0] and torch.equal(sets[0].images, sets[1].images)
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == 1
 
 
 @pytest.mark.slow  # over 2 s on 2 cores
