@@ -52,21 +52,30 @@ class EvalBudget:
         return 300 if strategy == "none" else 1000
 
 
+def schedule(epochs: int) -> tuple[int, int]:
+    """The original's evaluation schedule (``evaluate_synset``): ``epochs + 1`` epochs are trained,
+    and the learning rate is cut after epoch index ``epochs // 2 + 1`` (1001 epochs, decay after 501).
+    Returns (epochs trained, index of the first epoch at the lower rate)."""
+    return epochs + 1, epochs // 2 + 2
+
+
 def _sgd(params: Iterable[Tensor], lr: float, budget: EvalBudget) -> torch.optim.SGD:
     return torch.optim.SGD(params, lr=lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
 
 
 def train_network(net: nn.Module, images: Tensor, labels: Tensor, budget: EvalBudget, epochs: int,
                   strategy: str, generator: torch.Generator) -> Tensor:
-    """SGD with momentum and weight decay; lr x 0.1 after half the epochs (fresh optimiser, as the
-    paper's code does). Returns every step's loss, on the device (reading it is the caller's sync)."""
+    """SGD with momentum and weight decay, on the original's ``schedule`` (lr x 0.1 a little after
+    half the epochs, with a fresh optimiser as the paper's code). Returns every step's loss, on the
+    device (reading it is the caller's sync)."""
     lr = budget.lr
     opt = _sgd(net.parameters(), lr, budget)
     net.train()
     n = images.shape[0]
     losses = []
-    for ep in range(epochs):
-        if ep == epochs // 2:
+    total, decay = schedule(epochs)
+    for ep in range(total):
+        if ep == decay:
             lr *= 0.1
             opt = _sgd(net.parameters(), lr, budget)
         order = torch.randperm(n, device=images.device, generator=generator)
@@ -114,8 +123,9 @@ def train_networks(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, bu
     # SGD is elementwise, so on stacked tensors it is exactly K independent optimisers (tested).
     opt = _sgd(params.values(), lr, budget)
     losses = []
-    for ep in range(epochs):
-        if ep == epochs // 2:
+    total, decay = schedule(epochs)
+    for ep in range(total):
+        if ep == decay:
             lr *= 0.1
             opt = _sgd(params.values(), lr, budget)
         order = torch.stack([torch.randperm(n, device=images.device, generator=g) for g in generators])
