@@ -24,7 +24,7 @@ from condense.data import resolve_root
 from condense.errors import ConfigError
 from condense.runtime import keep_freed_memory
 
-from . import spec
+from . import cost, spec
 from .cells import Cell, Settings, describe, expand, settings_for
 
 TUNE_NAME = "tune"
@@ -96,8 +96,10 @@ def main(argv=None) -> int:
         settings = settings_for(sweep, str(resolve_root(sweep.data_root)), code_version(), args.smoke)
         cells = expand(sweep)
         if args.dry_run:
-            for cell in cells:
-                print(describe(cell, settings))
+            per_cell, total = cost.estimate(cells, settings, cost.device_kind(sweep.resources))
+            for i, cell in enumerate(cells):
+                print(describe(cell, settings) + ("" if per_cell is None else f"  est {cost.hours(per_cell[i])}"))
+            print(total)
             print(f"{len(cells)} cells")
             return 0
         name = sweep.name + ("-smoke" if args.smoke else "")
