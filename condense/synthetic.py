@@ -18,6 +18,7 @@ from . import networks
 from .data import ImageSet
 from .errors import ConfigError, unknown
 from .matching import check_metric, distance
+from .precision import check_precision, precision
 
 INITS = ("noise", "real")
 # (outer_loop, inner_loop) by images per class, from the paper
@@ -36,6 +37,10 @@ class Budget:
     outer_loop: int | None = None  # None: from LOOPS by ipc
     inner_loop: int | None = None
     bn_real_per_class: int = 16
+    precision: str = "default"  # condense.precision.PRECISIONS; tf32/bf16 act on CUDA only
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     @classmethod
     def smoke(cls, **overrides) -> "Budget":
@@ -237,6 +242,10 @@ class Condensation:
 
     def step(self) -> None:
         """One outer iteration: a fresh network, ``outer_loop`` image updates, inner training between."""
+        with precision(self.budget.precision, self.device):
+            self._step()
+
+    def _step(self) -> None:
         b = self.budget
         net = build_network(self.model, self.train, self.net_generator, self.device)
         net_opt = torch.optim.SGD(net.parameters(), lr=b.lr_net)

@@ -26,6 +26,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from condense import networks
 from condense.augment import augment, strategy_for
 from condense.data import DatasetInfo, ImageSet
+from condense.precision import check_precision, precision
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ class EvalBudget:
     weight_decay: float = 5e-4
     batch_test: int = 1024  # inference only: any size gives the same accuracy
     max_test: int | None = None  # test on the first N test images (smoke runs only)
+    precision: str = "default"  # condense.precision.PRECISIONS; tf32/bf16 act on CUDA only
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     @classmethod
     def smoke(cls, **overrides) -> "EvalBudget":
@@ -233,12 +238,14 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
         chunk = seeds[first:first + group]
         gens = [seeded_generator(seed, device) for seed in chunk]
         nets = [build_network(model_name, train_like, g, device) for g in gens]
-        if len(nets) == 1:
-            train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])
-        else:
-            train_networks(nets, images, labels, budget, epochs, strategy, gens)
-        for seed, net in zip(chunk, nets):
-            accs.append(test_accuracy(net, test, budget))
+        with precision(budget.precision, device):
+            if len(nets) == 1:
+                train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])
+            else:
+                train_networks(nets, images, labels, budget, epochs, strategy, gens)
+            chunk_accs = [test_accuracy(net, test, budget) for net in nets]
+        for seed, acc in zip(chunk, chunk_accs):
+            accs.append(acc)
             if on_result is not None:
                 on_result(seed, accs[-1])
     return accs
