@@ -208,6 +208,14 @@ def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: 
     return k
 
 
+def _graphable(device: torch.device, num_images: int, budget: EvalBudget, strategy: str) -> bool:
+    """A seed group trains as a replayed CUDA graph (evaluation/graphed.py) on CUDA, where its steps
+    are launch-bound; not under bf16 autocast (its cast cache and graph capture do not mix); the
+    CPU path is unchanged."""
+    from .graphed import supported
+    return device.type == "cuda" and budget.precision != "bf16" and supported(num_images, budget, strategy)
+
+
 def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Sequence[int],
              budget: EvalBudget = EvalBudget(), strategy: str | None = None,
              on_result: Callable[[int, float], None] | None = None, vectorised: bool | None = None,
@@ -241,6 +249,9 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
         with precision(budget.precision, device):
             if len(nets) == 1:
                 train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])
+            elif _graphable(device, len(images), budget, strategy):
+                from .graphed import train_networks_static
+                train_networks_static(nets, images, labels, budget, epochs, strategy, gens, capture=True)
             else:
                 train_networks(nets, images, labels, budget, epochs, strategy, gens)
             chunk_accs = [test_accuracy(net, test, budget) for net in nets]
