@@ -160,7 +160,8 @@ def test_dry_run_lists_cells_with_budgets_and_count():
     r = run_cli(SWEEPS / "table2.yaml", "--dry-run")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[-1] == "6 cells" and len(lines) == 7
+    assert lines[-1] == "6 cells" and len(lines) == 8
+    assert lines[-2].startswith("estimated ") and "device-hours" in lines[-2]  # the cost estimate (test_cost.py)
     assert lines[0].startswith("MNIST-MLP-ipc1-M-ours ") and "5 exp x 1000 it" in lines[0]
     assert "6 models x 20 nets" in lines[0]
 
