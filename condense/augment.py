@@ -75,8 +75,10 @@ def draw(shape: tuple[int, ...], strategy: str, generator: Generators, params: A
     then as the strategy needs ``offsets`` (2, N, 1), ``factors`` (2, N), ``angles`` (N,), ``noise``."""
     n, c, h, w = shape
     ops = [_OPS.index(o) for o in strategy.split("_")]
-    out = {"choice": torch.tensor(ops, device=device)[
-        _draw(torch.randint, generator, n, lambda m: (len(ops), (m,)), dim=0, device=device)]}
+    which = _draw(torch.randint, generator, n, lambda m: (len(ops), (m,)), dim=0, device=device)
+    # op index of each draw, mapped on the device: a lookup tensor copied from the host would be a
+    # host sync per call on CUDA
+    out = {"choice": sum((op * (which == j) for j, op in enumerate(ops)), torch.zeros_like(which))}
     if 0 in ops:
         out["offsets"] = _draw(torch.randint, generator, n, lambda m: (2 * params.crop, (2, m, 1)), 1, device)
     if 1 in ops:

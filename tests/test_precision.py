@@ -45,3 +45,19 @@ def test_on_cuda_tf32_is_set_inside_and_restored_and_bf16_autocasts(device):
     with precision("bf16", device):
         assert conv(torch.randn(2, 1, 8, 8, device=device)).dtype == torch.bfloat16
     assert conv(torch.randn(2, 1, 8, 8, device=device)).dtype == torch.float32
+
+
+def test_a_sweep_file_sets_precision_or_names_the_bad_value(tmp_path):
+    import yaml
+
+    from orchestrator import spec
+
+    grid = {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1], "eval_modes": ["S"]}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"tables": {"table1": grid}, "budget": {"precision": "tf32"},
+                                    "eval_budget": {"precision": "bf16"}}))
+    sweep = spec.load(path)
+    assert (sweep.budget.precision, sweep.eval_budget.precision) == ("tf32", "bf16")
+    path.write_text(yaml.safe_dump({"tables": {"table1": grid}, "budget": {"precision": "fp16"}}))
+    with pytest.raises(ConfigError, match=r"p\.yaml.*budget.*unknown precision 'fp16'"):
+        spec.load(path)
