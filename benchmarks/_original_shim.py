@@ -21,6 +21,19 @@ import sys
 import time
 
 
+def split(events: list[tuple[str, float]], start: float, end: float) -> tuple[dict, dict]:
+    """Seconds and counts per phase: each network mark opens an interval that runs to the next
+    network mark (or the end), charged to evaluation when an ``evaluate_synset`` follows the mark."""
+    nets = [(i, t) for i, (kind, t) in enumerate(events) if kind == "net"]
+    phases = {"setup": (nets[0][1] if nets else end) - start, "condensation": 0.0, "evaluation": 0.0}
+    counts = {"condensation": 0, "evaluation": 0}
+    for j, (i, t) in enumerate(nets):
+        phase = "evaluation" if i + 1 < len(events) and events[i + 1][0] == "eval" else "condensation"
+        phases[phase] += (nets[j + 1][1] if j + 1 < len(nets) else end) - t
+        counts[phase] += 1
+    return phases, counts
+
+
 def main() -> None:
     original, epochs = sys.argv[1], int(sys.argv[2])
     argv = sys.argv[sys.argv.index("--") + 1:]
@@ -58,18 +71,7 @@ def main() -> None:
     device_sync()
     end = time.perf_counter()
 
-    marks = events
-    phases = {"setup": marks[0][1] - start if marks else end - start, "condensation": 0.0, "evaluation": 0.0}
-    counts = {"condensation": 0, "evaluation": 0}
-    for i, (kind, t) in enumerate(marks):
-        if kind != "net":
-            continue
-        nxt = marks[i + 1] if i + 1 < len(marks) else None
-        phase = "evaluation" if nxt is not None and nxt[0] == "eval" else "condensation"
-        following = [m for m in marks[i + 1:] if m[0] == "net"]
-        stop = following[0][1] if following else end
-        phases[phase] += stop - t
-        counts[phase] += 1
+    phases, counts = split(events, start, end)
     print("RESULT " + json.dumps({"seconds": end - start, "phases": phases, "counts": counts, "accs": accs,
                                   "device": "cuda" if torch.cuda.is_available() else "cpu"}), flush=True)
 
