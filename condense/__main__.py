@@ -25,6 +25,7 @@ from . import baselines, networks, numbers
 from .data import ImageSet, dataset_names, load
 from .errors import ConfigError, NonFiniteLossError, one_line, unknown
 from .matching import METRICS
+from .precision import PRECISIONS, check_precision
 from .reference import ReferenceBudget
 from .runtime import keep_freed_memory
 from .synthetic import INITS, Budget, Condensation, derive_seed, run_condensation
@@ -74,6 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
       help="coresets and whole: use only the first N training images (default all; 1000 with --smoke)")
     a("--cache_dir", default=None,
       help="where reference networks are cached (default $DC_CACHE, else $XDG_CACHE_HOME/condense or ~/.cache/condense)")
+    a("--precision", default="default", help=f"arithmetic of the networks' passes: {' | '.join(PRECISIONS)}; "
+      "tf32 and bf16 act on CUDA only, a CPU computes float32 whatever the choice (default: torch's own)")
     a("--smoke", action="store_true", help="seconds-long budgets for a quick end-to-end check")
     a("--list-models", action="store_true", help="print every registered network name and exit")
     return p.parse_args(argv)
@@ -94,6 +97,7 @@ def validate(args: argparse.Namespace) -> None:
         raise unknown("dis_metric", args.dis_metric, METRICS)
     if args.init not in INITS:
         raise unknown("init", args.init, INITS)
+    check_precision(args.precision)
     if args.method == "DC":  # these shape the reference network, which gradient matching has none of
         given = [f"--{n}" for n in ("epoch_reference", "max_train") if getattr(args, n) is not None]
         if given:
@@ -156,9 +160,10 @@ def budgets(args: argparse.Namespace):
     from evaluation.protocol import EvalBudget
     base, eval_base = (Budget.smoke(), EvalBudget.smoke()) if args.smoke else (Budget(), EvalBudget())
     given = {"iterations": args.Iteration, "batch_real": args.batch_real, "lr_img": args.lr_img}
-    budget = dataclasses.replace(base, lr_net=args.lr_net, batch_train=args.batch_train,
+    budget = dataclasses.replace(base, lr_net=args.lr_net, batch_train=args.batch_train, precision=args.precision,
                                  **{k: v for k, v in given.items() if v is not None})
-    eval_budget = dataclasses.replace(eval_base, lr=args.lr_net, batch_train=args.batch_train)
+    eval_budget = dataclasses.replace(eval_base, lr=args.lr_net, batch_train=args.batch_train,
+                                      precision=args.precision)
     if args.epoch_eval_train is not None:
         eval_budget = dataclasses.replace(eval_budget, epochs=args.epoch_eval_train)
     num_exp = args.num_exp if args.num_exp is not None else (1 if args.smoke else 5)

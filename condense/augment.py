@@ -61,27 +61,55 @@ def augment(images: Tensor, strategy: str, generator: Generators,
         raise unknown("augmentation strategy", strategy, STRATEGIES)
     if strategy == "none" or images.shape[0] == 0:
         return images
-    n, c, h, w = images.shape
-    dev = images.device
     groups = 1 if isinstance(generator, torch.Generator) else len(generator)
-    if n % groups:
-        raise ValueError(f"{n} images do not split into {groups} equal groups")
+    if images.shape[0] % groups:
+        raise ValueError(f"{images.shape[0]} images do not split into {groups} equal groups")
+    drawn = draw(images.shape, strategy, generator, params, images.device)
+    return apply(images, strategy, drawn, groups, params, fill)
+
+
+def draw(shape: tuple[int, ...], strategy: str, generator: Generators, params: AugParams = AugParams(),
+         device=None) -> dict[str, Tensor]:
+    """The random parameters ``augment`` draws for images of ``shape``, in the order it draws them
+    (so drawing ahead leaves every generator where augmenting would): ``choice`` (N,) op index,
+    then as the strategy needs ``offsets`` (2, N, 1), ``factors`` (2, N), ``angles`` (N,), ``noise``."""
+    n, c, h, w = shape
     ops = [_OPS.index(o) for o in strategy.split("_")]
-    choice = torch.tensor(ops, device=dev)[
-        _draw(torch.randint, generator, n, lambda m: (len(ops), (m,)), dim=0, device=dev)]
+    which = _draw(torch.randint, generator, n, lambda m: (len(ops), (m,)), dim=0, device=device)
+    # op index of each draw, mapped on the device: a lookup tensor copied from the host would be a
+    # host sync per call on CUDA
+    out = {"choice": sum((op * (which == j) for j, op in enumerate(ops)), torch.zeros_like(which))}
+    if 0 in ops:
+        out["offsets"] = _draw(torch.randint, generator, n, lambda m: (2 * params.crop, (2, m, 1)), 1, device)
+    if 1 in ops:
+        out["factors"] = _draw(torch.rand, generator, n, lambda m: ((2, m),), 1, device)
+    if 2 in ops:
+        out["angles"] = _draw(torch.randint, generator, n, lambda m: (-params.rotate, params.rotate, (m,)), 0, device)
+    if 3 in ops:
+        out["noise"] = _draw(torch.randn, generator, n, lambda m: ((m, c, h, w),), 0, device)
+    return out
+
+
+def apply(images: Tensor, strategy: str, drawn: dict[str, Tensor], groups: int = 1,
+          params: AugParams = AugParams(), fill: Tensor | None = None) -> Tensor:
+    """``augment`` with its random parameters given (``draw``): pure tensor work, no host sync and no
+    random draw, so it can run inside a CUDA graph. ``groups``: equal groups, each filled with its mean."""
+    if strategy == "none" or images.shape[0] == 0:
+        return images
+    n, c, h, w = images.shape
+    ops = [_OPS.index(o) for o in strategy.split("_")]
+    choice = drawn["choice"]
     if fill is None:  # each group's own channel means, per image: (N, C)
         fill = images.view(groups, n // groups, c, h * w).mean(dim=(1, 3)).repeat_interleave(n // groups, 0)
     out = images
     if 0 in ops:
-        out = torch.where(_is(choice, 0), _crop(images, fill, params.crop, generator), out)
+        out = torch.where(_is(choice, 0), _crop(images, fill, params.crop, drawn["offsets"]), out)
     if 1 in ops:
-        out = torch.where(_is(choice, 1), _scale(images, params.scale, generator), out)
+        out = torch.where(_is(choice, 1), _scale(images, params.scale, drawn["factors"]), out)
     if 2 in ops:
-        angles = _draw(torch.randint, generator, n, lambda m: (-params.rotate, params.rotate, (m,)), 0, dev)
-        out = torch.where(_is(choice, 2), _rotate(images, fill.mean(-1), angles), out)
+        out = torch.where(_is(choice, 2), _rotate(images, fill.mean(-1), drawn["angles"]), out)
     if 3 in ops:
-        noise = _draw(torch.randn, generator, n, lambda m: ((m, c, h, w),), 0, dev)
-        out = torch.where(_is(choice, 3), images + params.noise * noise, out)
+        out = torch.where(_is(choice, 3), images + params.noise * drawn["noise"], out)
     return out
 
 
@@ -105,25 +133,25 @@ def _gather(images: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     return images[n, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def _crop(images: Tensor, mean: Tensor, crop: int, g: Generators) -> Tensor:
-    """Pad with ``mean`` ((C,) or per image (N, C)) and take a random window."""
+def _crop(images: Tensor, mean: Tensor, crop: int, off: Tensor) -> Tensor:
+    """Pad with ``mean`` ((C,) or per image (N, C)) and take the window at ``off`` (2, N, 1)."""
     n, c, h, w = images.shape
     dev = images.device
     padded = mean.reshape(-1, c, 1, 1).expand(n, c, h + 2 * crop, w + 2 * crop).clone()
     padded[:, :, crop:crop + h, crop:crop + w] = images
-    off = _draw(torch.randint, g, n, lambda m: (2 * crop, (2, m, 1)), 1, dev)
     rows = torch.arange(h, device=dev) + off[0]
     cols = torch.arange(w, device=dev) + off[1]
     return _gather(padded, rows, cols)
 
 
-def _scale(images: Tensor, scale: float, g: Generators) -> Tensor:
+def _scale(images: Tensor, scale: float, unit: Tensor) -> Tensor:
+    """Nearest-resize by factors ``1 - scale + 2 * scale * unit`` ((2, N) uniform draws)."""
     n, c, h, w = images.shape
     dev = images.device
-    factors = _draw(torch.rand, g, n, lambda m: ((2, m),), 1, dev) * (2 * scale) + (1 - scale)
+    factors = unit * (2 * scale) + (1 - scale)
     # The paper's code scales both sides relative to H (square images in every dataset here).
     new = (factors * h).long()  # (2, n): resized height, width
-    canvas = torch.maximum(new.max(0).values, torch.tensor(max(h, w), device=dev))
+    canvas = new.max(0).values.clamp(min=max(h, w))
     # offset of the output window inside the resized image, as the per-image code rounds it
     off_r = (canvas - h) // 2 - (canvas - new[0]) // 2
     off_c = (canvas - w) // 2 - (canvas - new[1]) // 2

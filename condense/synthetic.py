@@ -3,6 +3,7 @@ gradients match those of real batches, over many freshly initialised networks.""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from .data import ImageSet
 from .divergence import FirstNonFinite
 from .errors import ConfigError, NonFiniteLossError, unknown
 from .matching import check_metric, distance
+from .precision import check_precision, precision
 
 INITS = ("noise", "real")
 # (outer_loop, inner_loop) by images per class, from the paper
@@ -37,6 +39,10 @@ class Budget:
     outer_loop: int | None = None  # None: from LOOPS by ipc
     inner_loop: int | None = None
     bn_real_per_class: int = 16
+    precision: str = "default"  # condense.precision.PRECISIONS; tf32/bf16 act on CUDA only
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     @classmethod
     def smoke(cls, **overrides) -> "Budget":
@@ -140,7 +146,21 @@ def class_gradients_loss(net: nn.Module, real: Tensor, syn: Tensor, metric: str)
     return loss
 
 
-def class_gradients_loss_fast(net: nn.Module, real: Tensor, syn: Tensor, metric: str) -> Tensor:
+def real_gradients_batched(net: nn.Module, real: Tensor, params: list[Tensor]) -> list[Tensor]:
+    """Every class's real-loss gradient from one forward of all classes' batches and one batched
+    backward (``is_grads_batched``: the per-class losses' gradients, vmapped over the backward).
+    Returns per parameter (classes, *shape). For a GPU, where the per-class passes are launch-bound;
+    valid when no layer mixes images of different classes (no BatchNorm in train mode)."""
+    c, b = real.shape[:2]
+    logits = net(real.flatten(0, 1))
+    targets = torch.arange(c, device=real.device).repeat_interleave(b)
+    per_class = F.cross_entropy(logits, targets, reduction="none").view(c, b).mean(1)
+    eye = torch.eye(c, device=real.device, dtype=per_class.dtype)
+    return list(torch.autograd.grad(per_class, params, grad_outputs=eye, is_grads_batched=True))
+
+
+def class_gradients_loss_fast(net: nn.Module, real: Tensor, syn: Tensor, metric: str,
+                              batched_real: bool = False) -> Tensor:
     """The same loss as ``class_gradients_loss``, with the many small launches batched.
 
     The synthetic side (a handful of images per class, a gradient kept differentiable, a double
@@ -148,6 +168,8 @@ def class_gradients_loss_fast(net: nn.Module, real: Tensor, syn: Tensor, metric:
     the distances. The real side stays one plain fwd+bwd per class: a class batch (256 images) is
     already big enough to fill the device, and vmapping it measured slower on CPU (per-class weight
     gradients become grouped convolutions) while holding every class's activations at once.
+    ``batched_real`` computes it with ``real_gradients_batched`` instead (Condensation's default on
+    CUDA only, where the per-class passes are launch-bound; not yet measured there).
 
     Valid when a class's gradient depends only on that class's images, i.e. no BatchNorm in train
     mode (batch statistics would mix the classes, and running-stat updates cannot be vmapped); such
@@ -157,11 +179,14 @@ def class_gradients_loss_fast(net: nn.Module, real: Tensor, syn: Tensor, metric:
         return class_gradients_loss(net, real, syn, metric)
     params = {k: p for k, p in net.named_parameters() if p.requires_grad}
     buffers = dict(net.named_buffers())
-    g_real = []
-    for c in range(real.shape[0]):
-        target = torch.full((real.shape[1],), c, device=real.device)
-        g_real.append(torch.autograd.grad(F.cross_entropy(net(real[c]), target), list(params.values())))
-    g_real = [torch.stack(per_class) for per_class in zip(*g_real)]  # per parameter: (classes, *shape)
+    if batched_real:
+        g_real = real_gradients_batched(net, real, list(params.values()))
+    else:
+        g_real = []
+        for c in range(real.shape[0]):
+            target = torch.full((real.shape[1],), c, device=real.device)
+            g_real.append(torch.autograd.grad(F.cross_entropy(net(real[c]), target), list(params.values())))
+        g_real = [torch.stack(per_class) for per_class in zip(*g_real)]  # per parameter: (classes, *shape)
 
     def class_loss(p: dict, images: Tensor, label: Tensor) -> Tensor:
         logits = functional_call(net, (p, buffers), (images,))
@@ -203,10 +228,13 @@ class Condensation:
     Its ``state_dict`` holds everything needed to resume bit-for-bit: images, image optimiser,
     iteration and the generator's state. ``fast=False`` matches gradients with the reference
     per-class loop instead of the vmapped one (same loss and image gradient up to float rounding).
+    ``batched_real`` (default: on CUDA only) takes the fast path's real gradients of all classes
+    from one batched pass (``real_gradients_batched``); the CPU path is unchanged.
     """
 
     def __init__(self, train: ImageSet, model: str, ipc: int, metric: str = "ours",
-                 budget: Budget = Budget(), seed: int = 0, init: str = "noise", fast: bool = True):
+                 budget: Budget = Budget(), seed: int = 0, init: str = "noise", fast: bool = True,
+                 batched_real: bool | None = None):
         if ipc < 1:
             raise ConfigError(f"ipc must be >= 1, got {ipc}")
         if init not in INITS:
@@ -215,9 +243,11 @@ class Condensation:
             raise unknown("model", model, networks.list_models())
         self.train, self.model, self.ipc = train, model, ipc
         self.metric, self.budget = check_metric(metric), budget
-        self.matching_loss = class_gradients_loss_fast if fast else class_gradients_loss
         self.outer_loop, self.inner_loop = budget.loops(ipc)
         self.device = train.images.device
+        batched_real = self.device.type == "cuda" if batched_real is None else batched_real
+        self.matching_loss = (functools.partial(class_gradients_loss_fast, batched_real=batched_real) if fast
+                              else class_gradients_loss)
         self.generator = seeded_generator(seed, self.device)
         # Each outer iteration's network seed is drawn on the host: from a device generator that
         # would be a host sync per iteration. On the CPU it is the run's generator itself.
@@ -239,6 +269,10 @@ class Condensation:
 
     def step(self) -> None:
         """One outer iteration: a fresh network, ``outer_loop`` image updates, inner training between."""
+        with precision(self.budget.precision, self.device):
+            self._step()
+
+    def _step(self) -> None:
         b = self.budget
         net = build_network(self.model, self.train, self.net_generator, self.device)
         net_opt = torch.optim.SGD(net.parameters(), lr=b.lr_net)

@@ -28,6 +28,7 @@ from condense.augment import augment, strategy_for
 from condense.data import DatasetInfo, ImageSet
 from condense.divergence import first_nonfinite
 from condense.errors import NonFiniteLossError
+from condense.precision import check_precision, precision
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ class EvalBudget:
     weight_decay: float = 5e-4
     batch_test: int = 1024  # inference only: any size gives the same accuracy
     max_test: int | None = None  # test on the first N test images (smoke runs only)
+    precision: str = "default"  # condense.precision.PRECISIONS; tf32/bf16 act on CUDA only
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     @classmethod
     def smoke(cls, **overrides) -> "EvalBudget":
@@ -54,21 +59,30 @@ class EvalBudget:
         return 300 if strategy == "none" else 1000
 
 
+def schedule(epochs: int) -> tuple[int, int]:
+    """The original's evaluation schedule (``evaluate_synset``): ``epochs + 1`` epochs are trained,
+    and the learning rate is cut after epoch index ``epochs // 2 + 1`` (1001 epochs, decay after 501).
+    Returns (epochs trained, index of the first epoch at the lower rate)."""
+    return epochs + 1, epochs // 2 + 2
+
+
 def _sgd(params: Iterable[Tensor], lr: float, budget: EvalBudget) -> torch.optim.SGD:
     return torch.optim.SGD(params, lr=lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
 
 
 def train_network(net: nn.Module, images: Tensor, labels: Tensor, budget: EvalBudget, epochs: int,
                   strategy: str, generator: torch.Generator) -> Tensor:
-    """SGD with momentum and weight decay; lr x 0.1 after half the epochs (fresh optimiser, as the
-    paper's code does). Returns every step's loss, on the device (reading it is the caller's sync)."""
+    """SGD with momentum and weight decay, on the original's ``schedule`` (lr x 0.1 a little after
+    half the epochs, with a fresh optimiser as the paper's code). Returns every step's loss, on the
+    device (reading it is the caller's sync)."""
     lr = budget.lr
     opt = _sgd(net.parameters(), lr, budget)
     net.train()
     n = images.shape[0]
     losses = []
-    for ep in range(epochs):
-        if ep == epochs // 2:
+    total, decay = schedule(epochs)
+    for ep in range(total):
+        if ep == decay:
             lr *= 0.1
             opt = _sgd(net.parameters(), lr, budget)
         order = torch.randperm(n, device=images.device, generator=generator)
@@ -116,8 +130,9 @@ def train_networks(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, bu
     # SGD is elementwise, so on stacked tensors it is exactly K independent optimisers (tested).
     opt = _sgd(params.values(), lr, budget)
     losses = []
-    for ep in range(epochs):
-        if ep == epochs // 2:
+    total, decay = schedule(epochs)
+    for ep in range(total):
+        if ep == decay:
             lr *= 0.1
             opt = _sgd(params.values(), lr, budget)
         order = torch.stack([torch.randperm(n, device=images.device, generator=g) for g in generators])
@@ -225,6 +240,14 @@ def _check_finite(losses: Tensor, nets: Sequence[nn.Module], seeds: Sequence[int
                                      f"(lr {budget.lr}): the network diverged")
 
 
+def _graphable(device: torch.device, num_images: int, budget: EvalBudget, strategy: str) -> bool:
+    """A seed group trains as a replayed CUDA graph (evaluation/graphed.py) on CUDA, where its steps
+    are launch-bound; not under bf16 autocast (its cast cache and graph capture do not mix); the
+    CPU path is unchanged."""
+    from .graphed import supported
+    return device.type == "cuda" and budget.precision != "bf16" and supported(num_images, budget, strategy)
+
+
 def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Sequence[int],
              budget: EvalBudget = EvalBudget(), strategy: str | None = None,
              on_result: Callable[[int, float], None] | None = None, vectorised: bool | None = None,
@@ -256,13 +279,18 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
         chunk = seeds[first:first + group]
         gens = [seeded_generator(seed, device) for seed in chunk]
         nets = [build_network(model_name, train_like, g, device) for g in gens]
-        if len(nets) == 1:
-            losses = train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])[None]
-        else:
-            losses = train_networks(nets, images, labels, budget, epochs, strategy, gens)
-        _check_finite(losses, nets, chunk, model_name, epochs, budget)
-        for seed, net in zip(chunk, nets):
-            accs.append(test_accuracy(net, test, budget))
+        with precision(budget.precision, device):
+            if len(nets) == 1:
+                losses = train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])[None]
+            elif _graphable(device, len(images), budget, strategy):
+                from .graphed import train_networks_static
+                losses = train_networks_static(nets, images, labels, budget, epochs, strategy, gens, capture=True)
+            else:
+                losses = train_networks(nets, images, labels, budget, epochs, strategy, gens)
+            _check_finite(losses, nets, chunk, model_name, epochs, budget)
+            chunk_accs = [test_accuracy(net, test, budget) for net in nets]
+        for seed, acc in zip(chunk, chunk_accs):
+            accs.append(acc)
             if on_result is not None:
                 on_result(seed, accs[-1])
     return accs

@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from condense.data import resolve_root
 
-    from . import spec
+    from . import cost, spec
     from .cells import describe, expand, settings_for
 
     previous = _handle_sigterm_as_ctrl_c()
@@ -136,9 +136,11 @@ def main(argv=None) -> int:
         missing = missing_data(cells, root)
         plan = resources.Plan(sweep.resources, args.gpu_share, args.cpus_per_cell)
         if args.dry_run:
-            for cell in cells:
-                print(describe(cell, settings))
+            per_cell, total = cost.estimate(cells, settings, cost.device_kind(sweep.resources))
+            for i, cell in enumerate(cells):
+                print(describe(cell, settings) + ("" if per_cell is None else f"  est {cost.hours(per_cell[i])}"))
             print(plan.describe())
+            print(total)
             print(f"{len(cells)} cells")
             if missing and not address:
                 print(f"warning: {missing}", file=sys.stderr)

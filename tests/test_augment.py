@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from condense.augment import _crop, _rotate, _scale, augment, strategy_for
+from condense.augment import _crop, _rotate, _scale, apply, augment, draw, strategy_for
 from condense.errors import ConfigError
 
 
@@ -31,9 +31,9 @@ def crop_reference(image, mean, crop, r, q):
 
 def test_batched_scale_matches_the_per_image_code():
     images = torch.randn(16, 2, 28, 28)
-    g = gen(1)
-    out = _scale(images, 0.2, g)
-    factors = torch.rand((2, 16), generator=gen(1)) * 0.4 + 0.8
+    unit = torch.rand((2, 16), generator=gen(1))
+    out = _scale(images, 0.2, unit)
+    factors = unit * 0.4 + 0.8
     sizes = (factors * 28).long()
     for i in range(16):
         ref = scale_reference(images[i], int(sizes[0, i]), int(sizes[1, i]))
@@ -43,11 +43,20 @@ def test_batched_scale_matches_the_per_image_code():
 def test_batched_crop_matches_the_per_image_code():
     images = torch.randn(8, 3, 32, 32)
     mean = images.mean(dim=(0, 2, 3))
-    out = _crop(images, mean, 4, gen(2))
     off = torch.randint(8, (2, 8, 1), generator=gen(2))
+    out = _crop(images, mean, 4, off)
     for i in range(8):
         ref = crop_reference(images[i], mean, 4, int(off[0, i]), int(off[1, i]))
         assert torch.equal(out[i], ref), i
+
+
+def test_drawing_ahead_is_augmenting():
+    """draw + apply is augment: same output, and the generator left where augment leaves it."""
+    images = torch.randn(12, 1, 28, 28)
+    g, h = gen(5), gen(5)
+    drawn = draw(images.shape, "crop_scale_rotate", g, device=images.device)
+    assert torch.equal(apply(images, "crop_scale_rotate", drawn), augment(images, "crop_scale_rotate", h))
+    assert torch.equal(g.get_state(), h.get_state())
 
 
 def test_one_op_per_image_and_reproducible():

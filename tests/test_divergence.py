@@ -3,10 +3,11 @@ import pytest
 import torch
 
 from condense import data
+from condense.networks import build
 from condense.errors import NonFiniteLossError
 from condense.reference import ReferenceBudget, train_reference
 from condense.synthetic import Budget, Condensation, SyntheticSet, run_condensation
-from evaluation.protocol import EvalBudget, evaluate
+from evaluation.protocol import EvalBudget, _check_finite, evaluate
 
 NAN = float("nan")
 
@@ -46,8 +47,11 @@ def test_a_diverged_evaluation_names_the_network_and_epoch():
     with pytest.raises(NonFiniteLossError, match=r"evaluation loss of MLP \(seed 3\) is nan at epoch 2 of 3"):
         evaluate(synthetic, train, "MLP", [3], EvalBudget(epochs=3, lr=NAN), vectorised=False)
     # a last step that blows the weights up leaves a finite loss history: the weights tell
+    net = build("MLP", 1, 10, (28, 28))
+    with torch.no_grad():
+        next(net.parameters())[0, 0] = float("inf")
     with pytest.raises(NonFiniteLossError, match=r"weights of MLP \(seed 3\) are not finite after 1 epochs"):
-        evaluate(synthetic, train, "MLP", [3], EvalBudget(epochs=1, lr=float("inf")), vectorised=False)
+        _check_finite(torch.zeros(1, 4), [net], [3], "MLP", 1, EvalBudget(epochs=1))
     with pytest.raises(NonFiniteLossError, match=r"MLP \(seed 3\) is nan at epoch 2"):  # the vectorised trainer too
         evaluate(synthetic, train, "MLP", [3, 4], EvalBudget(epochs=3, lr=NAN), vectorised=True)
 

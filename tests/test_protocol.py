@@ -3,9 +3,10 @@ import torch
 
 from condense import networks
 from condense.errors import ConfigError
-from condense.synthetic import SyntheticSet
+from condense.synthetic import SyntheticSet, build_network, seeded_generator
 from evaluation.pools import EVAL_MODES, POOLS, eval_iterations, eval_models, self_eval_model
-from evaluation.protocol import EvalBudget, evaluate
+from evaluation import protocol
+from evaluation.protocol import EvalBudget, evaluate, schedule
 
 ONE_EPOCH = EvalBudget(epochs=1, max_test=64)
 
@@ -54,3 +55,46 @@ def test_evaluate_is_seeded_and_learns(mnist_small):
     assert a == b
     assert a[0] != a[1]
     assert min(a) > 50  # 100 real images train a ConvNet well beyond chance (10 %)
+
+
+def originals_lrs(epochs, lr=0.01):
+    """Per epoch, the rate the original's evaluate_synset trains with (its loop, restated)."""
+    out = []
+    for ep in range(epochs + 1):
+        out.append(lr)
+        if ep == epochs // 2 + 1:
+            lr *= 0.1
+    return out
+
+
+@pytest.mark.parametrize("epochs", [0, 1, 2, 5, 6, 1000])
+def test_schedule_is_the_originals(epochs):
+    total, decay = schedule(epochs)
+    ours = [0.01 if ep < decay else 0.01 * 0.1 for ep in range(total)]
+    assert ours == pytest.approx(originals_lrs(epochs))
+    assert schedule(1000) == (1001, 502)  # 1001 epochs, decay after epoch 501
+
+
+@pytest.mark.parametrize("vectorised", [False, True])
+def test_both_trainers_follow_the_schedule(mnist_small, monkeypatch, vectorised):
+    """10 images are one batch: each epoch is one optimiser step, so steps per rate are epochs per rate."""
+    train, _ = mnist_small
+    syn = real_subset(train, 1)
+    optimisers = []  # [lr, steps taken]
+    make = protocol._sgd
+
+    def spy(params, lr, budget):
+        opt, record = make(params, lr, budget), [lr, 0]
+        optimisers.append(record)
+        opt.register_step_post_hook(lambda *_: record.__setitem__(1, record[1] + 1))
+        return opt
+
+    monkeypatch.setattr(protocol, "_sgd", spy)
+    gens = [seeded_generator(s) for s in (0, 1)]
+    nets = [build_network("ConvNetW32", train, g, "cpu") for g in gens]
+    if vectorised:
+        protocol.train_networks(nets, syn.images, syn.labels, EvalBudget(), 6, "none", gens)
+    else:
+        protocol.train_network(nets[0], syn.images, syn.labels, EvalBudget(), 6, "none", gens[0])
+    assert [lr for lr, _ in optimisers] == pytest.approx([0.01, 0.001])
+    assert [steps for _, steps in optimisers] == [5, 2]  # epochs 0-4, then 5-6: 7 epochs in all

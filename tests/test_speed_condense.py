@@ -105,3 +105,22 @@ def test_an_outer_iteration_never_waits_for_the_device(mnist_small, device):
         if device.type == "cuda":
             torch.cuda.set_sync_debug_mode("default")
     assert run.iteration == 2
+
+
+@pytest.mark.parametrize("model", ["ConvNetW16", "ConvNetW16BN", "MLP"])
+def test_batched_real_gradients_equal_the_per_class_loop(train64, model, device):
+    """One forward of all classes' real batches and one batched backward: the per-class gradients."""
+    train = train64
+    real, syn = batches(train, 2, 8)
+    net = build_network(model, train, seeded_generator(1, device), device)
+    if model.endswith("BN"):
+        freeze_batchnorm_on(net, real.flatten(0, 1))
+    ref_loss, ref_grad = loss_and_grad(class_gradients_loss, net, real, syn, "ours")
+    loss, grad = loss_and_grad(lambda *a: class_gradients_loss_fast(*a, batched_real=True), net, real, syn, "ours")
+    assert torch.allclose(loss, ref_loss, rtol=1e-10, atol=0), (loss, ref_loss)
+    assert torch.allclose(grad, ref_grad, rtol=0, atol=1e-11 * ref_grad.abs().max())
+
+
+def test_batched_real_gradients_are_the_default_on_cuda_only(mnist_small, device):
+    run = Condensation(mnist_small[0].to(device), "MLP", 1, budget=Budget(outer_loop=1, inner_loop=1))
+    assert run.matching_loss.keywords["batched_real"] == (device.type == "cuda")

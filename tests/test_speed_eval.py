@@ -52,14 +52,14 @@ def test_vectorised_training_matches_serial_trainings(mnist_small, model, device
     """Same initial weights and draws: same per-step losses, weights and generator states."""
     train, _ = mnist_small
     syn = real_subset(train, 1).to(device)
-    # 10 images in batches of 4 (4, 4, 2), 4 epochs: several steps, the lr drop and a fresh optimiser
+    # 10 images in batches of 4 (4, 4, 2), 4 (+1) epochs: several steps, the lr drop and a fresh optimiser
     budget = EvalBudget(epochs=4, batch_train=4)
     serial, serial_gens = nets_for(model, train, SEEDS, device)
     batched, batched_gens = nets_for(model, train, SEEDS, device)
     serial_losses = torch.stack([train_network(net, syn.images, syn.labels, budget, 4, "crop_scale_rotate", g)
                                  for net, g in zip(serial, serial_gens)])
     batched_losses = train_networks(batched, syn.images, syn.labels, budget, 4, "crop_scale_rotate", batched_gens)
-    assert batched_losses.shape == (3, 12)
+    assert batched_losses.shape == (3, 15)
     assert torch.allclose(batched_losses, serial_losses, rtol=1e-4, atol=1e-5)
     for a, b in zip(serial, batched):
         for (name, p), q in zip(a.named_parameters(), b.parameters()):

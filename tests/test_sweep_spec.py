@@ -164,13 +164,14 @@ def test_dry_run_lists_cells_with_budgets_and_count(driver):
     code, out, err = driver(SWEEPS / "table2.yaml", "--dry-run")
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[-1] == "6 cells" and len(lines) == 8
+    assert lines[-1] == "6 cells" and len(lines) == 9
+    assert lines[-2].startswith("estimated ") and "device-hours" in lines[-2]  # the cost estimate (test_cost.py)
     assert lines[0].startswith("MNIST-MLP-ipc1-M-ours ") and "5 exp x 1000 it" in lines[0]
     assert "6 models x 20 nets" in lines[0]
     # resources: auto says what a cell gets with GPUs and without (nothing is started to know which)
-    assert lines[-2] == "resources: auto (with GPUs: 2 CPUs + 0.25 GPU per cell; without GPUs: 1 CPU per cell)"
+    assert lines[-3] == "resources: auto (with GPUs: 2 CPUs + 0.25 GPU per cell; without GPUs: 1 CPU per cell)"
     code, out, err = driver(SWEEPS / "table2.yaml", "--dry-run", "--gpu-share", "0.5", "--cpus-per-cell", "4")
-    assert out.strip().splitlines()[-2] == ("resources: auto (with GPUs: 4 CPUs + 0.5 GPU per cell; "
+    assert out.strip().splitlines()[-3] == ("resources: auto (with GPUs: 4 CPUs + 0.5 GPU per cell; "
                                             "without GPUs: 4 CPUs + 0.5 GPU per cell)"), out + err
 
 

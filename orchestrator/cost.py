@@ -1,0 +1,197 @@
+"""What a sweep will cost: each cell's device time, estimated from a calibration measured on a named
+device (``benchmarks/calibrate.py`` writes one JSON file per device into ``calibrations/``).
+
+A calibration holds, per dataset image shape and model, a few *probes*: the time of one piece of
+work that a cell's budget multiplies, measured at two or three sizes and fitted as a line
+``a + b * n`` (a fixed cost per launch of the step, and a cost per image):
+
+- ``matching``: one outer step of gradient matching, all classes, ``n`` real images per class, as
+  ``Condensation`` runs it; ``per_ipc`` adds the synthetic side's cost per image per class;
+- ``train``: one plain SGD step on ``n`` images (the inner loop; the reference networks);
+- ``eval``: one evaluation training step on ``n`` images, per network, as ``evaluate`` runs it
+  (seeds vectorised where the device does so by default);
+- ``test``: testing one network on ``n`` images.
+
+A cell's estimate is its budget's count of each piece times the piece's cost: device seconds, not
+wall time (cells sharing a device or running on many nodes overlap). The coresets' reference
+network is counted once per dataset and model (it is cached). A model or shape the calibration lacks
+is estimated with the ConvNet of the same shape, and the total line says how many cells that touched.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from condense import baselines
+from condense.augment import strategy_for
+from condense.data import DATASETS
+from evaluation.pools import eval_iterations
+from evaluation.protocol import schedule
+
+CALIBRATIONS = Path(__file__).resolve().parent / "calibrations"
+FALLBACK_MODEL = "ConvNet"
+# Training and test set sizes (the reference network trains on all of it; evaluation tests on all of it)
+SPLITS = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "SVHN": (73257, 26032),
+          "CIFAR10": (50000, 10000)}
+
+
+def slug(device: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
+
+
+def shape_key(dataset: str) -> str:
+    d = DATASETS[dataset]
+    return f"{d.channels}x{d.image_size[0]}x{d.image_size[1]}"
+
+
+def local_device(kind: str) -> str | None:
+    """This machine's name for a device kind: the GPU's (torch), or the CPU's model name."""
+    if kind == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return "cpu " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return "cpu " + (platform.processor() or platform.machine())
+
+
+def device_kind(resources) -> str:
+    """The device a sweep's cells compute on: a GPU when they ask for one (or for ``auto`` on a
+    machine that has one), else the CPU."""
+    if resources is not None:  # explicit {cpu, gpu}; None is ``auto``
+        return "cuda" if resources.gpu > 0 else "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Calibration:
+    device: str
+    kind: str
+    probes: dict  # shape -> model -> probe -> [a, b] (matching: [a, b, per_ipc])
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> "Calibration":
+        d = json.loads(path.read_text())
+        return cls(d["device"], d["kind"], d["probes"], {k: v for k, v in d.items() if k != "probes"})
+
+    def probe(self, shape: str, model: str, name: str) -> tuple[list[float], bool]:
+        """The probe's fit, and whether it was measured for this model (else the ConvNet's)."""
+        models = self.probes.get(shape, {})
+        if name in models.get(model, {}):
+            return models[model][name], True
+        for other in (models, *self.probes.values()):
+            if name in other.get(FALLBACK_MODEL, {}):
+                return other[FALLBACK_MODEL][name], False
+        raise KeyError(f"calibration {self.device} has no {name} probe for {FALLBACK_MODEL}")
+
+
+def available() -> list[Calibration]:
+    return [Calibration.read(p) for p in sorted(CALIBRATIONS.glob("*.json"))]
+
+
+def choose(kind: str) -> tuple[Calibration | None, str]:
+    """The calibration for this machine's device of ``kind``, else the first of that kind, else any;
+    and a note saying which one and why."""
+    cals = available()
+    if not cals:
+        return None, "no calibration in orchestrator/calibrations: run benchmarks/calibrate.py"
+    name = local_device(kind)
+    for c in cals:
+        if name is not None and slug(c.device) == slug(name):
+            return c, f"calibration {c.device}"
+    same = [c for c in cals if c.kind == kind] or cals
+    here = name or f"no local {kind} device"
+    return same[0], f"calibration {same[0].device}: none measured for {here}, so its figures are borrowed"
+
+
+class Estimator:
+    """Device seconds per cell, from one calibration; remembers what it had to borrow."""
+
+    def __init__(self, calibration: Calibration):
+        self.cal = calibration
+        self.borrowed: set[str] = set()  # "shape/model" pairs estimated with the ConvNet's probes
+        self._references: set[tuple[str, str]] = set()
+
+    def _fit(self, dataset: str, model: str, probe: str, n: float, ipc: float = 0) -> float:
+        shape = shape_key(dataset)
+        fit, measured = self.cal.probe(shape, model, probe)
+        if not measured:
+            self.borrowed.add(f"{shape}/{model}")
+        extra = fit[2] * ipc if len(fit) > 2 else 0.0
+        return max(0.0, fit[0] + fit[1] * n + extra)
+
+    def _epoch(self, dataset: str, model: str, probe: str, images: int, batch: int) -> float:
+        """One epoch over ``images`` in batches of ``batch`` (the last one smaller)."""
+        full, rest = divmod(images, batch)
+        cost = full * self._fit(dataset, model, probe, batch)
+        return cost + (self._fit(dataset, model, probe, rest) if rest else 0.0)
+
+    def _evaluation(self, cell, s, images: int, points: int) -> float:
+        eb = s.eval_budget
+        n_test = SPLITS[cell.dataset][1] if eb.max_test is None else min(eb.max_test, SPLITS[cell.dataset][1])
+        total = 0.0
+        for m in cell.eval_models():
+            epochs = schedule(eb.epochs_for(strategy_for(cell.dataset, m)))[0]
+            per_net = epochs * self._epoch(cell.dataset, m, "eval", images, eb.batch_train)
+            per_net += self._fit(cell.dataset, m, "test", n_test)
+            total += s.num_eval * per_net
+        return s.num_exp * points * total
+
+    def _reference(self, cell, s) -> float:
+        """The coresets' reference network / the whole-dataset bound: plain training on the pool."""
+        r = s.reference
+        pool = SPLITS[cell.dataset][0] if r.max_train is None else min(r.max_train, SPLITS[cell.dataset][0])
+        return r.epochs * self._epoch(cell.dataset, cell.model, "train", pool, r.batch_train)
+
+    def cell_seconds(self, cell, s) -> float:
+        from .cells import WHOLE
+
+        classes = DATASETS[cell.dataset].num_classes
+        if cell.method == WHOLE:
+            n_test = SPLITS[cell.dataset][1]
+            return s.num_exp * (self._reference(cell, s) + self._fit(cell.dataset, cell.model, "test", n_test))
+        if cell.method != "DC":
+            cost = self._evaluation(cell, s, classes * cell.ipc, points=1)
+            key = (cell.dataset, cell.model)
+            if cell.method in baselines.NEEDS_REFERENCE and key not in self._references:
+                self._references.add(key)  # cached: trained once for the whole sweep
+                cost += self._reference(cell, s)
+            return cost
+        b = s.budget
+        outer, inner = b.loops(cell.ipc)
+        step = self._fit(cell.dataset, cell.model, "matching", b.batch_real, cell.ipc)
+        inner_epoch = self._epoch(cell.dataset, cell.model, "train", classes * cell.ipc, b.batch_train)
+        per_iteration = outer * step + (outer - 1) * inner * inner_epoch
+        points = len(eval_iterations(cell.eval_mode, b.iterations))
+        return s.num_exp * b.iterations * per_iteration + self._evaluation(cell, s, classes * cell.ipc, points)
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
+
+
+def estimate(cells, settings, kind: str) -> tuple[list[float] | None, str]:
+    """Each cell's estimated device seconds and the total line; (None, line) without a calibration."""
+    cal, why = choose(kind)
+    if cal is None:
+        return None, f"estimated ? device-hours: {why} (an estimate needs one)"
+    est = Estimator(cal)
+    per_cell = [est.cell_seconds(c, settings) for c in cells]
+    note = f"{why}"
+    if est.borrowed:
+        note += f"; {len(est.borrowed)} model/shape pairs not calibrated, estimated as the {FALLBACK_MODEL}"
+    total = sum(per_cell) / 3600
+    line = (f"estimated {total:.1f} device-hours on {cal.device} ({note}; an estimate from measured step "
+            f"costs, device time summed over cells, not wall time)")
+    return per_cell, line
