@@ -184,15 +184,17 @@ def freeze_batchnorm_on(net: nn.Module, images: Tensor) -> None:
 
 
 def train_epochs(net: nn.Module, images: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer,
-                 epochs: int, batch: int, generator: torch.Generator) -> None:
-    """Plain shuffled mini-batch training (the inner loop); no augmentation during condensation."""
+                 epochs: int, batch: int, generator: torch.Generator,
+                 augment: Callable[[Tensor], Tensor] | None = None) -> None:
+    """Plain shuffled mini-batch training (the inner loop); DC augments nothing here, DSA each batch."""
     net.train()
     for _ in range(epochs):
         order = torch.randperm(images.shape[0], device=images.device, generator=generator)
         for start in range(0, images.shape[0], batch):
             idx = order[start:start + batch]
+            x = images[idx] if augment is None else augment(images[idx])
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(net(images[idx]), labels[idx]).backward()
+            F.cross_entropy(net(x), labels[idx]).backward()
             optimizer.step()
 
 
@@ -215,6 +217,7 @@ class Condensation:
         self.train, self.model, self.ipc = train, model, ipc
         self.metric, self.budget = check_metric(metric), budget
         self.matching_loss = class_gradients_loss_fast if fast else class_gradients_loss
+        self.inner_augment: Callable[[Tensor], Tensor] | None = None  # DSA augments the inner loop
         self.outer_loop, self.inner_loop = budget.loops(ipc)
         self.device = train.images.device
         self.generator = seeded_generator(seed, self.device)
@@ -257,7 +260,7 @@ class Condensation:
             if outer == self.outer_loop - 1:
                 break
             train_epochs(net, self.images.detach().clone(), self.labels, net_opt,
-                         self.inner_loop, b.batch_train, self.generator)
+                         self.inner_loop, b.batch_train, self.generator, self.inner_augment)
         self.iteration += 1
 
     def mean_loss(self) -> float:

@@ -63,7 +63,8 @@ def _text(s: dict, pm: str, delta: str) -> str:
     text = f"{s['mean']:.2f} {pm} {s['std']:.2f}"
     if s["paper"] is not None:
         mean, std = s["paper"]
-        text += f" [{mean:.1f} {pm} {std:.1f}; {delta}{s['mean'] - mean:+.2f}]"
+        paper = f"{mean:.1f}" if std is None else f"{mean:.1f} {pm} {std:.1f}"
+        text += f" [{paper}; {delta}{s['mean'] - mean:+.2f}]"
     return text
 
 
