@@ -108,3 +108,17 @@ def test_cli_writes_md_and_tex_and_rejects_bad_input(parquet, tmp_path, capsys):
     assert tables.main([str(tmp_path / "nope.parquet")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.parquet" in err[0]
+
+
+def test_methods_table_has_a_column_per_method_and_dsa_published_means(tmp_path):
+    t = ("methods",)
+    rows = []
+    for method, acc in (("DM", 85.0), ("DSA", 88.0), ("DC", 91.0)):
+        rows += accs(cell("ConvNet", "S", tables_=t, method=method), {"ConvNet": [acc, acc + 1]})
+    results.write(rows, tmp_path / "r.parquet")
+    md = tables.markdown(results.read(tmp_path / "r.parquet"), "methods")
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| dataset | ipc \\ method | DC | DSA | DM |"
+    # DSA's README gives means only; no DM number is entered without a primary source
+    assert lines[1] == ("| MNIST | 1 | 91.50 ± 0.50 [91.7 ± 0.5; Δ -0.20] | 88.50 ± 0.50 [88.7; Δ -0.20] | "
+                        "85.50 ± 0.50 |")
