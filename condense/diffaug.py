@@ -24,6 +24,7 @@ Every draw comes from an explicit ``torch.Generator``; nothing touches the globa
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -80,6 +81,12 @@ def _sizes(side: int, params: DSAParams) -> tuple[int, int]:
     return int(side * params.ratio_crop_pad + 0.5), int(side * params.ratio_cutout + 0.5)
 
 
+@functools.lru_cache(maxsize=None)
+def _op_indices(strategy: str, device: torch.device) -> Tensor:
+    """The strategy's ops as indices into OPS, on the device once (a copy per step would wait for it)."""
+    return torch.tensor([OPS.index(o) for o in strategy.split("_")], device=device)
+
+
 def draw(strategy: str, n: int, generator: torch.Generator, image_size: tuple[int, int],
          groups: int = 1, params: DSAParams = DSAParams()) -> dict[str, Tensor]:
     """Random parameters for ``n`` images in ``groups`` equal consecutive groups: one op per group
@@ -96,7 +103,7 @@ def draw(strategy: str, n: int, generator: torch.Generator, image_size: tuple[in
         return torch.randint(low, high, shape, device=dev, generator=generator)
 
     choice = randint(0, len(ops), groups)
-    op = torch.tensor([OPS.index(o) for o in ops], device=dev)[choice].repeat_interleave(n // groups)
+    op = _op_indices(strategy, dev)[choice].repeat_interleave(n // groups)
     r = params.ratio_scale
     return {
         "op": op,

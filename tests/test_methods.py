@@ -121,3 +121,21 @@ def test_dsa_and_dm_sets_are_evaluated_with_dsa_augmentation(mnist_small, monkey
     assert calls == []
     assert budget.epochs_for("dsa:" + diffaug.DEFAULT_STRATEGY) == 2
     assert dataclasses.replace(budget, epochs=None).epochs_for("dsa:" + diffaug.DEFAULT_STRATEGY) == 1000
+
+
+@pytest.mark.parametrize("method, budget", [("DM", TINY_DM),
+                                            pytest.param("DSA", TINY_DSA, marks=pytest.mark.slow)])
+def test_a_step_never_waits_for_the_device(mnist_small, device, method, budget):
+    """On CUDA (DC_TEST_DEVICE=cuda) a whole DSA/DM step runs under sync debug mode "error":
+    augmentation draws and op choices stay on the device."""
+    train = mnist_small[0].to(device)
+    run = make_condensation(method, train, SMALL, 2, budget=budget, seed=0)
+    run.step()  # first use: lazy initialisations may synchronise once
+    if device.type == "cuda":
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        run.step()
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    assert run.iteration == 2
