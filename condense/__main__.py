@@ -4,8 +4,8 @@
 
 Makes ``--num_exp`` sets (condensed with ``--method DC``, ``DSA`` or ``DM``, selected real images
 with a coreset method), evaluates each on the eval pool (``--num_eval`` fresh networks per model)
-and writes the sets, the accuracies (JSON) and image grids to ``--save_path``. ``--method whole`` instead trains
-and tests one network per experiment on the whole training set (the bound of Table 1).
+and writes the sets, the accuracies (JSON) and image grids to ``--save_path``. ``--method whole``
+instead trains and tests one network per experiment on the whole training set (the bound of Table 1).
 """
 from __future__ import annotations
 

@@ -201,8 +201,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
 
     The seed fixes the network's initialisation, shuffling and augmentation draws. ``strategy``
     defaults to the set's ``meta["eval_augment"]`` (DSA and DM sets: DSA augmentation, as the
-    original evaluates them), else to the paper's choice for this dataset and evaluation model. With ``vectorised`` up to
-    ``max_parallel`` seeds (default: what memory allows) train together as one vmapped model;
+    original evaluates them), else to the paper's choice for this dataset and evaluation model.
+    With ``vectorised`` up to ``max_parallel`` seeds (default: what memory allows) train together as one vmapped model;
     ``vectorised=False`` trains them one after another (the reference). Both give the same networks
     up to float rounding. The default vectorises on accelerators only: on a CPU, where a ConvNet
     step is compute-bound, vmapped seeds measured slower than serial ones (benchmarks/eval_seeds.py
