@@ -103,7 +103,8 @@ def validate(args: argparse.Namespace) -> None:
     if args.method in CONDENSATION_METHODS:  # these shape the reference network, which condensation has none of
         given = [f"--{n}" for n in ("epoch_reference", "max_train") if getattr(args, n) is not None]
         if given:
-            raise ConfigError(f"{', '.join(given)} apply to the coreset methods and whole, not to --method {args.method}")
+            raise ConfigError(f"{', '.join(given)} apply to the coreset methods and whole, "
+                              f"not to --method {args.method}")
     if args.dsa_strategy is not None:
         if args.method not in ("DSA", "DM"):
             raise ConfigError(f"--dsa_strategy applies to --method DSA and DM, not to --method {args.method}")
