@@ -22,11 +22,12 @@ from condense.synthetic import Budget, derive_seed
 from evaluation.pools import eval_iterations, eval_models
 from evaluation.protocol import EvalBudget
 
+from .layouts import WHOLE
+
 if TYPE_CHECKING:
     from .spec import Sweep
 
 # How a cell's set is made: condensation (DC, DSA, DM), a coreset of real images, or no set (the bound).
-WHOLE = "whole"
 METHODS = (*CONDENSATION_METHODS, *baselines.METHODS, WHOLE)
 
 # What --smoke keeps of any sweep: runs and networks per cell, on top of the smoke budget presets.

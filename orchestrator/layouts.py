@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The method of Table 1's whole-dataset bound (no set: networks trained on the whole training set).
+WHOLE = "whole"
+
 
 @dataclass(frozen=True)
 class Layout:

@@ -1,11 +1,17 @@
-"""What the driver makes of a finished Tune run: rows, synthetic sets, figures, tables.
+"""What the driver makes of a finished Tune run: rows, curves, synthetic sets, figures, tables,
+plots and the report.
 
-Every trial's results travel in its last checkpoint (accuracies and sets); reading them from there
-means a resumed sweep rebuilds exactly the same outputs without recomputing anything.
+Every trial's results travel in its last checkpoint (accuracies, learning curve and sets); reading
+them from there means a resumed sweep rebuilds exactly the same outputs without recomputing
+anything. Tables, plots and the report are drawn from the files written before them, so any of
+them can be redrawn whenever the results are rewritten.
 """
 from __future__ import annotations
 
+import json
+import platform
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -13,15 +19,18 @@ import torch
 from condense.synthetic import SyntheticSet
 from condense.visualise import save_grid
 
-from . import results, tables
+from . import curves, plots, report, results, tables
 from .cells import WHOLE, Cell
 from .progress import error_line
 from .trainable import STATE_FILE, set_file
+
+CURVES = "curves.parquet"
 
 
 @dataclass
 class Outcome:
     rows: list[dict] = field(default_factory=list)
+    curves: list[dict] = field(default_factory=list)  # the finished condensed cells' learning curves
     ok: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # cell id -> error
     unfinished: list[str] = field(default_factory=list)
@@ -44,6 +53,7 @@ def collect(result_grid, cells: list[Cell], sweep: str, out: Path) -> Outcome:
                 sets = [SyntheticSet.load(Path(d) / set_file(e)) for e in range(state["exp"])]
             _save_sets(cell, sets, out)
             outcome.rows += results.ok_rows(sweep, cell, state["records"])
+            outcome.curves += curves.rows(sweep, cell, state.get("by_iteration", []))
             outcome.ok.append(cell.cell_id)
         else:  # the run stopped before this cell finished: --resume continues it
             outcome.unfinished.append(cell.cell_id)
@@ -64,7 +74,32 @@ def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
 
 
 def write(outcome: Outcome, out: Path) -> list[str]:
-    """The Parquet and the tables; returns the tables' markdown."""
+    """The results and curves Parquets, then from them the tables, plots and report; returns the
+    tables' markdown."""
     path = out / "results.parquet"
-    results.write(outcome.rows, path)
-    return tables.write_tables(results.read(path), out / "tables")
+    results.write(outcome.rows, path, run_metadata(out, outcome.rows))
+    curves.write(outcome.curves, out / CURVES)
+    md = tables.write_tables(results.read(path), out / "tables")
+    plots.write_plots(path)
+    report.write_report(out)
+    return md
+
+
+
+def run_metadata(out: Path, rows: list[dict]) -> dict:
+    """What the results Parquet says about itself: the budgets and cells recorded in the run's
+    sweep.json (a resumed run is refused if they changed) and the versions that made the rows."""
+    recorded = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
+    versions = {name: _version(name) for name in ("torch", "ray", "pandas", "pyarrow")}
+    versions["python"] = platform.python_version()
+    versions["code"] = sorted({r["code_version"] for r in rows if r.get("code_version")})
+    return {"budgets": recorded.get("settings", {}),
+            "sweep": {"name": out.name, "cells": recorded.get("cells", [])},
+            "versions": versions}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,14 +1,15 @@
 """The paper's published accuracies (PAPER.md, "Published numbers"), as data.
 
 Keyed by what identifies an evaluation: (dataset, condense model, ipc, eval mode, distance,
-method, evaluation model); a number is (mean, std), std None where the source gives none. The
-ablation tables have no confirmed numbers, so they have none here;
+method, evaluation model), as the results Parquet has it: no ipc for the whole-dataset bound and
+no distance for it and the coresets. A number is (mean, std), std None where the source gives none.
+The ablation tables have no confirmed numbers, so they have none here;
 a cell that is the same experiment as a published one (e.g. the distance ablation's ConvNet with
 ``ours``, which is Table 1's MNIST ipc 1 cell) shows that number.
 """
 from __future__ import annotations
 
-Key = tuple[str, str, int, str, str, str, str]
+Key = tuple[str, str, int | None, str, str | None, str, str]
 
 # Table 1: ConvNet condenses and is evaluated (mode S); one (mean, std) per method.
 _TABLE1_METHODS = ("random", "herding", "kcenter", "forgetting", "DC")
@@ -27,7 +28,7 @@ _TABLE1 = {
     ("CIFAR10", 50): ((43.4, 1.0), (40.4, 0.6), (27.0, 1.4), (23.3, 1.1), (53.9, 0.5)),
 }
 
-# Table 1's whole-dataset bound: ConvNet trained on the whole training set (a cell without ipc: 0).
+# Table 1's whole-dataset bound: ConvNet trained on the whole training set (a cell without ipc).
 _WHOLE = {"MNIST": (99.6, 0.0), "FashionMNIST": (93.5, 0.1), "SVHN": (95.4, 0.1), "CIFAR10": (84.8, 0.1)}
 
 # Table 2: MNIST, ipc 1, DC with `ours`; rows condense with, columns evaluate on (pool M).
@@ -56,12 +57,12 @@ _DSA = {
 
 
 def _build() -> dict[Key, tuple[float, float | None]]:
-    out: dict[Key, tuple[float, float]] = {}
+    out: dict[Key, tuple[float, float | None]] = {}
     for (dataset, ipc), numbers in _TABLE1.items():
         for method, number in zip(_TABLE1_METHODS, numbers):
-            out[(dataset, "ConvNet", ipc, "S", "ours", method, "ConvNet")] = number
+            out[(dataset, "ConvNet", ipc, "S", "ours" if method == "DC" else None, method, "ConvNet")] = number
     for dataset, number in _WHOLE.items():
-        out[(dataset, "ConvNet", 0, "S", "ours", "whole", "ConvNet")] = number
+        out[(dataset, "ConvNet", None, "S", None, "whole", "ConvNet")] = number
     for dataset, means in _DSA.items():
         for ipc, mean in zip((1, 10, 50), means):
             out[(dataset, "ConvNet", ipc, "S", "ours", "DSA", "ConvNet")] = (mean, None)
@@ -74,7 +75,9 @@ def _build() -> dict[Key, tuple[float, float | None]]:
 PUBLISHED = _build()
 
 
-def published(dataset: str, model: str, ipc: int, eval_mode: str, dis_metric: str, method: str,
+def published(dataset: str, model: str, ipc: int | None, eval_mode: str, dis_metric: str | None, method: str,
               eval_model: str) -> tuple[float, float | None] | None:
-    """The paper's (mean, std) for this evaluation, or None where it reports none."""
-    return PUBLISHED.get((dataset, model, int(ipc), eval_mode, dis_metric, method, eval_model))
+    """The paper's (mean, std) for this evaluation, or None where it reports none (``ipc`` and
+    ``dis_metric`` None where they do not apply)."""
+    key = (dataset, model, None if ipc is None else int(ipc), eval_mode, dis_metric, method, eval_model)
+    return PUBLISHED.get(key)

@@ -6,66 +6,110 @@ table shows it as failed rather than missing; a cell an interrupted run did not 
 ``status="missing"`` rows, so the table shows it as missing rather than leaving it out.
 
 Beyond DESIGN.md's schema: ``train_images``, the training images the cell's method drew on (the
-whole set, or a coreset pool / whole-dataset network's first ``max_train`` in reduced runs). A
-``whole`` cell (Table 1's bound) has ``ipc`` 0 and the networks' training epochs in ``iterations``;
-a coreset cell has ``iterations`` 0.
+whole set, or a coreset pool / whole-dataset network's first ``max_train`` in reduced runs);
+``epochs``, the training epochs of a ``whole`` cell's networks (Table 1's bound); and provenance a
+SQL user filters on: ``device_name`` (the GPU or CPU model), ``started_at`` and ``finished_at``
+(UTC) of the row's experiment. No sentinels: what does not apply is null (a whole cell's ``ipc``
+and ``iterations``, a coreset's or whole cell's ``dis_metric`` and ``iterations``).
+
+The file is self-describing: its key-value metadata holds ``budgets`` (the settings behind every
+row, JSON), ``sweep`` (its name and cells) and ``versions`` (code, torch, ray, ...).
+
+Files written before these changes (``table`` comma-joined, ``ipc`` 0 and the epochs in
+``iterations`` for whole cells, ``dis_metric`` ``ours`` for coresets, no provenance columns) are
+read into the current shape by :func:`read`.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .cells import Cell
+from .layouts import WHOLE
 
+if TYPE_CHECKING:
+    from .cells import Cell
+
+# Methods that make no set by gradient matching: a distance and outer iterations do not apply.
+NO_MATCHING = ("random", "herding", "kcenter", "forgetting", WHOLE)
+
+_TIME = pa.timestamp("us", tz="UTC")
 SCHEMA = pa.schema([
     ("sweep", pa.string()), ("cell_id", pa.string()),
-    ("table", pa.string()),  # the tables the cell appears in, comma-separated
+    ("table", pa.list_(pa.string())),  # every table the cell appears in
     ("dataset", pa.string()), ("model", pa.string()), ("ipc", pa.int64()), ("eval_mode", pa.string()),
     ("dis_metric", pa.string()), ("method", pa.string()),
     ("exp", pa.int64()), ("eval_model", pa.string()), ("eval_seed", pa.int64()), ("accuracy", pa.float64()),
     ("condense_seconds", pa.float64()), ("eval_seconds", pa.float64()), ("iterations", pa.int64()),
-    ("train_images", pa.int64()),
+    ("epochs", pa.int64()), ("train_images", pa.int64()),
     ("code_version", pa.string()), ("torch_version", pa.string()), ("device", pa.string()),
+    ("device_name", pa.string()), ("started_at", _TIME), ("finished_at", _TIME),
     ("status", pa.string()), ("error", pa.string()),
 ])
 COLUMNS = SCHEMA.names
+# What a result row takes from the trainable's record; records of an older checkpoint may lack
+# the provenance keys (null then).
 _RECORD_KEYS = ("exp", "eval_model", "eval_seed", "accuracy", "condense_seconds", "eval_seconds",
-                "iterations", "train_images", "code_version", "torch_version", "device")
+                "iterations", "train_images", "code_version", "torch_version", "device",
+                "device_name", "started_at", "finished_at")
+METADATA_KEYS = ("budgets", "sweep", "versions")
 
 
-def _cell_part(sweep: str, cell: Cell) -> dict:
-    return {"sweep": sweep, "cell_id": cell.cell_id, "table": ",".join(cell.tables), "dataset": cell.dataset,
-            "model": cell.model, "ipc": cell.ipc, "eval_mode": cell.eval_mode, "dis_metric": cell.metric,
-            "method": cell.method}
+def cell_columns(sweep: str, cell: "Cell") -> dict:
+    return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
+            "model": cell.model, "ipc": None if cell.method == WHOLE else cell.ipc, "eval_mode": cell.eval_mode,
+            "dis_metric": None if cell.method in NO_MATCHING else cell.metric, "method": cell.method}
 
 
-def ok_rows(sweep: str, cell: Cell, records: list[dict]) -> list[dict]:
-    """Rows of a finished cell from the trainable's records."""
-    part = _cell_part(sweep, cell)
-    return [{**part, **{k: r[k] for k in _RECORD_KEYS}, "status": "ok", "error": None} for r in records]
+def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
+    """Rows of a finished cell from the trainable's records (a whole cell's ``iterations`` are
+    its networks' epochs)."""
+    part = cell_columns(sweep, cell)
+    rows = []
+    for r in records:
+        row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "epochs": None, "status": "ok", "error": None}
+        for k in ("started_at", "finished_at"):  # the trainable keeps seconds since the epoch
+            if isinstance(row[k], (int, float)):
+                row[k] = dt.datetime.fromtimestamp(row[k], dt.timezone.utc)
+        if cell.method == WHOLE:
+            row["epochs"], row["iterations"] = row["iterations"], None
+        elif cell.method in NO_MATCHING:
+            row["iterations"] = None
+        rows.append(row)
+    return rows
 
 
-def error_rows(sweep: str, cell: Cell, message: str, status: str = "error") -> list[dict]:
+def error_rows(sweep: str, cell: "Cell", message: str, status: str = "error") -> list[dict]:
     """Rows of a cell without accuracies: one per evaluation model, the reason on one line.
 
     ``status="error"``: the cell failed after its retries. ``status="missing"``: the run stopped
     (Ctrl-C, a crash) before the cell finished; --resume continues it.
     """
-    part = _cell_part(sweep, cell)
+    part = cell_columns(sweep, cell)
     message = " ".join(message.split())
-    return [{**part, **dict.fromkeys(_RECORD_KEYS), "eval_model": m, "status": status, "error": message}
-            for m in cell.eval_models()]
+    return [{**part, **dict.fromkeys(_RECORD_KEYS), "epochs": None, "eval_model": m, "status": status,
+             "error": message} for m in cell.eval_models()]
 
 
-def write(rows: list[dict], path: str | Path) -> None:
-    """Write ``rows`` with the schema, atomically: readers see the old file or the new one."""
+def write(rows: list[dict], path: str | Path, metadata: dict | None = None,
+          schema: pa.Schema = SCHEMA) -> None:
+    """Write ``rows`` with the schema, atomically: readers see the old file or the new one.
+    ``metadata``: key -> JSON-able value, stored as JSON under the Parquet key-value metadata."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    if metadata:
+        table = table.replace_schema_metadata({k: json.dumps(v, sort_keys=True) for k, v in metadata.items()})
+    write_table(table, path)
+
+
+def write_table(table: pa.Table, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         pq.write_table(table, tmp)
@@ -74,5 +118,37 @@ def write(rows: list[dict], path: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def metadata(path: str | Path) -> dict:
+    """The file's JSON key-value metadata (``budgets``, ``sweep``, ``versions``); {} for older files."""
+    raw = pq.read_schema(path).metadata or {}
+    return {k.decode(): json.loads(v) for k, v in raw.items() if k.decode() in METADATA_KEYS}
+
+
 def read(path: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+    """The results as a DataFrame in the current shape; integer columns are nullable (``Int64``)
+    and ``table`` holds lists. An older file is brought to this shape (see the module docstring)."""
+    df = pq.read_table(path).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    return _upgrade(df) if "epochs" not in df.columns else df
+
+
+def _upgrade(df: pd.DataFrame) -> pd.DataFrame:
+    """A results file of the first schema, in the current one."""
+    df = df.copy()
+    if "table" in df.columns:
+        df["table"] = df["table"].map(lambda t: t.split(",") if isinstance(t, str) else t)
+    whole = df["method"] == WHOLE if "method" in df.columns else pd.Series(False, index=df.index)
+    coreset = df["method"].isin(NO_MATCHING) & ~whole if "method" in df.columns else whole
+    for name in ("ipc", "iterations"):
+        if name in df.columns:
+            df[name] = df[name].astype("Int64")
+    if "iterations" in df.columns:
+        df["epochs"] = df["iterations"].where(whole).astype("Int64")
+        df.loc[whole | coreset, "iterations"] = pd.NA
+    if "ipc" in df.columns:
+        df.loc[whole, "ipc"] = pd.NA
+    if "dis_metric" in df.columns:
+        df.loc[whole | coreset, "dis_metric"] = None
+    for name, empty in (("device_name", None), ("started_at", pd.NaT), ("finished_at", pd.NaT)):
+        if name not in df.columns:
+            df[name] = pd.Series(empty, index=df.index, dtype="datetime64[us, UTC]" if empty is pd.NaT else object)
+    return df[[c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]]

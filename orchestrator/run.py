@@ -2,8 +2,9 @@
 
     python -m orchestrator.run sweeps/table2.yaml [--address ADDR] [--smoke] [--resume] [--dry-run] [--output DIR]
 
-Outputs go to ``DIR/<sweep>/`` (``<sweep>-smoke`` with --smoke): ``results.parquet``, ``tables/``,
-``figures/``, ``synthetic/`` and Ray Tune's own experiment (``tune/``) that --resume continues.
+Outputs go to ``DIR/<sweep>/`` (``<sweep>-smoke`` with --smoke): ``results.parquet``,
+``curves.parquet``, ``tables/``, ``plots/``, ``report.html``, ``figures/``, ``synthetic/`` and Ray
+Tune's own experiment (``tune/``) that --resume continues.
 Exit status: 0 all cells ok, 1 some cell failed or is unfinished, 2 bad input.
 """
 from __future__ import annotations
@@ -19,13 +20,14 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from condense.data import resolve_root
 from condense.errors import ConfigError
 from condense.runtime import keep_freed_memory
 
-from . import spec
-from .cells import Cell, Settings, describe, expand, settings_for
+if TYPE_CHECKING:  # the modules below import torch: not before the arguments are parsed (fast --help)
+    from . import spec
+    from .cells import Cell, Settings
 
 TUNE_NAME = "tune"
 CONNECT_TIMEOUT_S = 5.0
@@ -91,6 +93,11 @@ def check_reachable(address: str | None) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from condense.data import resolve_root
+
+    from . import spec
+    from .cells import describe, expand, settings_for
+
     try:
         sweep = spec.load(args.sweep)
         settings = settings_for(sweep, str(resolve_root(sweep.data_root)), code_version(), args.smoke)
@@ -162,8 +169,8 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, ou
     outcome = outputs.collect(result_grid, cells, name, out)
     for md in outputs.write(outcome, out):
         print("\n" + md)
-    print(f"results: {out / 'results.parquet'} ({len(outcome.rows)} rows); tables, figures, synthetic sets "
-          f"beside it")
+    print(f"results: {out / 'results.parquet'} ({len(outcome.rows)} rows); curves, tables, plots, figures, "
+          f"synthetic sets beside it\nreport: {out / 'report.html'}")
     summary = f"{len(cells)} cells: {len(outcome.ok)} ok"
     if outcome.failed:
         summary += f", {len(outcome.failed)} failed: " + "; ".join(f"{c} ({e})" for c, e in outcome.failed.items())

@@ -1,27 +1,34 @@
-"""Markdown and LaTeX tables in the paper's layouts, rendered from a results Parquet alone.
+"""Markdown, LaTeX and CSV tables in the paper's layouts, rendered from a results Parquet alone.
 
-    python -m orchestrator.tables runs/<sweep>/results.parquet [--out DIR]
+    python -m orchestrator.tables runs/<sweep>/results.parquet [--out DIR] [--format md,tex,csv]
+                                  [--tables NAME,...] [--no-published]
 
 Each table cell is ``mean ± std`` over all of its accuracies (runs × networks), with the paper's
-number and the difference (ours − paper) where PAPER.md has one. A cell with an error row reads
-"failed"; a cell with no accuracies (an interrupted run's, or a position of the layout that no
-cell filled) reads "missing".
+number and the difference (ours − paper) where PAPER.md has one (``--no-published`` leaves them
+out). A cell with an error row reads "failed"; a cell with no accuracies (an interrupted run's, or
+a position of the layout that no cell filled) reads "missing". LaTeX uses booktabs rules and sets
+the best mean of each row in bold, as the paper's Table 1 (the whole-dataset bound is not a
+contender); CSV has one line per table cell with its numbers.
 Rows and columns keep the order in which they first appear in the Parquet: the sweep file's.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from condense.errors import ConfigError
 
-from . import results
-from .cells import WHOLE
-from .layouts import TABLES
+from .layouts import TABLES, WHOLE
 from .published import published
+
+if TYPE_CHECKING:  # pandas is imported where it is used: --help answers at once
+    import pandas as pd
+
+FORMATS = ("md", "tex", "csv")
 
 NOTE = ("Each cell: mean ± std (%) over all runs × networks; in brackets the paper's number and "
         "the difference ours − paper, where the paper reports one.")
@@ -29,12 +36,23 @@ NOTE = ("Each cell: mean ± std (%) over all runs × networks; in brackets the p
 
 def table_names(df: pd.DataFrame) -> list[str]:
     """The tables the Parquet's cells belong to, in order of first appearance."""
-    names = dict.fromkeys(t for cell_tables in df["table"].unique() for t in cell_tables.split(","))
+    names = dict.fromkeys(t for cell_tables in df["table"] for t in cell_tables)
     return [n for n in names if n in TABLES]
 
 
 def _in_table(df: pd.DataFrame, name: str) -> pd.DataFrame:
-    return df[df["table"].str.split(",").apply(lambda tables: name in tables)]
+    return df[df["table"].apply(lambda tables: name in tables)]
+
+
+def _value(v):
+    """A Parquet value as plain Python: None for a null."""
+    return None if _isna(v) else v
+
+
+def _isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
 
 
 def _unique(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
@@ -50,21 +68,21 @@ def _summary(group: pd.DataFrame) -> dict:
         return {"state": "missing"}
     acc = ok["accuracy"].astype(float)
     first = ok.iloc[0]
-    paper = published(first["dataset"], first["model"], first["ipc"], first["eval_mode"],
-                      first["dis_metric"], first["method"], first["eval_model"])
+    paper = published(first["dataset"], first["model"], _value(first["ipc"]), first["eval_mode"],
+                      _value(first["dis_metric"]), first["method"], first["eval_model"])
     return {"state": "ok", "mean": acc.mean(), "std": acc.std(ddof=0), "n": len(acc), "paper": paper}
 
 
-def _text(s: dict, pm: str, delta: str) -> str:
+def cell_text(s: dict, pm: str, delta: str, paper: bool = True, bold: str = "{}") -> str:
     if s["state"] == "blank":
         return ""
     if s["state"] != "ok":
         return s["state"]
-    text = f"{s['mean']:.2f} {pm} {s['std']:.2f}"
-    if s["paper"] is not None:
+    text = bold.format(f"{s['mean']:.2f} {pm} {s['std']:.2f}")
+    if paper and s["paper"] is not None:
         mean, std = s["paper"]
-        paper = f"{mean:.1f}" if std is None else f"{mean:.1f} {pm} {std:.1f}"
-        text += f" [{paper}; {delta}{s['mean'] - mean:+.2f}]"
+        number = f"{mean:.1f}" if std is None else f"{mean:.1f} {pm} {std:.1f}"  # some sources give no std
+        text += f" [{number}; {delta}{s['mean'] - mean:+.2f}]"
     return text
 
 
@@ -108,68 +126,141 @@ def notes(df: pd.DataFrame, name: str) -> list[str]:
     whole = frame[(frame["method"] == WHOLE) & (frame["status"] == "ok")]
     out = [NOTE]
     if not whole.empty:
-        epochs = "/".join(str(int(e)) for e in sorted(whole["iterations"].unique()))
+        epochs = "/".join(str(int(e)) for e in sorted(whole["epochs"].dropna().unique()))
         images = "/".join(str(int(n)) for n in sorted(whole["train_images"].unique()))
         out.append(f"Whole dataset: networks trained on {images} training images for {epochs} epochs with the "
                    "evaluation trainer (the paper gives no schedule).")
     return out
 
 
-def markdown(df: pd.DataFrame, name: str) -> str:
+def label(value) -> str:
+    return "" if _isna(value) else str(value)
+
+
+def _notes(df: pd.DataFrame, name: str, paper: bool) -> list[str]:
+    out = notes(df, name)
+    return out if paper else [out[0].split("; in brackets")[0] + ".", *out[1:]]
+
+
+def markdown(df: pd.DataFrame, name: str, paper: bool = True) -> str:
     header, row_keys, cells = grid(df, name)
     lines = [f"### {TABLES[name].title}", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for key, row in zip(row_keys, cells):
-        lines.append("| " + " | ".join([*map(str, key), *(_text(s, "±", "Δ ") for s in row)]) + " |")
-    return "\n".join([*lines, "", *notes(df, name), ""])
+        lines.append("| " + " | ".join([*map(label, key), *(cell_text(s, "±", "Δ ", paper) for s in row)]) + " |")
+    return "\n".join([*lines, "", *_notes(df, name, paper), ""])
+
+
+def best(row: list[dict], contenders: list[bool]) -> set[int]:
+    """Positions of the row's highest mean among the contending columns (all of them on a tie)."""
+    means = {i: s["mean"] for i, s in enumerate(row) if contenders[i] and s["state"] == "ok"}
+    top = max(means.values(), default=None)
+    return {i for i, m in means.items() if round(m, 2) == round(top, 2)}
 
 
 def _tex_escape(text: str) -> str:
     return text.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")
 
 
-def latex(df: pd.DataFrame, name: str) -> str:
+def latex(df: pd.DataFrame, name: str, paper: bool = True) -> str:
+    """A table environment with booktabs rules (\\usepackage{booktabs}), each row's best in bold."""
     header, row_keys, cells = grid(df, name)
-    labels = len(TABLES[name].rows)
-    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex_escape(TABLES[name].title)}}}",
+    layout = TABLES[name]
+    labels = len(layout.rows)
+    contenders = [c not in layout.spanning for c in columns(df, name)]
+    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex_escape(layout.title)}}}",
              "\\begin{tabular}{" + "l" * labels + "c" * (len(header) - labels) + "}",
-             "\\hline", " & ".join(map(_tex_escape, header)) + " \\\\", "\\hline"]
+             "\\toprule", " & ".join(map(_tex_escape, header)) + " \\\\", "\\midrule"]
     for key, row in zip(row_keys, cells):
-        texts = [_tex_escape(str(k)) for k in key] + [_text(s, "$\\pm$", "$\\Delta$") for s in row]
+        top = best(row, contenders)
+        texts = [_tex_escape(label(k)) for k in key] + [
+            cell_text(s, "$\\pm$", "$\\Delta$", paper, "\\textbf{{{}}}" if i in top else "{}")
+            for i, s in enumerate(row)]
         lines.append(" & ".join(texts) + " \\\\")
     footnotes = [f"\\par\\footnotesize {_tex_escape(n)}" for n in notes(df, name)[1:]]
-    return "\n".join([*lines, "\\hline", "\\end{tabular}", *footnotes, "\\end{table}", ""])
+    return "\n".join([*lines, "\\bottomrule", "\\end{tabular}", *footnotes, "\\end{table}", ""])
 
 
-def write_tables(df: pd.DataFrame, folder: str | Path) -> list[str]:
-    """Write ``<table>.md`` and ``<table>.tex`` for every table in ``df``; return the markdown."""
+def columns(df: pd.DataFrame, name: str) -> list:
+    """The column values of table ``name``, in the order :func:`grid` shows them."""
+    layout = TABLES[name]
+    return _ordered([c[0] for c in _unique(_in_table(df, name), [layout.column])], layout.labels)
+
+
+def csv_text(df: pd.DataFrame, name: str, paper: bool = True) -> str:
+    """One line per table cell: its row labels, column, state, mean, std, accuracies and the paper's."""
+    header, row_keys, cells = grid(df, name)
+    layout = TABLES[name]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*layout.rows, layout.column, "state", "mean", "std", "n",
+                     *(["paper_mean", "paper_std"] if paper else [])])
+    for key, row in zip(row_keys, cells):
+        for col, s in zip(columns(df, name), row):
+            if s["state"] == "blank":
+                continue
+            ok = s["state"] == "ok"
+            numbers = [f"{s['mean']:.4f}", f"{s['std']:.4f}", s["n"]] if ok else ["", "", 0]
+            pub = s.get("paper") or ("", "")
+            writer.writerow([*map(label, key), col, s["state"], *numbers, *(pub if paper else [])])
+    return out.getvalue()
+
+
+RENDER = {"md": markdown, "tex": latex, "csv": csv_text}
+
+
+def write_tables(df: pd.DataFrame, folder: str | Path, formats: tuple[str, ...] = ("md", "tex"),
+                 names: list[str] | None = None, paper: bool = True) -> list[str]:
+    """Write ``<table>.<format>`` for every table in ``df`` (or those in ``names``); return the texts
+    of the first format."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for name in table_names(df):
-        md = markdown(df, name)
-        (folder / f"{name}.md").write_text(md)
-        (folder / f"{name}.tex").write_text(latex(df, name))
-        out.append(md)
+    for name in names or table_names(df):
+        texts = {f: RENDER[f](df, name, paper) for f in formats}
+        for f, text in texts.items():
+            (folder / f"{name}.{f}").write_text(text)
+        out.append(texts[formats[0]])
     return out
+
+
+def _choices(kind: str, text: str, allowed) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    for v in values:
+        if v not in allowed:
+            raise ConfigError(f"unknown {kind} {v!r}; allowed: {', '.join(allowed)}")
+    if not values:
+        raise ConfigError(f"--{kind} is empty; allowed: {', '.join(allowed)}")
+    return values
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m orchestrator.tables", description=__doc__.split("\n\n")[0])
     p.add_argument("parquet", help="a sweep's results.parquet")
     p.add_argument("--out", default=None, help="where the tables go (default: tables/ beside the Parquet)")
+    p.add_argument("--format", default="md,tex",
+                   help=f"comma-separated, from {', '.join(FORMATS)}; the first is printed (default md,tex)")
+    p.add_argument("--tables", default=None, help="comma-separated table names (default: every table in the file)")
+    p.add_argument("--no-published", action="store_true", help="leave out the paper's numbers (the brackets)")
     args = p.parse_args(argv)
     try:
+        formats = _choices("format", args.format, FORMATS)
         df = _read(Path(args.parquet))
+        names = None
+        if args.tables is not None:
+            names = _choices("tables", args.tables, table_names(df))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for md in write_tables(df, args.out or Path(args.parquet).parent / "tables"):
-        print(md)
+    folder = args.out or Path(args.parquet).parent / "tables"
+    for text in write_tables(df, folder, tuple(formats), names, not args.no_published):
+        print(text)
     return 0
 
 
 def _read(path: Path) -> pd.DataFrame:
+    from . import results
+
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")
     try:

@@ -5,11 +5,16 @@ It is thin on purpose: ``condense`` makes the sets (condensed, or selected by a 
 set. What it adds is what a distributed run needs: torch threads and device from the resources Ray
 gave the trial, progress through ``tune.report``, and checkpoints (the condensation's state every
 ``checkpoint_every`` outer iterations, plus every finished experiment's accuracies and set) so a
-retried or resumed trial continues where it stopped. Results travel to the driver inside the last
-checkpoint; the driver alone writes the sweep's outputs.
+retried or resumed trial continues where it stopped. The checkpoint also holds the learning curve
+(``by_iteration``, the seed CLI's shape: each evaluation's accuracies and the mean matching loss
+since the previous one), so a retried trial recomputes, rather than repeats, the points after it.
+Results travel to the driver inside the last checkpoint; the driver alone writes the sweep's
+outputs.
 """
 from __future__ import annotations
 
+import math
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -87,13 +92,15 @@ def _condense(cell: Cell, train, test, seed: int, settings: Settings, trial: "_T
     last = budget.iterations
     evals = set(eval_iterations(cell.eval_mode, last)) - {last}  # the last one is trial.finish's
     saves = set(range(settings.checkpoint_every, last, settings.checkpoint_every))
+    if trial.window is None:  # a fresh experiment (or a checkpoint from before the curves were kept)
+        trial.window = {"since": run.iteration, "loss": 0.0, "iterations": 0}
     trial.mark()  # condensation time starts here, not at data loading
 
     def on_progress(iteration: int, state: Condensation) -> None:
         trial.tick()
         if iteration == resumed_at:
             return
-        metrics = {"iteration": iteration, "loss": state.mean_loss() if iteration else float("nan")}
+        metrics = {"iteration": iteration, "loss": trial.add_loss(state, iteration)}
         if iteration in evals:
             metrics["accuracy"] = trial.intermediate_accuracy(state.synthetic(), test, seed, iteration)
         trial.condensation = state.state_dict() if iteration in saves else None
@@ -101,6 +108,7 @@ def _condense(cell: Cell, train, test, seed: int, settings: Settings, trial: "_T
         trial.mark()
 
     synthetic = run_condensation(run, on_progress, evals | saves)
+    trial.add_loss(run, last)  # the last window's loss, for the final evaluation's curve point
     trial.tick()
     return synthetic
 
@@ -115,6 +123,11 @@ class _Trial:
         self.sets: list[SyntheticSet] = []
         self.condensation: dict | None = None  # state of the experiment under way, when saved mid-way
         self.condense_seconds = 0.0  # time spent condensing the experiment under way
+        self.by_iteration: list[dict] = []  # the learning curves: {exp, iteration, model, accs, loss}
+        # matching loss since the last evaluation: its sum over iterations and their count (condensation only)
+        self.window: dict | None = None
+        self.started_at = time.time()  # of the experiment under way (UTC seconds)
+        self.device_name = device_name(device)
         self.resumed_from = None
         if checkpoint is not None:
             with checkpoint.as_directory() as d:
@@ -122,6 +135,9 @@ class _Trial:
                 self.sets = [SyntheticSet.load(Path(d) / set_file(e)) for e in range(state["exp"])]
             self.exp, self.records = state["exp"], state["records"]
             self.condensation, self.condense_seconds = state["condensation"], state["condense_seconds"]
+            # checkpoints of an older version lack these
+            self.by_iteration, self.window = state.get("by_iteration", []), state.get("window")
+            self.started_at = state.get("started_at", self.started_at)
             self.resumed_from = {"exp": self.exp, "iteration": (self.condensation or {}).get("iteration", 0)}
         self.mark()
 
@@ -137,11 +153,31 @@ class _Trial:
     def eval_seeds(self, exp_seed: int, model: str, iteration: int) -> list[int]:
         return [derive_seed(exp_seed, "eval", model, iteration, i) for i in range(self.settings.num_eval)]
 
+    def add_loss(self, state: Condensation, iteration: int) -> float:
+        """Fold the mean matching loss since the last progress point into the window; returns it
+        (NaN at iteration 0, before any step)."""
+        w = self.window
+        steps, w["since"] = iteration - w["since"], iteration
+        if steps <= 0:
+            return math.nan
+        loss = state.mean_loss()
+        w["loss"], w["iterations"] = w["loss"] + loss * steps, w["iterations"] + steps
+        return loss
+
+    def _curve_point(self, iteration: int, model: str, accs: list[float]) -> None:
+        """Keep an evaluation on the learning curve with the window's mean loss; a new window starts."""
+        w = self.window
+        loss = w["loss"] / w["iterations"] if w["iterations"] else math.nan
+        self.by_iteration.append({"exp": self.exp, "iteration": iteration, "model": model, "accs": list(accs),
+                                  "loss": loss})
+
     def intermediate_accuracy(self, synthetic: SyntheticSet, test, exp_seed: int, iteration: int) -> float:
-        """Mode S's evaluation part-way through condensation: reported as progress, not stored."""
+        """Mode S's evaluation part-way through condensation: reported, and kept on the curve."""
         model = self.cell.eval_models()[0]
         accs = evaluate(synthetic, test, model, self.eval_seeds(exp_seed, model, iteration),
                         self.settings.eval_budget)
+        self._curve_point(iteration, model, accs)
+        self.window.update(loss=0.0, iterations=0)
         return sum(accs) / len(accs)
 
     def finish(self, synthetic: SyntheticSet, test, exp_seed: int, train_images: int) -> None:
@@ -155,6 +191,8 @@ class _Trial:
             seconds = time.perf_counter() - start
             self.records += [self._record(model, s, a, self.condense_seconds, seconds, iterations, train_images)
                              for s, a in zip(seeds, accs)]
+            if self.window is not None:  # a condensed set: its final point on the curve
+                self._curve_point(iterations, model, accs)
         self._end_experiment(synthetic.to("cpu"), first, iterations)
 
     def finish_whole(self, train: ImageSet, test: ImageSet) -> None:
@@ -176,13 +214,15 @@ class _Trial:
         return {"exp": self.exp, "eval_model": model, "eval_seed": seed, "accuracy": accuracy,
                 "condense_seconds": condense_seconds, "eval_seconds": eval_seconds, "iterations": iterations,
                 "train_images": train_images, "code_version": self.settings.code_version,
-                "torch_version": str(torch.__version__), "device": self.device.type}
+                "torch_version": str(torch.__version__), "device": self.device.type,
+                "device_name": self.device_name, "started_at": self.started_at, "finished_at": time.time()}
 
     def _end_experiment(self, shown: SyntheticSet, first: int, iterations: int) -> None:
         """Keep the experiment's set (a whole cell's: its training sample), move to the next
         experiment and checkpoint, reporting the mean of the records from ``first`` on."""
         self.sets.append(shown)
         self.exp, self.condensation, self.condense_seconds = self.exp + 1, None, 0.0
+        self.window, self.started_at = None, time.time()
         new = [r["accuracy"] for r in self.records[first:]]
         self.report({"iteration": iterations, "accuracy": sum(new) / len(new)}, checkpoint=True, exp=self.exp - 1)
         self.mark()
@@ -196,10 +236,23 @@ class _Trial:
             return
         with tempfile.TemporaryDirectory() as d:
             torch.save({"exp": self.exp, "records": self.records, "condensation": self.condensation,
-                        "condense_seconds": self.condense_seconds}, Path(d) / STATE_FILE)
+                        "condense_seconds": self.condense_seconds, "by_iteration": self.by_iteration,
+                        "window": self.window, "started_at": self.started_at}, Path(d) / STATE_FILE)
             for e, s in enumerate(self.sets):
                 s.save(Path(d) / set_file(e))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's model (e.g. "NVIDIA H100 80GB HBM3"), else the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else (platform.processor() or platform.machine())
 
 
 def training_sample(train: ImageSet, per_class: int = 10) -> SyntheticSet:

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from conftest import REPO, data_root
-from orchestrator import results, trainable
+from orchestrator import curves, results, trainable
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a hung Ray run fails, never blocks CI
 
@@ -108,6 +108,10 @@ def test_killed_sweep_resumes_without_redoing_finished_cells(tmp_path):
     before_kill = torch.load(out / "tune" / max(first) / trainable.STATE_FILE, weights_only=True)["records"]
     again = df[df.cell_id == "MNIST-MLP-ipc1-S-ours"]
     assert again.condense_seconds.tolist() == [r["condense_seconds"] for r in before_kill]
+    # the resumed cell's curve has each (run, iteration) once: its 0, 2 and 4 of 3 runs, for each cell
+    c = curves.read(out / "curves.parquet")
+    assert not c.duplicated(curves.KEY).any() and c.groupby("cell_id").size().to_dict() == {
+        "MNIST-MLP-ipc1-S-ours": 9, "MNIST-MLP-ipc1-S-mse": 9, "MNIST-MLP-ipc1-S-cos": 9}
 
 
 def free_port() -> int:
@@ -169,7 +173,9 @@ def test_sweep_on_a_ray_start_head_and_resume_of_a_finished_sweep(tmp_path, ray_
     # 2 networks for each of 3 sets, 1 network trained on the whole (500-image) training set
     assert list(df.columns) == results.COLUMNS and len(df) == 3 * 2 + 1 and (df.status == "ok").all()
     whole = df[df.method == "whole"]
-    assert whole.cell_id.tolist() == ["MNIST-MLP-all-S-ours-whole"] and whole[["ipc", "iterations", "train_images"]].values.tolist() == [[0, 1, 500]]
+    assert whole.cell_id.tolist() == ["MNIST-MLP-all-S-ours-whole"] and whole.ipc.isna().all()
+    assert whole[["epochs", "train_images"]].values.tolist() == [[1, 500]] and whole.iterations.isna().all()
+    assert results.metadata(out / "results.parquet")["budgets"]["num_eval"] == 2
     assert sorted(p.name for p in (out / "tables").iterdir()) == ["metric.md", "metric.tex", "table1.md", "table1.tex"]
     assert "| MLP | " in (out / "tables" / "metric.md").read_text()
     table1 = (out / "tables" / "table1.md").read_text()
@@ -177,6 +183,9 @@ def test_sweep_on_a_ray_start_head_and_resume_of_a_finished_sweep(tmp_path, ray_
     ids = sorted(df.cell_id.unique())
     assert sorted(p.stem for p in (out / "figures").iterdir()) == ids  # the whole cell's: a training sample
     assert sorted(p.name for p in (out / "synthetic").iterdir()) == [f"{i}-exp0.pt" for i in ids if "whole" not in i]
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
+        f"{n}.{s}" for n in ("metric", "table1", "curves") for s in ("png", "pdf"))
+    assert f"report: {out / 'report.html'}" in r.stdout
 
     parquet, before = (out / "results.parquet").read_bytes(), checkpoints(out / "tune")
     again = orchestrate(path, "--output", runs, "--address", address, "--resume", environ=head_env)

@@ -110,6 +110,50 @@ def test_cli_writes_md_and_tex_and_rejects_bad_input(parquet, tmp_path, capsys):
     assert len(err) == 1 and "nope.parquet" in err[0]
 
 
+def test_latex_has_booktabs_rules_and_each_rows_best_in_bold(tmp_path):
+    t1 = ("table1",)
+    rows = accs(cell("ConvNet", "S", tables_=t1), {"ConvNet": [90.0]})
+    rows += accs(cell("ConvNet", "S", tables_=t1, method="random"), {"ConvNet": [60.0]}, 0)
+    rows += accs(cell("ConvNet", "S", tables_=t1, ipc=0, method="whole"), {"ConvNet": [99.0]}, 50)
+    results.write(rows, tmp_path / "r.parquet")
+    tex = tables.latex(results.read(tmp_path / "r.parquet"), "table1")
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "\\hline" not in tex
+    # DC beats random; the whole-dataset bound is higher but not a contender, as in the paper
+    assert "\\textbf{90.00 $\\pm$ 0.00}" in tex and "\\textbf{99.00" not in tex and "\\textbf{60.00" not in tex
+
+
+def test_cli_formats_table_choice_and_no_published(parquet, tmp_path, capsys):
+    out = tmp_path / "t"
+    assert tables.main([str(parquet), "--out", str(out), "--format", "csv", "--tables", "table2",
+                        "--no-published"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["table2.csv"]
+    import csv
+    lines = list(csv.DictReader((out / "table2.csv").open()))
+    assert list(lines[0]) == ["model", "eval_model", "state", "mean", "std", "n"]
+    conv = {r["eval_model"]: r for r in lines if r["model"] == "ConvNet"}
+    assert (conv["MLP"]["mean"], conv["MLP"]["std"], conv["MLP"]["n"]) == ("71.0000", "0.8165", "3")
+    assert conv["LeNet"]["state"] == "missing"
+    assert tables.main([str(parquet), "--out", str(out), "--format", "md", "--no-published"]) == 0
+    md = (out / "table2.md").read_text()
+    assert "71.00 ± 0.82 |" in md and "[" not in md
+    capsys.readouterr()
+    assert tables.main([str(parquet), "--format", "pdf"]) == 2
+    assert tables.main([str(parquet), "--tables", "table9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "'pdf'" in err[0] and "md, tex, csv" in err[0] and "'table9'" in err[1]
+
+
+def test_a_results_file_of_the_first_schema_still_renders(tmp_path):
+    from test_sweep_results import first_schema_file
+    first_schema_file(tmp_path / "old.parquet")
+    assert tables.main([str(tmp_path / "old.parquet")]) == 0
+    body = [line for line in (tmp_path / "tables" / "table1.md").read_text().splitlines() if line.startswith("| ")]
+    assert body[0] == "| dataset | ipc \\ method | Random | DC | whole dataset |"
+    assert body[1] == ("| MNIST | 1 | 60.00 ± 0.00 [64.9 ± 3.5; Δ -4.90] | 90.00 ± 0.00 [91.7 ± 0.5; Δ -1.70] "
+                       "| 99.00 ± 0.00 [99.6 ± 0.0; Δ -0.60] |")
+    assert "for 40 epochs" in (tmp_path / "tables" / "table1.md").read_text()
+
+
 def test_methods_table_has_a_column_per_method_and_dsa_published_means(tmp_path):
     t = ("methods",)
     rows = []

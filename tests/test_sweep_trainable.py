@@ -5,6 +5,7 @@ Ray is not started: ``tune`` inside the trainable is replaced by a recorder of i
 all a Tune session gives a function trainable (report, get_checkpoint, the trial's resources).
 """
 import dataclasses
+import math
 import shutil
 import types
 from pathlib import Path
@@ -102,6 +103,19 @@ def test_restart_from_a_mid_condensation_checkpoint_matches_an_uninterrupted_tri
     assert [key(r) for r in state2["records"]] == [key(r) for r in state["records"]]
     for a, b in zip(sets, sets2):
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+    # the learning curve (mode S: its 0, 2 and 4 of each run) is kept once, as if it never crashed
+    curve = lambda st: [(p["exp"], p["iteration"], p["model"], p["accs"]) for p in st["by_iteration"]]  # noqa: E731
+    assert [c[:3] for c in curve(state)] == [(e, i, "MLP") for e in (0, 1) for i in (0, 2, 4)]
+    assert curve(state2) == curve(state)
+    losses, losses2 = ([p["loss"] for p in st["by_iteration"]] for st in (state, state2))
+    assert math.isnan(losses[0]) and math.isnan(losses[3])  # before any step
+    assert all(math.isfinite(x) and x > 0 for i, x in enumerate(losses) if i % 3)
+    assert losses2[1:3] == pytest.approx(losses[1:3]) and losses2[4:] == pytest.approx(losses[4:])
+    r = state2["records"][-1]
+    assert r["device_name"] and r["started_at"] <= r["finished_at"]
+    with last.as_directory() as d:  # the resumed run's experiment started when the crashed one's did
+        assert r["started_at"] == torch.load(Path(d) / trainable.STATE_FILE, weights_only=True)["started_at"]
 
 
 def test_a_finished_trial_restored_recomputes_nothing(tmp_path, monkeypatch, settings):
