@@ -2,10 +2,10 @@
 
     python -m condense --dataset MNIST --model ConvNet --ipc 1 --eval_mode S
 
-Makes ``--num_exp`` sets (condensed with ``--method DC``, selected real images with a coreset
-method), evaluates each on the eval pool (``--num_eval`` fresh networks per model) and writes the
-sets, the accuracies (JSON) and image grids to ``--save_path``. ``--method whole`` instead trains
-and tests one network per experiment on the whole training set (the bound of Table 1).
+Makes ``--num_exp`` sets (condensed with ``--method DC``, ``DSA`` or ``DM``, selected real images
+with a coreset method), evaluates each on the eval pool (``--num_eval`` fresh networks per model)
+and writes the sets, the accuracies (JSON) and image grids to ``--save_path``. ``--method whole``
+instead trains and tests one network per experiment on the whole training set (the bound of Table 1).
 """
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import baselines, networks, numbers
+from . import baselines, diffaug, networks, numbers
 from .data import ImageSet, dataset_names, load
 from .errors import ConfigError, NonFiniteLossError, one_line, unknown
 from .matching import METRICS
 from .precision import PRECISIONS, check_precision
+from .methods import CONDENSATION_METHODS, DEFAULT_INIT, DMBudget, default_budget, make_condensation
 from .reference import ReferenceBudget
 from .runtime import keep_freed_memory
 from .synthetic import INITS, Budget, Condensation, derive_seed, run_condensation
@@ -34,7 +35,7 @@ from .visualise import save_grid
 if TYPE_CHECKING:  # evaluation imports condense, so condense imports it lazily, inside functions
     from evaluation.protocol import EvalBudget
 
-METHODS = ("DC", *baselines.METHODS, "whole")
+METHODS = (*CONDENSATION_METHODS, *baselines.METHODS, "whole")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +46,8 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv=None) -> argparse.Namespace:
     p = _Parser(prog="python -m condense", description=__doc__.split("\n\n")[0])
     a = p.add_argument
-    a("--method", default="DC", help="how the set is made: DC (gradient matching), a coreset of real images "
+    a("--method", default="DC", help="how the set is made: DC (gradient matching), DSA (gradient matching with "
+      "differentiable siamese augmentation), DM (distribution matching), a coreset of real images "
       f"({', '.join(baselines.METHODS)}), or whole: no set, one network per experiment trained on the whole "
       "training set (--ipc and --num_eval do not apply) (default DC)")
     a("--dataset", default="CIFAR10", help=f"one of {', '.join(dataset_names())} (default CIFAR10, as the seed)")
@@ -56,12 +58,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--num_eval", type=int, default=None, help="networks trained per eval model and run (default 20; 2 with --smoke)")
     a("--epoch_eval_train", type=int, default=None,
       help="epochs to train each eval network (default 1000 with augmentation, else 300)")
-    a("--Iteration", type=int, default=None, help="outer iterations (default 1000; 20 with --smoke)")
-    a("--lr_img", type=float, default=None, help="image learning rate (default 0.1; 0.01 for MLP)")
+    a("--Iteration", type=int, default=None,
+      help="outer iterations (default 1000, DM 20000; 20 with --smoke, DM 50)")
+    a("--lr_img", type=float, default=None, help="image learning rate (default 0.1, 0.01 for MLP; DM 1)")
     a("--lr_net", type=float, default=0.01, help="network learning rate (default 0.01)")
     a("--batch_real", type=int, default=None, help="real images per class per step (default 256; 64 with --smoke)")
     a("--batch_train", type=int, default=256, help="batch size when training networks (default 256)")
-    a("--init", default="noise", help=f"synthetic image initialisation: {' | '.join(INITS)} (default noise)")
+    a("--init", default=None, help=f"synthetic image initialisation: {' | '.join(INITS)} "
+      "(default noise for DC, real for DSA and DM)")
+    a("--dsa_strategy", default=None,
+      help=f"DSA and DM: the differentiable siamese augmentation's ops joined by '_', from {', '.join(diffaug.OPS)}, "
+      f"or none (default {diffaug.DEFAULT_STRATEGY})")
     a("--dis_metric", default="ours", help=f"gradient distance: {' | '.join(METRICS)} (default ours)")
     a("--data_path", default=None, help="data root (default: $DC_DATA, else ./data)")
     a("--download", action="store_true", help="let torchvision download a missing dataset into the data root")
@@ -95,21 +102,26 @@ def validate(args: argparse.Namespace) -> None:
         raise unknown("eval_mode", args.eval_mode, EVAL_MODES)
     if args.dis_metric not in METRICS:
         raise unknown("dis_metric", args.dis_metric, METRICS)
-    if args.init not in INITS:
+    if args.init is not None and args.init not in INITS:
         raise unknown("init", args.init, INITS)
     check_precision(args.precision)
-    if args.method == "DC":  # these shape the reference network, which gradient matching has none of
+    if args.method in CONDENSATION_METHODS:  # these shape the reference network, which condensation has none of
         given = [f"--{n}" for n in ("epoch_reference", "max_train") if getattr(args, n) is not None]
         if given:
             verb = "apply" if len(given) > 1 else "applies"
-            raise ConfigError(f"{' and '.join(given)} {verb} to the coreset methods and whole, not to --method DC")
+            raise ConfigError(f"{' and '.join(given)} {verb} to the coreset methods and whole, "
+                              f"not to --method {args.method}")
+    if args.dsa_strategy is not None:
+        if args.method not in ("DSA", "DM"):
+            raise ConfigError(f"--dsa_strategy applies to --method DSA and DM, not to --method {args.method}")
+        diffaug.check_strategy(args.dsa_strategy)
     # Every number flag: floats (learning rates) finite and > 0, ints within int64 and >= 1, but these.
     for name, value in vars(args).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             wrong = numbers.problem(value, type(value), ">= 0" if name in _MAY_BE_ZERO else "> 0")
             if wrong:
                 raise ConfigError(f"--{name} {wrong}")
-    if args.method == "DC":
+    if args.method in ("DC", "DSA"):  # DM has no inner loop: any ipc
         try:
             Budget().loops(args.ipc)
         except ConfigError as err:
@@ -158,10 +170,12 @@ def writable_folder(path: str) -> Path:
 
 def budgets(args: argparse.Namespace):
     from evaluation.protocol import EvalBudget
-    base, eval_base = (Budget.smoke(), EvalBudget.smoke()) if args.smoke else (Budget(), EvalBudget())
+    base = default_budget(args.method, args.smoke)
+    eval_base = EvalBudget.smoke() if args.smoke else EvalBudget()
     given = {"iterations": args.Iteration, "batch_real": args.batch_real, "lr_img": args.lr_img}
-    budget = dataclasses.replace(base, lr_net=args.lr_net, batch_train=args.batch_train, precision=args.precision,
-                                 **{k: v for k, v in given.items() if v is not None})
+    if not isinstance(base, DMBudget):  # DM trains no network while condensing
+        given.update(lr_net=args.lr_net, batch_train=args.batch_train, precision=args.precision)
+    budget = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
     eval_budget = dataclasses.replace(eval_base, lr=args.lr_net, batch_train=args.batch_train,
                                       precision=args.precision)
     if args.epoch_eval_train is not None:
@@ -211,28 +225,32 @@ def run(args: argparse.Namespace) -> dict:
     train, test = load(args.dataset, args.data_path, download=args.download)
     cell = Cell(args, train.to(device), test.to(device), eval_models(args.eval_mode, args.model), eval_budget,
                 num_exp, num_eval, out)
-    if args.method == "DC":
+    if args.method in CONDENSATION_METHODS:
         return run_dc(cell, budget)
     if args.method == "whole":
         return run_whole(cell, reference)
     return run_coreset(cell, reference)
 
 
-def run_dc(cell: Cell, budget: Budget) -> dict:
-    """Condense ``num_exp`` sets, evaluating each at the eval mode's iterations."""
+def run_dc(cell: Cell, budget: Budget | DMBudget) -> dict:
+    """Condense ``num_exp`` sets (DC, DSA or DM), evaluating each at the eval mode's iterations."""
     from evaluation.pools import eval_iterations
     from evaluation.protocol import evaluate
     args, models, test = cell.args, cell.models, cell.test
     points = eval_iterations(args.eval_mode, budget.iterations)
     tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
+    init = args.init or DEFAULT_INIT[args.method]
+    dsa = args.dsa_strategy or diffaug.DEFAULT_STRATEGY
+    how = f"init {init}" + (f", DSA {dsa}" if args.method in ("DSA", "DM") else "")
     print(f"{tag}: eval_mode {args.eval_mode} -> {', '.join(models)}; {cell.num_exp} exp x {cell.num_eval} nets; "
-          f"{budget.iterations} iterations; device {test.images.device}", flush=True)
+          f"{budget.iterations} iterations; {how}; device {test.images.device}", flush=True)
     results: dict = {"args": vars(args), "budget": dataclasses.asdict(budget),
                      "eval_budget": dataclasses.asdict(cell.eval_budget), "accuracies": {m: [] for m in models},
                      "by_iteration": []}
     for exp in range(cell.num_exp):
-        seed = derive_seed(args.seed, tag, args.dis_metric, args.init, exp)
-        run_ = Condensation(cell.train, args.model, args.ipc, args.dis_metric, budget, seed, args.init)
+        seed = derive_seed(args.seed, tag, args.dis_metric, init, exp)
+        run_ = make_condensation(args.method, cell.train, args.model, args.ipc, args.dis_metric, budget, seed,
+                                 init, dsa)
 
         def on_eval(iteration: int, state: Condensation) -> None:
             loss = f"loss {state.mean_loss():.4f}" if iteration else "(no step yet)"

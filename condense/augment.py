@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import diffaug
 from .errors import unknown
 
 STRATEGIES = ("none", "crop_scale_rotate", "crop_noise")
@@ -57,6 +58,8 @@ def augment(images: Tensor, strategy: str, generator: Generators,
     With a sequence of K generators, ``images`` is K equal consecutive groups and group k comes out
     exactly as ``augment(group_k, strategy, generator[k])`` would: its own draws and its own mean fill.
     """
+    if diffaug.is_eval_strategy(strategy):  # a DSA/DM set is trained with DSA's augmentation
+        return diffaug.augment(images, strategy[len(diffaug.EVAL_PREFIX):], generator)
     if strategy not in STRATEGIES:
         raise unknown("augmentation strategy", strategy, STRATEGIES)
     if strategy == "none" or images.shape[0] == 0:

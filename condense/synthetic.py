@@ -210,15 +210,17 @@ def freeze_batchnorm_on(net: nn.Module, images: Tensor) -> None:
 
 
 def train_epochs(net: nn.Module, images: Tensor, labels: Tensor, optimizer: torch.optim.Optimizer,
-                 epochs: int, batch: int, generator: torch.Generator) -> None:
-    """Plain shuffled mini-batch training (the inner loop); no augmentation during condensation."""
+                 epochs: int, batch: int, generator: torch.Generator,
+                 augment: Callable[[Tensor], Tensor] | None = None) -> None:
+    """Plain shuffled mini-batch training (the inner loop); DC augments nothing here, DSA each batch."""
     net.train()
     for _ in range(epochs):
         order = torch.randperm(images.shape[0], device=images.device, generator=generator)
         for start in range(0, images.shape[0], batch):
             idx = order[start:start + batch]
+            x = images[idx] if augment is None else augment(images[idx])
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(net(images[idx]), labels[idx]).backward()
+            F.cross_entropy(net(x), labels[idx]).backward()
             optimizer.step()
 
 
@@ -243,6 +245,7 @@ class Condensation:
             raise unknown("model", model, networks.list_models())
         self.train, self.model, self.ipc = train, model, ipc
         self.metric, self.budget = check_metric(metric), budget
+        self.inner_augment: Callable[[Tensor], Tensor] | None = None  # DSA augments the inner loop
         self.outer_loop, self.inner_loop = budget.loops(ipc)
         self.device = train.images.device
         batched_real = self.device.type == "cuda" if batched_real is None else batched_real
@@ -294,7 +297,7 @@ class Condensation:
             if outer == self.outer_loop - 1:
                 break
             train_epochs(net, self.images.detach().clone(), self.labels, net_opt,
-                         self.inner_loop, b.batch_train, self.generator)
+                         self.inner_loop, b.batch_train, self.generator, self.inner_augment)
         self.iteration += 1
 
     def mean_loss(self) -> float:
@@ -308,7 +311,9 @@ class Condensation:
         """Raise ``NonFiniteLossError`` naming the first outer iteration whose matching loss was nan
         or infinite, or after which the images were (one host sync: call it where results are read)."""
         bad = self._diverged.read()
-        lrs = f"image lr {self.budget.image_lr(self.model)}, network lr {self.budget.lr_net}"
+        lrs = f"image lr {self.budget.image_lr(self.model)}"
+        if hasattr(self.budget, "lr_net"):  # DM's budget trains no network
+            lrs += f", network lr {self.budget.lr_net}"
         if bad is not None:
             raise NonFiniteLossError(f"matching loss is {bad[1]} at outer iteration {bad[0]} of "
                                      f"{self.budget.iterations} ({lrs}): the condensation diverged")

@@ -255,15 +255,18 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
     """Train one fresh ``model_name`` per seed on ``synthetic`` and return each one's test accuracy.
 
     The seed fixes the network's initialisation, shuffling and augmentation draws. ``strategy``
-    defaults to the paper's choice for this dataset and evaluation model. With ``vectorised`` up to
-    ``max_parallel`` seeds (default: what memory allows) train together as one vmapped model;
-    ``vectorised=False`` trains them one after another (the reference); ``memory_share``: the fraction
-    of a GPU this evaluation has (a trial's share), which sizes its seed groups. Both give the same networks
+    defaults to the set's ``meta["eval_augment"]`` (DSA and DM sets: DSA augmentation, as the
+    original evaluates them), else to the paper's choice for this dataset and evaluation model.
+    With ``vectorised`` up to ``max_parallel`` seeds (default: what memory allows) train together as
+    one vmapped model; ``vectorised=False`` trains them one after another (the reference);
+    ``memory_share``: the fraction of a GPU this evaluation has (a trial's share), which sizes its
+    seed groups. Both give the same networks
     up to float rounding. The default vectorises on accelerators only: on a CPU, where a ConvNet
     step is compute-bound, vmapped seeds measured slower than serial ones (benchmarks/eval_seeds.py
     on 2 quiet cores: 0.92x at ipc 1, 0.63x at ipc 10; 9.05x at ipc 1 on an H200).
     """
-    strategy = strategy_for(test.info.name, model_name) if strategy is None else strategy
+    if strategy is None:  # the set's own (DSA and DM sets: DSA augmentation), else the paper's choice
+        strategy = synthetic.meta.get("eval_augment") or strategy_for(test.info.name, model_name)
     epochs = budget.epochs_for(strategy)
     device = test.images.device
     images, labels = synthetic.images.to(device), synthetic.labels.to(device)

@@ -14,8 +14,9 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from condense import baselines
+from condense import baselines, diffaug
 from condense.augment import strategy_for
+from condense.methods import CONDENSATION_METHODS, DMBudget
 from condense.reference import ReferenceBudget
 from condense.synthetic import Budget, derive_seed
 from evaluation.pools import eval_iterations, eval_models
@@ -26,8 +27,8 @@ from .layouts import WHOLE
 if TYPE_CHECKING:
     from .spec import Sweep
 
-# How a cell's set is made: gradient matching, a coreset of real images, or no set (the bound).
-METHODS = ("DC", *baselines.METHODS, WHOLE)
+# How a cell's set is made: condensation (DC, DSA, DM), a coreset of real images, or no set (the bound).
+METHODS = (*CONDENSATION_METHODS, *baselines.METHODS, WHOLE)
 
 # What --smoke keeps of any sweep: runs and networks per cell, on top of the smoke budget presets.
 SMOKE_NUM_EXP, SMOKE_NUM_EVAL = 1, 2
@@ -93,12 +94,16 @@ class Settings:
     checkpoint_every: int
     code_version: str
     cache_dir: str | None = None  # reference networks; on a cluster a folder every node sees
+    dm_budget: DMBudget = DMBudget()  # DM's own budget (20000 iterations, lr_img 1, ...)
     shared_reference: bool = False  # coresets: one reference network for every experiment
 
     def reference_seed(self, exp: int) -> int:
         """The seed of experiment ``exp``'s reference network: its own (the whole bound's network of
         that experiment), or with ``shared_reference`` the sweep's, one network for all."""
         return self.seed if self.shared_reference else self.seed + exp
+
+    def budget_for(self, method: str) -> Budget | DMBudget:
+        return self.dm_budget if method == "DM" else self.budget
 
     def comparable(self) -> dict:
         """The part that decides the numbers: a resumed sweep must not change it."""
@@ -109,14 +114,16 @@ class Settings:
 
 def settings_for(sweep: "Sweep", data_root: str, code_version: str, smoke: bool = False) -> Settings:
     budget, eval_budget, num_exp, num_eval = sweep.budget, sweep.eval_budget, sweep.num_exp, sweep.num_eval
-    reference = sweep.reference_budget
+    reference, dm_budget = sweep.reference_budget, sweep.dm_budget
     if smoke:
         budget = _cap(budget, Budget(), Budget.smoke())
+        dm_budget = _cap(dm_budget, DMBudget(), DMBudget.smoke())
         eval_budget = _cap(eval_budget, EvalBudget(), EvalBudget.smoke())
         reference = _cap(reference, ReferenceBudget(), ReferenceBudget.smoke())
         num_exp, num_eval = min(num_exp, SMOKE_NUM_EXP), min(num_eval, SMOKE_NUM_EVAL)
     return Settings(budget, eval_budget, reference, num_exp, num_eval, sweep.seed, data_root,
-                    sweep.checkpoint_every, code_version, shared_reference=sweep.shared_reference)
+                    sweep.checkpoint_every, code_version, dm_budget=dm_budget,
+                    shared_reference=sweep.shared_reference)
 
 
 def _cap(budget, default, smoke):
@@ -131,6 +138,14 @@ def _cap(budget, default, smoke):
     return dataclasses.replace(budget, **changes)
 
 
+def eval_strategy(cell: Cell, eval_model: str) -> str:
+    """How the cell's sets are augmented in evaluation: DSA's (default strategy) for DSA and DM
+    sets, as their ``meta["eval_augment"]`` says, else the paper's choice."""
+    if cell.method in ("DSA", "DM"):
+        return diffaug.eval_strategy(diffaug.DEFAULT_STRATEGY)
+    return strategy_for(cell.dataset, eval_model)
+
+
 def describe(cell: Cell, s: Settings) -> str:
     """One dry-run line: the cell id, how its sets are made and the budget it will spend."""
     models = cell.eval_models()
@@ -140,16 +155,17 @@ def describe(cell: Cell, s: Settings) -> str:
     if cell.method == WHOLE:
         return (f"{cell.cell_id}  {s.num_exp} exp: {n_models} x 1 net trained on {images} training images "
                 f"for {s.reference.epochs} epochs (method whole){tables}")
-    epochs = sorted({s.eval_budget.epochs_for(strategy_for(cell.dataset, m)) for m in models})
+    epochs = sorted({s.eval_budget.epochs_for(eval_strategy(cell, m)) for m in models})
     evaluation = f"{n_models} x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs"
-    if cell.method != "DC":
+    if cell.method not in CONDENSATION_METHODS:
         source = f"{images} training images"
         if cell.method in baselines.NEEDS_REFERENCE:
             source += (f", reference {cell.model} of {s.reference.epochs} epochs"
                        f"{' shared by the exps' if s.shared_reference else ' per exp'}")
         return f"{cell.cell_id}  {s.num_exp} exp: {cell.method} selection ({source}); eval {evaluation}{tables}"
-    outer, inner = s.budget.loops(cell.ipc)
-    points = "/".join(map(str, eval_iterations(cell.eval_mode, s.budget.iterations)))
-    steps = s.num_exp * s.budget.iterations * outer
-    return (f"{cell.cell_id}  {s.num_exp} exp x {s.budget.iterations} it (loops {outer}/{inner}, "
+    budget = s.budget_for(cell.method)
+    outer, inner = budget.loops(cell.ipc)
+    points = "/".join(map(str, eval_iterations(cell.eval_mode, budget.iterations)))
+    steps = s.num_exp * budget.iterations * outer
+    return (f"{cell.cell_id}  {s.num_exp} exp x {budget.iterations} it (loops {outer}/{inner}, "
             f"{steps} matching steps); eval at it {points}: {evaluation}{tables}")

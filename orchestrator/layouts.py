@@ -42,6 +42,8 @@ TABLES: dict[str, Layout] = {
     "ablation_pooling": _cross("Ablation: pooling"),
     "ablation_norm": _cross("Ablation: normalisation"),
     "metric": Layout("Ablation: gradient distance", ("model",), "dis_metric"),
+    "methods": Layout("The seed repository's methods: test accuracy (%) of ConvNets trained on the condensed set",
+                      ("dataset", "ipc"), "method", labels={"DC": "DC", "DSA": "DSA", "DM": "DM"}),
 }
 
 # A sweep grid's axes and the results column each one fills.

@@ -14,7 +14,8 @@ A sweep file is shaped like the tables it makes::
     num_exp: 5                    # the settings below default to the paper's protocol
     num_eval: 20
     seed: 0
-    budget: {iterations: 1000}    # condense.synthetic.Budget fields
+    budget: {iterations: 1000}    # condense.synthetic.Budget fields (DC, DSA)
+    dm_budget: {iterations: 20000} # condense.methods.DMBudget fields (DM)
     eval_budget: {epochs: 300}    # evaluation.protocol.EvalBudget fields
     reference_budget: {epochs: 50} # condense.reference.ReferenceBudget: coresets' network, whole bound
     resources: auto               # default: follow the cluster (orchestrator/resources.py); or
@@ -45,6 +46,7 @@ from condense import networks, numbers
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
 from condense.matching import METRICS
+from condense.methods import DMBudget
 from condense.reference import ReferenceBudget
 from condense.synthetic import Budget
 from evaluation.pools import EVAL_MODES
@@ -83,6 +85,7 @@ class Sweep:
     num_eval: int = 20
     seed: int = 0
     budget: Budget = Budget()
+    dm_budget: DMBudget = DMBudget()
     eval_budget: EvalBudget = EvalBudget()
     reference_budget: ReferenceBudget = ReferenceBudget()
     resources: Resources | None = None  # None: auto, what the cluster offers (orchestrator/resources.py)
@@ -141,7 +144,7 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
     settings = {k: v for k, v in raw.items() if k not in ("tables", "include", "resources")}
     sweep = dataclasses.replace(_build(Sweep, {**settings, "name": path.stem}, where, ""), grids=tuple(grids),
                                 resources=_resources(raw.get("resources", "auto"), where))
-    for ipc in sorted({i for g in sweep.grids if "DC" in g.methods for i in g.ipcs}):
+    for ipc in sorted({i for g in sweep.grids if {"DC", "DSA"} & set(g.methods) for i in g.ipcs}):
         try:
             sweep.budget.loops(ipc)
         except ConfigError as err:

@@ -81,7 +81,8 @@ def cell_text(s: dict, pm: str, delta: str, paper: bool = True, bold: str = "{}"
     text = bold.format(f"{s['mean']:.2f} {pm} {s['std']:.2f}")
     if paper and s["paper"] is not None:
         mean, std = s["paper"]
-        text += f" [{mean:.1f} {pm} {std:.1f}; {delta}{s['mean'] - mean:+.2f}]"
+        number = f"{mean:.1f}" if std is None else f"{mean:.1f} {pm} {std:.1f}"  # some sources give no std
+        text += f" [{number}; {delta}{s['mean'] - mean:+.2f}]"
     return text
 
 

@@ -26,6 +26,7 @@ from ray import tune
 from condense import baselines
 from condense.data import ImageSet, load
 from condense.errors import NonFiniteLossError, unknown
+from condense.methods import CONDENSATION_METHODS, make_condensation
 from condense.runtime import keep_freed_memory
 from condense.synthetic import Condensation, SyntheticSet, derive_seed, run_condensation
 from evaluation.pools import eval_iterations
@@ -64,7 +65,7 @@ def train_cell(config: dict, settings: Settings) -> None:
                     continue
                 seed = cell.exp_seed(settings.seed, trial.exp)
                 synthetic = make_set(cell, train, test, seed, settings, trial)
-                pool = train if cell.method == "DC" else settings.reference.pool(train)
+                pool = train if cell.method in CONDENSATION_METHODS else settings.reference.pool(train)
                 trial.finish(synthetic, test, seed, len(pool))
     except NonFiniteLossError as err:
         # A diverged run diverges again from the same seed: the cell fails now, without Tune's retries.
@@ -76,7 +77,7 @@ def train_cell(config: dict, settings: Settings) -> None:
 
 def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:
     """How a cell's set is made, by method: the one place a new method (a coreset) plugs in."""
-    if cell.method == "DC":
+    if cell.method in CONDENSATION_METHODS:
         return _condense(cell, train, test, seed, settings, trial)
     if cell.method in baselines.METHODS:
         trial.mark()  # selection time; the reference network comes from the driver's stage (stages.py)
@@ -89,12 +90,14 @@ def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Tr
 
 
 def _condense(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:
-    run = Condensation(train, cell.model, cell.ipc, cell.metric, settings.budget, seed)
+    # each method with its own budget, initialisation and (DSA, DM) default augmentation
+    budget = settings.budget_for(cell.method)
+    run = make_condensation(cell.method, train, cell.model, cell.ipc, cell.metric, budget, seed)
     resumed_at = None
     if trial.condensation is not None:
         run.load_state_dict(trial.condensation)
         resumed_at = run.iteration  # its evaluation and checkpoint happened before it was saved
-    last = settings.budget.iterations
+    last = budget.iterations
     evals = set(eval_iterations(cell.eval_mode, last)) - {last}  # the last one is trial.finish's
     saves = set(range(settings.checkpoint_every, last, settings.checkpoint_every))
     if trial.window is None:  # a fresh experiment (or a checkpoint from before the curves were kept)

@@ -45,8 +45,8 @@ def test_help_lists_every_seed_flag(seed_cli):
 
 def test_help_lists_every_method_and_the_baseline_flags(seed_cli):
     out = " ".join(seed_cli("--help").stdout.split())
-    for word in ("DC", "random", "herding", "kcenter", "forgetting", "whole", "--epoch_reference", "--max_train",
-                 "--cache_dir"):
+    for word in ("DC", "DSA", "DM", "random", "herding", "kcenter", "forgetting", "whole", "--epoch_reference",
+                 "--max_train", "--cache_dir", "--dsa_strategy", "color_crop_cutout_flip_scale_rotate"):
         assert word in out, word
 
 
@@ -70,6 +70,8 @@ def test_list_models_prints_registry(seed_cli):
     (["--method", "random", "--max_train", "0"], "0"),
     (["--method", "random", "--ipc", "100", "--max_train", "500"], "fewer"),
     (["--max_train", "500"], "--max_train"),
+    (["--method", "DSA", "--dsa_strategy", "color_blur"], "blur"),
+    (["--dsa_strategy", "crop"], "--dsa_strategy"),
 ])
 def test_bad_input_is_one_line_exit_2(seed_cli, args, bad):
     base = {"--dataset": "MNIST", "--model": "ConvNet", "--ipc": "1"}

@@ -80,3 +80,21 @@ def test_describe_states_the_budget():
     assert "random selection (all training images); eval" in lines["MNIST-ConvNet-ipc1-S-ours-random"]
     assert "5 exp: 1 model x 1 net trained on all training images for 50 epochs" in lines[
         "MNIST-ConvNet-all-S-ours-whole"]
+
+
+def test_methods_sweep_has_dc_dsa_and_dm_with_their_own_budgets():
+    sweep = spec.load(SWEEPS / "methods.yaml")
+    cells = expand(sweep)
+    assert len(cells) == 4 * 3 * 3
+    ids = {c.cell_id for c in cells}
+    assert {"MNIST-ConvNet-ipc1-S-ours", "MNIST-ConvNet-ipc1-S-ours-DSA", "CIFAR10-ConvNet-ipc50-S-ours-DM"} <= ids
+    s = settings_for(sweep, "/data", "v")
+    lines = {c.cell_id: describe(c, s) for c in cells}
+    # DSA: DC's loops; DM: 20000 one-update iterations; both evaluate with DSA augmentation, 1000 epochs
+    assert "1000 it (loops 50/10" in lines["CIFAR10-ConvNet-ipc50-S-ours-DSA"]
+    assert "20000 it (loops 1/0" in lines["CIFAR10-ConvNet-ipc50-S-ours-DM"]
+    assert "1000 epochs" in lines["CIFAR10-ConvNet-ipc50-S-ours-DM"]
+    assert "300 epochs" in lines["CIFAR10-ConvNet-ipc50-S-ours"]  # DC's evaluation is unchanged
+    smoke = settings_for(sweep, "/data", "v", smoke=True)
+    assert (smoke.budget_for("DM").iterations, smoke.budget_for("DM").lr_img) == (50, 1.0)
+    assert smoke.budget_for("DSA") is smoke.budget

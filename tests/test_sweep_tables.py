@@ -152,3 +152,17 @@ def test_a_results_file_of_the_first_schema_still_renders(tmp_path):
     assert body[1] == ("| MNIST | 1 | 60.00 ± 0.00 [64.9 ± 3.5; Δ -4.90] | 90.00 ± 0.00 [91.7 ± 0.5; Δ -1.70] "
                        "| 99.00 ± 0.00 [99.6 ± 0.0; Δ -0.60] |")
     assert "for 40 epochs" in (tmp_path / "tables" / "table1.md").read_text()
+
+
+def test_methods_table_has_a_column_per_method_and_dsa_published_means(tmp_path):
+    t = ("methods",)
+    rows = []
+    for method, acc in (("DM", 85.0), ("DSA", 88.0), ("DC", 91.0)):
+        rows += accs(cell("ConvNet", "S", tables_=t, method=method), {"ConvNet": [acc, acc + 1]})
+    results.write(rows, tmp_path / "r.parquet")
+    md = tables.markdown(results.read(tmp_path / "r.parquet"), "methods")
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| dataset | ipc \\ method | DC | DSA | DM |"
+    # DSA's README gives means only; no DM number is entered without a primary source
+    assert lines[1] == ("| MNIST | 1 | 91.50 ± 0.50 [91.7 ± 0.5; Δ -0.20] | 88.50 ± 0.50 [88.7; Δ -0.20] | "
+                        "85.50 ± 0.50 |")

@@ -11,6 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
+
 import torch
 from ray import tune
 
@@ -170,3 +171,17 @@ def test_a_whole_cell_tests_networks_trained_on_the_whole_pool(tmp_path, monkeyp
     assert [len(s) for s in sets] == [100, 100] and sets[0].meta["method"] == "whole"  # the figure's sample
     again = run(monkeypatch, tmp_path / "again", settings, cell=cell, restore_from=fake.checkpoints[-1])
     assert again.checkpoints == [] and again.reports[-1]["done"]
+
+
+@pytest.mark.slow
+def test_a_dm_cell_uses_its_own_budget_and_a_non_finite_loss_fails_it(tmp_path, monkeypatch, settings):
+    from condense import methods
+
+    settings = dataclasses.replace(settings, num_exp=1, dm_budget=methods.DMBudget(iterations=2, batch_real=8))
+    cell = Cell("MNIST", "MLP", 1, "S", "ours", "DM", ("methods",))
+    state, sets = final_state(run(monkeypatch, tmp_path / "dm", settings, cell=cell))
+    assert [(r["exp"], r["iterations"]) for r in state["records"]] == [(0, 2)] * 2  # DM's 2, not DC's 4
+    assert sets[0].meta["method"] == "DM" and sets[0].meta["eval_augment"].startswith("dsa:")
+    monkeypatch.setattr(methods, "distribution_matching_loss", lambda embed, real, syn: syn.sum() * float("nan"))
+    failed = run(monkeypatch, tmp_path / "nan", settings, cell=cell).reports[-1]["failed"]
+    assert failed.startswith("NonFiniteLossError: exp 0: ") and "matching loss is nan" in failed

@@ -1,0 +1,140 @@
+"""DSA and DM as runs of the Condensation machinery: DM's loss by hand and against the original's
+per-class loop, DSA's siamese matching step, resume, non-finite stops, and DSA evaluation."""
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from condense import diffaug
+from condense.errors import NonFiniteLossError
+from condense.methods import (DMBudget, DMCondensation, DSACondensation, distribution_matching_loss,
+                              make_condensation)
+from condense.synthetic import Budget, build_network, class_gradients_loss, seeded_generator
+
+TINY_DM = DMBudget(iterations=3, batch_real=8)
+TINY_DSA = Budget(iterations=2, batch_real=8, outer_loop=2, inner_loop=1)
+SMALL = "ConvNetW16D1"  # the wiring, not the network, is under test: keep the steps cheap
+
+
+def test_dm_defaults_are_main_dm_py():
+    b = DMBudget()
+    assert (b.iterations, b.batch_real, b.lr_img, b.momentum_img) == (20000, 256, 1.0, 0.5)
+    assert b.loops(50) == (1, 0) and b.image_lr("MLP") == 1.0
+
+
+def test_dm_loss_by_hand():
+    real = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[0.0, 0.0], [2.0, 2.0]]])  # (2 classes, 2 images, 2)
+    syn = torch.tensor([[[0.0, 1.0]], [[1.0, 3.0]]], requires_grad=True)
+    # class 0: mean (2, 3) - (0, 1) -> 4 + 4; class 1: mean (1, 1) - (1, 3) -> 0 + 4
+    loss = distribution_matching_loss(lambda x: x, real, syn)
+    assert loss.item() == 12.0
+    loss.backward()
+    assert syn.grad.tolist() == [[[-4.0, -4.0]], [[0.0, 4.0]]]  # 2 (mean_syn - mean_real)
+
+
+def test_dm_loss_matches_the_per_class_loop_without_batchnorm(mnist_small):
+    train, _ = mnist_small
+    net = build_network(SMALL, train, seeded_generator(0), "cpu")  # instance norm, as ConvNet
+    net.requires_grad_(False)
+    real = train.images[:40].view(10, 4, 1, 28, 28)
+    syn = torch.randn(10, 2, 1, 28, 28, requires_grad=True)
+    batched = distribution_matching_loss(net.embed, real, syn)
+    loop = sum(((net.embed(real[c]).mean(0) - net.embed(syn[c]).mean(0)) ** 2).sum() for c in range(10))
+    torch.testing.assert_close(batched, loop, rtol=1e-5, atol=1e-4)
+    g_batched, = torch.autograd.grad(batched, syn)
+    g_loop, = torch.autograd.grad(loop, syn)
+    torch.testing.assert_close(g_batched, g_loop, rtol=1e-4, atol=1e-6)
+
+
+def test_dm_embeds_batchnorm_models_over_all_classes_at_once(mnist_small):
+    """The original's BN branch: batch statistics over the real images of every class."""
+    train, _ = mnist_small
+    net = build_network("ConvNetBN", train, seeded_generator(0), "cpu").train().requires_grad_(False)
+    real = train.images[:40].view(10, 4, 1, 28, 28)
+    syn = torch.randn(10, 1, 1, 28, 28)
+    expected = ((net.embed(real.flatten(0, 1)).view(10, 4, -1).mean(1)
+                 - net.embed(syn.flatten(0, 1)).view(10, 1, -1).mean(1)) ** 2).sum()
+    torch.testing.assert_close(distribution_matching_loss(net.embed, real, syn), expected)
+
+
+@pytest.mark.parametrize("method, budget", [("DM", TINY_DM),
+                                            pytest.param("DSA", TINY_DSA, marks=pytest.mark.slow)])
+def test_runs_are_deterministic_resumable_and_tagged(mnist_small, method, budget):
+    train, _ = mnist_small
+    a = make_condensation(method, train, SMALL, 2, budget=budget, seed=3)
+    start = a.images.detach().clone()
+    a.step()
+    state = copy.deepcopy(a.state_dict())  # the live tensors move on with the run
+    for _ in range(budget.iterations - 1):
+        a.step()
+    assert not torch.equal(a.images, start)
+    resumed = make_condensation(method, train, SMALL, 2, budget=budget, seed=99)
+    resumed.load_state_dict(state)
+    for _ in range(budget.iterations - 1):
+        resumed.step()
+    assert torch.equal(a.images, resumed.images)
+    other = make_condensation(method, train, SMALL, 2, budget=budget, seed=4)
+    assert not torch.equal(other.images, start)  # init real: another seed, other images
+    s = a.synthetic()
+    assert s.meta["method"] == method and s.meta["eval_augment"] == "dsa:" + diffaug.DEFAULT_STRATEGY
+
+
+def test_dsa_matching_step_augments_real_and_synthetic_with_one_draw(mnist_small):
+    train, _ = mnist_small
+    run = DSACondensation(train, SMALL, 1, budget=TINY_DSA, seed=0, fast=False)
+    net = build_network(SMALL, train, seeded_generator(1), "cpu")
+    real = train.images[:40].view(10, 4, 1, 28, 28)
+    syn = run.images.view(10, 1, 1, 28, 28)
+    twin = torch.Generator().set_state(run.generator.get_state())
+    expected = class_gradients_loss(net, *diffaug.siamese(real, syn, run.dsa_strategy, twin), "ours")
+    torch.testing.assert_close(run.matching_loss(net, real, syn, "ours"), expected)
+    assert run.inner_augment is not None
+    assert make_condensation("DC", train, SMALL, 1, budget=TINY_DSA).inner_augment is None
+
+
+def test_a_non_finite_loss_stops_the_run(mnist_small):
+    train, _ = mnist_small
+    run = DMCondensation(train, "ConvNet", 1, budget=TINY_DM, seed=0)
+    with torch.no_grad():
+        run.images.fill_(float("nan"))
+    run.step()
+    with pytest.raises(NonFiniteLossError, match="matching loss is nan at outer iteration 0"):
+        run.check_finite()
+
+
+def test_dsa_and_dm_sets_are_evaluated_with_dsa_augmentation(mnist_small, monkeypatch):
+    from evaluation.protocol import EvalBudget, evaluate
+
+    train, test = mnist_small
+    calls = []
+    original = diffaug.augment
+    monkeypatch.setattr(diffaug, "augment", lambda x, s, g, **kw: calls.append(s) or original(x, s, g, **kw))
+    run = make_condensation("DM", train, "ConvNet", 1, budget=TINY_DM, seed=0)
+    budget = EvalBudget(epochs=2, max_test=100)
+    evaluate(run.synthetic(), test, "ConvNet", [0], budget)
+    assert calls == [diffaug.DEFAULT_STRATEGY] * 3  # one batch per epoch, epochs + 1 epochs as the original
+    calls.clear()
+    dc = make_condensation("DC", train, "ConvNet", 1, budget=TINY_DSA, seed=0).synthetic()
+    evaluate(dc, test, "ConvNet", [0], budget)
+    assert calls == []
+    assert budget.epochs_for("dsa:" + diffaug.DEFAULT_STRATEGY) == 2
+    assert dataclasses.replace(budget, epochs=None).epochs_for("dsa:" + diffaug.DEFAULT_STRATEGY) == 1000
+
+
+@pytest.mark.parametrize("method, budget", [("DM", TINY_DM),
+                                            pytest.param("DSA", TINY_DSA, marks=pytest.mark.slow)])
+def test_a_step_never_waits_for_the_device(mnist_small, device, method, budget):
+    """On CUDA (DC_TEST_DEVICE=cuda) a whole DSA/DM step runs under sync debug mode "error":
+    augmentation draws and op choices stay on the device."""
+    train = mnist_small[0].to(device)
+    run = make_condensation(method, train, SMALL, 2, budget=budget, seed=0)
+    run.step()  # first use: lazy initialisations may synchronise once
+    if device.type == "cuda":
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        run.step()
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    assert run.iteration == 2
