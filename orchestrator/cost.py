@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condense import baselines
-from condense.augment import strategy_for
 from condense.data import DATASETS
 from evaluation.pools import eval_iterations
 from evaluation.protocol import schedule
@@ -121,7 +120,7 @@ class Estimator:
     def __init__(self, calibration: Calibration):
         self.cal = calibration
         self.borrowed: set[str] = set()  # "shape/model" pairs estimated with the ConvNet's probes
-        self._references: set[tuple[str, str]] = set()
+        self._references: set[tuple[str, str, int]] = set()  # (dataset, model, seed) trained so far
 
     def _fit(self, dataset: str, model: str, probe: str, n: float, ipc: float = 0) -> float:
         shape = shape_key(dataset)
@@ -138,11 +137,13 @@ class Estimator:
         return cost + (self._fit(dataset, model, probe, rest) if rest else 0.0)
 
     def _evaluation(self, cell, s, images: int, points: int) -> float:
+        from .cells import eval_strategy
+
         eb = s.eval_budget
         n_test = SPLITS[cell.dataset][1] if eb.max_test is None else min(eb.max_test, SPLITS[cell.dataset][1])
         total = 0.0
         for m in cell.eval_models():
-            epochs = schedule(eb.epochs_for(strategy_for(cell.dataset, m)))[0]
+            epochs = schedule(eb.epochs_for(eval_strategy(cell, m)))[0]
             per_net = epochs * self._epoch(cell.dataset, m, "eval", images, eb.batch_train)
             per_net += self._fit(cell.dataset, m, "test", n_test)
             total += s.num_eval * per_net
@@ -155,23 +156,26 @@ class Estimator:
         return r.epochs * self._epoch(cell.dataset, cell.model, "train", pool, r.batch_train)
 
     def cell_seconds(self, cell, s) -> float:
+        from condense.methods import CONDENSATION_METHODS
+
         from .cells import WHOLE
 
         classes = DATASETS[cell.dataset].num_classes
         if cell.method == WHOLE:
             n_test = SPLITS[cell.dataset][1]
             return s.num_exp * (self._reference(cell, s) + self._fit(cell.dataset, cell.model, "test", n_test))
-        if cell.method != "DC":
+        if cell.method not in CONDENSATION_METHODS:
             cost = self._evaluation(cell, s, classes * cell.ipc, points=1)
-            key = (cell.dataset, cell.model)
-            if cell.method in baselines.NEEDS_REFERENCE and key not in self._references:
-                self._references.add(key)  # cached: trained once for the whole sweep
-                cost += self._reference(cell, s)
+            if cell.method in baselines.NEEDS_REFERENCE:  # cached: each reference seed trained once per sweep
+                new = {(cell.dataset, cell.model, s.reference_seed(e)) for e in range(s.num_exp)} - self._references
+                self._references |= new
+                cost += len(new) * self._reference(cell, s)
             return cost
-        b = s.budget
+        # DSA as DC (its augmentation not counted); DM one matching-sized step per iteration, no inner loop
+        b = s.budget_for(cell.method)
         outer, inner = b.loops(cell.ipc)
         step = self._fit(cell.dataset, cell.model, "matching", b.batch_real, cell.ipc)
-        inner_epoch = self._epoch(cell.dataset, cell.model, "train", classes * cell.ipc, b.batch_train)
+        inner_epoch = self._epoch(cell.dataset, cell.model, "train", classes * cell.ipc, b.batch_train) if inner else 0.0
         per_iteration = outer * step + (outer - 1) * inner * inner_epoch
         points = len(eval_iterations(cell.eval_mode, b.iterations))
         return s.num_exp * b.iterations * per_iteration + self._evaluation(cell, s, classes * cell.ipc, points)

@@ -1,4 +1,5 @@
 """The dry run's cost estimate: a cell's budget times the calibrated step costs, and its total line."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -60,9 +61,12 @@ def test_reference_counted_once_and_whole_cells(calibrations):
     est = cost.Estimator(cost.choose("cpu")[0])
     s = settings()
     herding = Cell("MNIST", "ConvNet", 1, "S", "ours", "herding", ("t",))
-    # reference: 2 epochs of 512 images in batches of 256 = 4 steps of 1 s; cached after the first cell
-    assert est.cell_seconds(herding, s) == pytest.approx(4)
+    # reference: 2 epochs of 512 images in batches of 256 = 4 steps of 1 s, one network per experiment
+    # (2); cached after the first cell
+    assert est.cell_seconds(herding, s) == pytest.approx(2 * 4)
     assert est.cell_seconds(herding, s) == pytest.approx(0)
+    shared = cost.Estimator(cost.choose("cpu")[0])
+    assert shared.cell_seconds(herding, dataclasses.replace(s, shared_reference=True)) == pytest.approx(4)
     whole = Cell("MNIST", "ConvNet", 0, "S", "ours", "whole", ("t",))
     assert est.cell_seconds(whole, s) == pytest.approx(2 * 4)  # one network per experiment
 
