@@ -136,14 +136,14 @@ def main(argv=None) -> int:
         missing = missing_data(cells, root)
         plan = resources.Plan(sweep.resources, args.gpu_share, args.cpus_per_cell)
         if args.dry_run:
+            if missing and not address:  # first: the last line stays '<N> cells'
+                print(f"warning: {missing}", file=sys.stderr, flush=True)
             per_cell, total = cost.estimate(cells, settings, cost.device_kind(sweep.resources))
             for i, cell in enumerate(cells):
                 print(describe(cell, settings) + ("" if per_cell is None else f"  est {cost.hours(per_cell[i])}"))
             print(plan.describe())
             print(total)
             print(f"{len(cells)} cells")
-            if missing and not address:
-                print(f"warning: {missing}", file=sys.stderr)
             return 0
         if missing and not address:  # a local run's trials would fail on it, one after another
             raise ConfigError(missing)
