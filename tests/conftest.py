@@ -41,3 +41,18 @@ def mnist_small(mnist):
     train, test = mnist
     idx = train.labels[:1000].argsort()
     return ImageSet(train.images[idx].clone(), train.labels[idx].clone(), train.info), test
+
+
+def step_twice_second_without_sync(run, device) -> None:
+    """Two outer steps of ``run``; on CUDA the second under sync debug mode "error" (the first may
+    synchronise once for lazy initialisations), so a host sync in the step fails the test."""
+    import torch
+
+    run.step()
+    if device.type == "cuda":
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        run.step()
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")

@@ -11,6 +11,7 @@ from condense.errors import NonFiniteLossError
 from condense.methods import (DMBudget, DMCondensation, DSACondensation, distribution_matching_loss,
                               make_condensation)
 from condense.synthetic import Budget, build_network, class_gradients_loss, seeded_generator
+from conftest import step_twice_second_without_sync
 
 TINY_DM = DMBudget(iterations=3, batch_real=8)
 TINY_DSA = Budget(iterations=2, batch_real=8, outer_loop=2, inner_loop=1)
@@ -129,12 +130,5 @@ def test_a_step_never_waits_for_the_device(mnist_small, device, method, budget):
     augmentation draws and op choices stay on the device."""
     train = mnist_small[0].to(device)
     run = make_condensation(method, train, SMALL, 2, budget=budget, seed=0)
-    run.step()  # first use: lazy initialisations may synchronise once
-    if device.type == "cuda":
-        torch.cuda.set_sync_debug_mode("error")
-    try:
-        run.step()
-    finally:
-        if device.type == "cuda":
-            torch.cuda.set_sync_debug_mode("default")
+    step_twice_second_without_sync(run, device)
     assert run.iteration == 2

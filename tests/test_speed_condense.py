@@ -11,6 +11,7 @@ import torch
 
 from condense.synthetic import (Budget, Condensation, build_network, class_gradients_loss,
                                 class_gradients_loss_fast, freeze_batchnorm_on, seeded_generator)
+from conftest import step_twice_second_without_sync
 
 
 @pytest.fixture
@@ -96,14 +97,7 @@ def test_an_outer_iteration_never_waits_for_the_device(mnist_small, device):
     run = Condensation(train, "ConvNetW16", 2, budget=Budget(batch_real=8, outer_loop=2, inner_loop=1), seed=0)
     assert run.net_generator.device.type == "cpu"
     assert (run.net_generator is run.generator) == (device.type == "cpu")
-    run.step()  # first use: lazy initialisations may synchronise once
-    if device.type == "cuda":
-        torch.cuda.set_sync_debug_mode("error")
-    try:
-        run.step()
-    finally:
-        if device.type == "cuda":
-            torch.cuda.set_sync_debug_mode("default")
+    step_twice_second_without_sync(run, device)
     assert run.iteration == 2
 
 
