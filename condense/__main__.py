@@ -53,7 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--dataset", default="CIFAR10", help=f"one of {', '.join(dataset_names())} (default CIFAR10, as the seed)")
     a("--model", default="ConvNet", help="network to condense with (see --list-models)")
     a("--ipc", type=int, default=1, help="images per class (default 1)")
-    a("--eval_mode", default="S", help="S (the model itself) or a pool: M W D A P N (default S)")
+    a("--eval_mode", default="S", help="S (the model itself; evaluated at iteration 0, half and last, DM every 2000 and last) "
+      "or a pool: M W D A P N, evaluated at the last iteration (default S)")
     a("--num_exp", type=int, default=None, help="condensation runs (default 5; 1 with --smoke)")
     a("--num_eval", type=int, default=None, help="networks trained per eval model and run (default 20; 2 with --smoke)")
     a("--epoch_eval_train", type=int, default=None,
@@ -237,7 +238,7 @@ def run_dc(cell: Cell, budget: Budget | DMBudget) -> dict:
     from evaluation.pools import eval_iterations
     from evaluation.protocol import evaluate
     args, models, test = cell.args, cell.models, cell.test
-    points = eval_iterations(args.eval_mode, budget.iterations)
+    points = eval_iterations(args.eval_mode, budget.iterations, budget.eval_every)
     tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
     init = args.init or DEFAULT_INIT[args.method]
     dsa = args.dsa_strategy or diffaug.DEFAULT_STRATEGY

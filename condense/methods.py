@@ -42,11 +42,12 @@ class DMBudget:
     batch_real: int = 256
     lr_img: float = 1.0
     momentum_img: float = 0.5
+    eval_every: int = 2000  # mode S evaluates at its multiples and the last iteration
 
     @classmethod
     def smoke(cls, **overrides) -> "DMBudget":
-        """Seconds-long on a CPU."""
-        return dataclasses.replace(cls(iterations=50, batch_real=64), **overrides)
+        """Seconds-long on a CPU (evaluated at 0, 25 and 50)."""
+        return dataclasses.replace(cls(iterations=50, batch_real=64, eval_every=25), **overrides)
 
     def loops(self, ipc: int) -> tuple[int, int]:
         return 1, 0  # one image update per iteration, no network training

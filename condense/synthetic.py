@@ -7,7 +7,7 @@ import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, ClassVar, Iterable
 
 import torch
 import torch.nn as nn
@@ -40,6 +40,7 @@ class Budget:
     inner_loop: int | None = None
     bn_real_per_class: int = 16
     precision: str = "default"  # condense.precision.PRECISIONS; tf32/bf16 act on CUDA only
+    eval_every: ClassVar[None] = None  # mode S evaluates at 0, half and last (DMBudget sets one)
 
     def __post_init__(self) -> None:
         check_precision(self.precision)

@@ -31,8 +31,12 @@ def eval_models(eval_mode: str, model: str) -> list[str]:
     return list(POOLS[eval_mode])
 
 
-def eval_iterations(eval_mode: str, iterations: int) -> list[int]:
-    """Mode S evaluates at iterations 0, half and last; the pools only at the end."""
-    if eval_mode == "S":
+def eval_iterations(eval_mode: str, iterations: int, every: int | None = None) -> list[int]:
+    """Mode S evaluates at iterations 0, half and last (DC's 0/500/1000 at the paper's budget), or,
+    given ``every``, at each multiple of it and the last (main_DM.py: every 2000); the pools only at
+    the end."""
+    if eval_mode != "S":
+        return [iterations]
+    if every is None:
         return sorted({0, iterations // 2, iterations})
-    return [iterations]
+    return sorted({*range(0, iterations + 1, every), iterations})

@@ -165,7 +165,7 @@ def describe(cell: Cell, s: Settings) -> str:
         return f"{cell.cell_id}  {s.num_exp} exp: {cell.method} selection ({source}); eval {evaluation}{tables}"
     budget = s.budget_for(cell.method)
     outer, inner = budget.loops(cell.ipc)
-    points = "/".join(map(str, eval_iterations(cell.eval_mode, budget.iterations)))
+    points = "/".join(map(str, eval_iterations(cell.eval_mode, budget.iterations, budget.eval_every)))
     steps = s.num_exp * budget.iterations * outer
     return (f"{cell.cell_id}  {s.num_exp} exp x {budget.iterations} it (loops {outer}/{inner}, "
             f"{steps} matching steps); eval at it {points}: {evaluation}{tables}")

@@ -177,7 +177,7 @@ class Estimator:
         step = self._fit(cell.dataset, cell.model, "matching", b.batch_real, cell.ipc)
         inner_epoch = self._epoch(cell.dataset, cell.model, "train", classes * cell.ipc, b.batch_train) if inner else 0.0
         per_iteration = outer * step + (outer - 1) * inner * inner_epoch
-        points = len(eval_iterations(cell.eval_mode, b.iterations))
+        points = len(eval_iterations(cell.eval_mode, b.iterations, b.eval_every))
         return s.num_exp * b.iterations * per_iteration + self._evaluation(cell, s, classes * cell.ipc, points)
 
 

@@ -98,7 +98,7 @@ def _condense(cell: Cell, train, test, seed: int, settings: Settings, trial: "_T
         run.load_state_dict(trial.condensation)
         resumed_at = run.iteration  # its evaluation and checkpoint happened before it was saved
     last = budget.iterations
-    evals = set(eval_iterations(cell.eval_mode, last)) - {last}  # the last one is trial.finish's
+    evals = set(eval_iterations(cell.eval_mode, last, budget.eval_every)) - {last}  # the last one is trial.finish's
     saves = set(range(settings.checkpoint_every, last, settings.checkpoint_every))
     if trial.window is None:  # a fresh experiment (or a checkpoint from before the curves were kept)
         trial.window = {"since": run.iteration, "loss": 0.0, "iterations": 0}

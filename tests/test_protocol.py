@@ -3,6 +3,7 @@ import torch
 
 from condense import networks
 from condense.errors import ConfigError
+from condense.methods import DMBudget
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
 from evaluation.pools import EVAL_MODES, POOLS, eval_iterations, eval_models, self_eval_model
 from evaluation import protocol
@@ -33,6 +34,12 @@ def test_pools_and_modes():
     assert eval_models("S", "LeNet") == ["LeNet"]
     assert eval_iterations("S", 1000) == [0, 500, 1000]
     assert eval_iterations("M", 1000) == [1000]
+    # DM as main_DM.py: every 2000 iterations; the last one too when it is not a multiple
+    dm = DMBudget()
+    assert eval_iterations("S", dm.iterations, dm.eval_every) == list(range(0, 20001, 2000))
+    assert eval_iterations("S", 4500, dm.eval_every) == [0, 2000, 4000, 4500]
+    assert eval_iterations("M", dm.iterations, dm.eval_every) == [20000]
+    assert eval_iterations("S", 50, DMBudget.smoke().eval_every) == [0, 25, 50]
     with pytest.raises(ConfigError, match="Q"):
         eval_models("Q", "ConvNet")
 
