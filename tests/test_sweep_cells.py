@@ -95,6 +95,11 @@ def test_methods_sweep_has_dc_dsa_and_dm_with_their_own_budgets():
     assert "20000 it (loops 1/0" in lines["CIFAR10-ConvNet-ipc50-S-ours-DM"]
     assert "1000 epochs" in lines["CIFAR10-ConvNet-ipc50-S-ours-DM"]
     assert "300 epochs" in lines["CIFAR10-ConvNet-ipc50-S-ours"]  # DC's evaluation is unchanged
+    # mode S: DC and DSA at 0/500/1000, DM every 2000 as main_DM.py
+    assert "eval at it 0/500/1000:" in lines["CIFAR10-ConvNet-ipc50-S-ours-DSA"]
+    assert "eval at it " + "/".join(map(str, range(0, 20001, 2000))) + ":" in lines["CIFAR10-ConvNet-ipc50-S-ours-DM"]
     smoke = settings_for(sweep, "/data", "v", smoke=True)
     assert (smoke.budget_for("DM").iterations, smoke.budget_for("DM").lr_img) == (50, 1.0)
+    dm = next(c for c in cells if c.cell_id == "MNIST-ConvNet-ipc1-S-ours-DM")
+    assert "eval at it 0/25/50:" in describe(dm, smoke)
     assert smoke.budget_for("DSA") is smoke.budget
