@@ -69,7 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
       "(default noise for DC, real for DSA and DM)")
     a("--dsa_strategy", default=None,
       help=f"DSA and DM: the differentiable siamese augmentation's ops joined by '_', from {', '.join(diffaug.OPS)}, "
-      f"or none (default {diffaug.DEFAULT_STRATEGY})")
+      f"or none; auto: the seed README's table setting, {diffaug.NO_FLIP_STRATEGY} for "
+      f"{' and '.join(diffaug.NO_FLIP_DATASETS)}, else {diffaug.DEFAULT_STRATEGY} (default {diffaug.DEFAULT_STRATEGY}, "
+      "as main.py)")
     a("--dis_metric", default="ours", help=f"gradient distance: {' | '.join(METRICS)} (default ours)")
     a("--data_path", default=None, help="data root (default: $DC_DATA, else ./data)")
     a("--download", action="store_true", help="let torchvision download a missing dataset into the data root")
@@ -115,7 +117,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.dsa_strategy is not None:
         if args.method not in ("DSA", "DM"):
             raise ConfigError(f"--dsa_strategy applies to --method DSA and DM, not to --method {args.method}")
-        diffaug.check_strategy(args.dsa_strategy)
+        diffaug.check_strategy_or_auto(args.dsa_strategy)
     # Every number flag: floats (learning rates) finite and > 0, ints within int64 and >= 1, but these.
     for name, value in vars(args).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -241,7 +243,7 @@ def run_dc(cell: Cell, budget: Budget | DMBudget) -> dict:
     points = eval_iterations(args.eval_mode, budget.iterations, budget.eval_every)
     tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
     init = args.init or DEFAULT_INIT[args.method]
-    dsa = args.dsa_strategy or diffaug.DEFAULT_STRATEGY
+    dsa = diffaug.resolve(args.dsa_strategy or diffaug.DEFAULT_STRATEGY, args.dataset)
     how = f"init {init}" + (f", DSA {dsa}" if args.method in ("DSA", "DM") else "")
     print(f"{tag}: eval_mode {args.eval_mode} -> {', '.join(models)}; {cell.num_exp} exp x {cell.num_eval} nets; "
           f"{budget.iterations} iterations; {how}; device {test.images.device}", flush=True)

@@ -36,7 +36,12 @@ from torch import Tensor
 from .errors import ConfigError
 
 OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
-DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
+DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"  # main.py's and main_DM.py's default
+# The seed README's DSA table: "flip augmentation is not good for digit datasets (MNIST and SVHN)".
+# ``auto`` picks it per dataset, the setting behind the published DSA numbers.
+AUTO = "auto"
+NO_FLIP_DATASETS = ("MNIST", "SVHN")
+NO_FLIP_STRATEGY = "color_crop_cutout_scale_rotate"
 # How an evaluation strategy names DSA (DC's strategies have ops called crop and scale too).
 EVAL_PREFIX = "dsa:"
 
@@ -63,8 +68,19 @@ def check_strategy(strategy: str) -> str:
     if bad or len(set(ops)) != len(ops):
         what = f"unknown op {bad[0]!r}" if bad else "an op listed twice"
         raise ConfigError(f"DSA strategy {strategy!r}: {what}; give ops from {', '.join(OPS)} joined by '_' "
-                          f"(e.g. {DEFAULT_STRATEGY}), or none")
+                          f"(e.g. {DEFAULT_STRATEGY}), none, or {AUTO} (no flip for {'/'.join(NO_FLIP_DATASETS)})")
     return strategy
+
+
+def check_strategy_or_auto(strategy: str) -> str:
+    return strategy if strategy == AUTO else check_strategy(strategy)
+
+
+def resolve(strategy: str, dataset: str) -> str:
+    """A strategy for ``dataset``: ``auto`` is the README's choice (no flip for digits), else as given."""
+    if strategy != AUTO:
+        return check_strategy(strategy)
+    return NO_FLIP_STRATEGY if dataset in NO_FLIP_DATASETS else DEFAULT_STRATEGY
 
 
 def eval_strategy(strategy: str) -> str | None:

@@ -96,11 +96,15 @@ class Settings:
     cache_dir: str | None = None  # reference networks; on a cluster a folder every node sees
     dm_budget: DMBudget = DMBudget()  # DM's own budget (20000 iterations, lr_img 1, ...)
     shared_reference: bool = False  # coresets: one reference network for every experiment
+    dsa_strategy: str = diffaug.AUTO  # DSA and DM; auto: per dataset (condense.diffaug.resolve)
 
     def reference_seed(self, exp: int) -> int:
         """The seed of experiment ``exp``'s reference network: its own (the whole bound's network of
         that experiment), or with ``shared_reference`` the sweep's, one network for all."""
         return self.seed if self.shared_reference else self.seed + exp
+
+    def dsa_strategy_for(self, dataset: str) -> str:
+        return diffaug.resolve(self.dsa_strategy, dataset)
 
     def budget_for(self, method: str) -> Budget | DMBudget:
         return self.dm_budget if method == "DM" else self.budget
@@ -123,7 +127,7 @@ def settings_for(sweep: "Sweep", data_root: str, code_version: str, smoke: bool 
         num_exp, num_eval = min(num_exp, SMOKE_NUM_EXP), min(num_eval, SMOKE_NUM_EVAL)
     return Settings(budget, eval_budget, reference, num_exp, num_eval, sweep.seed, data_root,
                     sweep.checkpoint_every, code_version, dm_budget=dm_budget,
-                    shared_reference=sweep.shared_reference)
+                    shared_reference=sweep.shared_reference, dsa_strategy=sweep.dsa_strategy)
 
 
 def _cap(budget, default, smoke):
@@ -138,11 +142,11 @@ def _cap(budget, default, smoke):
     return dataclasses.replace(budget, **changes)
 
 
-def eval_strategy(cell: Cell, eval_model: str) -> str:
-    """How the cell's sets are augmented in evaluation: DSA's (default strategy) for DSA and DM
+def eval_strategy(cell: Cell, eval_model: str, s: Settings) -> str:
+    """How the cell's sets are augmented in evaluation: with the cell's DSA strategy for DSA and DM
     sets, as their ``meta["eval_augment"]`` says, else the paper's choice."""
     if cell.method in ("DSA", "DM"):
-        return diffaug.eval_strategy(diffaug.DEFAULT_STRATEGY)
+        return diffaug.eval_strategy(s.dsa_strategy_for(cell.dataset)) or strategy_for(cell.dataset, eval_model)
     return strategy_for(cell.dataset, eval_model)
 
 
@@ -155,7 +159,7 @@ def describe(cell: Cell, s: Settings) -> str:
     if cell.method == WHOLE:
         return (f"{cell.cell_id}  {s.num_exp} exp: {n_models} x 1 net trained on {images} training images "
                 f"for {s.reference.epochs} epochs (method whole){tables}")
-    epochs = sorted({s.eval_budget.epochs_for(eval_strategy(cell, m)) for m in models})
+    epochs = sorted({s.eval_budget.epochs_for(eval_strategy(cell, m, s)) for m in models})
     evaluation = f"{n_models} x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs"
     if cell.method not in CONDENSATION_METHODS:
         source = f"{images} training images"
@@ -167,5 +171,6 @@ def describe(cell: Cell, s: Settings) -> str:
     outer, inner = budget.loops(cell.ipc)
     points = "/".join(map(str, eval_iterations(cell.eval_mode, budget.iterations, budget.eval_every)))
     steps = s.num_exp * budget.iterations * outer
+    dsa = f", DSA {s.dsa_strategy_for(cell.dataset)}" if cell.method in ("DSA", "DM") else ""
     return (f"{cell.cell_id}  {s.num_exp} exp x {budget.iterations} it (loops {outer}/{inner}, "
-            f"{steps} matching steps); eval at it {points}: {evaluation}{tables}")
+            f"{steps} matching steps{dsa}); eval at it {points}: {evaluation}{tables}")

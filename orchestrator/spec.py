@@ -21,6 +21,8 @@ A sweep file is shaped like the tables it makes::
     resources: auto               # default: follow the cluster (orchestrator/resources.py); or
                                   # {cpu: 2, gpu: 0.25, custom: {name: 1}} to fix what a cell asks for
     shared_reference: false       # true: one reference network for all of a cell's experiments
+    dsa_strategy: auto            # DSA and DM: auto (no flip for MNIST and SVHN, as the seed README's
+                                  # DSA table), or ops joined by '_' for every dataset
     data_root: null               # null: $DC_DATA, else ./data
     max_failures: 2
     checkpoint_every: 50          # outer iterations between trial checkpoints
@@ -46,6 +48,7 @@ from condense import networks, numbers
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
 from condense.matching import METRICS
+from condense import diffaug
 from condense.methods import DMBudget
 from condense.reference import ReferenceBudget
 from condense.synthetic import Budget
@@ -90,6 +93,7 @@ class Sweep:
     reference_budget: ReferenceBudget = ReferenceBudget()
     resources: Resources | None = None  # None: auto, what the cluster offers (orchestrator/resources.py)
     shared_reference: bool = False  # coresets: one reference network for every experiment (cheap runs)
+    dsa_strategy: str = diffaug.AUTO  # DSA and DM: auto (the README's, no flip for digits) or ops
     data_root: str | None = None
     max_failures: int = 2
     checkpoint_every: int = 50
@@ -144,6 +148,11 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
     settings = {k: v for k, v in raw.items() if k not in ("tables", "include", "resources")}
     sweep = dataclasses.replace(_build(Sweep, {**settings, "name": path.stem}, where, ""), grids=tuple(grids),
                                 resources=_resources(raw.get("resources", "auto"), where))
+    if sweep.dsa_strategy != diffaug.AUTO:
+        try:
+            diffaug.check_strategy(sweep.dsa_strategy)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: dsa_strategy: {err}") from None
     for ipc in sorted({i for g in sweep.grids if {"DC", "DSA"} & set(g.methods) for i in g.ipcs}):
         try:
             sweep.budget.loops(ipc)

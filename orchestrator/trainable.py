@@ -92,7 +92,8 @@ def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Tr
 def _condense(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:
     # each method with its own budget, initialisation and (DSA, DM) default augmentation
     budget = settings.budget_for(cell.method)
-    run = make_condensation(cell.method, train, cell.model, cell.ipc, cell.metric, budget, seed)
+    run = make_condensation(cell.method, train, cell.model, cell.ipc, cell.metric, budget, seed,
+                            dsa_strategy=settings.dsa_strategy_for(cell.dataset))
     resumed_at = None
     if trial.condensation is not None:
         run.load_state_dict(trial.condensation)

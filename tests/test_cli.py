@@ -83,6 +83,13 @@ def test_bad_input_is_one_line_exit_2(seed_cli, args, bad):
     assert len(lines) == 1 and "Traceback" not in r.stderr and bad in lines[0], r.stderr
 
 
+def test_dsa_strategy_auto_is_accepted_for_dsa_and_dm():
+    import condense.__main__ as cli
+
+    for method in ("DSA", "DM"):
+        cli.validate(cli.parse_args(["--method", method, "--dataset", "MNIST", "--dsa_strategy", "auto", "--smoke"]))
+
+
 @pytest.mark.parametrize("args, bad", [
     (["--lr_img", "nan"], "--lr_img must be a finite number, got nan"),
     (["--lr_net", "inf"], "--lr_net must be a finite number, got inf"),

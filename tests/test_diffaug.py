@@ -163,3 +163,12 @@ def test_evaluation_strategy_dispatches_from_dc_augment():
 def test_bad_strategies_are_config_errors(bad):
     with pytest.raises(ConfigError, match="DSA strategy"):
         diffaug.check_strategy(bad)
+
+
+def test_auto_strategy_is_the_readme_choice_per_dataset():
+    # the seed README's DSA table: no flip for the digit datasets
+    assert diffaug.resolve("auto", "MNIST") == diffaug.resolve("auto", "SVHN") == "color_crop_cutout_scale_rotate"
+    assert diffaug.resolve("auto", "CIFAR10") == diffaug.resolve("auto", "FashionMNIST") == diffaug.DEFAULT_STRATEGY
+    assert diffaug.resolve("crop_flip", "MNIST") == "crop_flip"
+    with pytest.raises(ConfigError, match="'auto_crop'.*unknown op 'auto'"):
+        diffaug.resolve("auto_crop", "MNIST")

@@ -96,6 +96,8 @@ def test_every_shipped_sweep_loads_with_paper_defaults_unless_smoke():
     (edited(tables__metric__models=None), "tables.metric.models", "required"),
     (edited(tables={"table9": BASE["tables"]["metric"]}), "tables", "table9"),
     (edited(tables=None), "no cells", "tables"),
+    (edited(dsa_strategy="crop_spin"), "dsa_strategy", "unknown op 'spin'"),
+    (edited(dsa_strategy=3), "dsa_strategy", "str"),
     ("tables: [MNIST\n  models: {{\n", "line 2", "YAML syntax"),
     ("", "empty file", "mapping"),
     ("- 1\n- 2\n", "list", "mapping"),

@@ -181,7 +181,11 @@ def test_a_dm_cell_uses_its_own_budget_and_a_non_finite_loss_fails_it(tmp_path, 
     cell = Cell("MNIST", "MLP", 1, "S", "ours", "DM", ("methods",))
     state, sets = final_state(run(monkeypatch, tmp_path / "dm", settings, cell=cell))
     assert [(r["exp"], r["iterations"]) for r in state["records"]] == [(0, 2)] * 2  # DM's 2, not DC's 4
-    assert sets[0].meta["method"] == "DM" and sets[0].meta["eval_augment"].startswith("dsa:")
+    # MNIST under dsa_strategy auto: the README's digit setting, no flip
+    assert sets[0].meta["method"] == "DM" and sets[0].meta["eval_augment"] == "dsa:color_crop_cutout_scale_rotate"
+    chosen = dataclasses.replace(settings, dsa_strategy="crop_flip")
+    _, sets = final_state(run(monkeypatch, tmp_path / "chosen", chosen, cell=cell))
+    assert sets[0].meta["dsa_strategy"] == "crop_flip"
     monkeypatch.setattr(methods, "distribution_matching_loss", lambda embed, real, syn: syn.sum() * float("nan"))
     failed = run(monkeypatch, tmp_path / "nan", settings, cell=cell).reports[-1]["failed"]
     assert failed.startswith("NonFiniteLossError: exp 0: ") and "matching loss is nan" in failed
