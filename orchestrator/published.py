@@ -45,7 +45,8 @@ _TABLE2 = {
 
 # DSA (Zhao & Bilen, ICML 2021): ConvNet, mode S, means only, from the seed repository's README
 # (VICO-UoE/DatasetCondensation, readme.md, "Dataset Condensation with Differentiable Siamese
-# Augmentation", Performance table; made with --init real, as the DSA sweep cells are).
+# Augmentation", Performance table; made with --init real and, per its note, no flip for MNIST and
+# SVHN, as the DSA sweep cells are under dsa_strategy auto).
 _DSA = {
     "MNIST": (88.7, 97.8, 99.2), "FashionMNIST": (70.6, 84.6, 88.7),
     "SVHN": (27.5, 79.2, 84.4), "CIFAR10": (28.8, 52.1, 60.6),
