@@ -241,6 +241,8 @@ def run_dc(cell: Cell, budget: Budget | DMBudget) -> dict:
     from evaluation.protocol import evaluate
     args, models, test = cell.args, cell.models, cell.test
     points = eval_iterations(args.eval_mode, budget.iterations, budget.eval_every)
+    every = max(1, budget.iterations // 10)  # a loss line every tenth of the run, as the original's every-10
+    ticks = range(every, budget.iterations, every)
     tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
     init = args.init or DEFAULT_INIT[args.method]
     dsa = diffaug.resolve(args.dsa_strategy or diffaug.DEFAULT_STRATEGY, args.dataset)
@@ -255,7 +257,11 @@ def run_dc(cell: Cell, budget: Budget | DMBudget) -> dict:
         run_ = make_condensation(args.method, cell.train, args.model, args.ipc, args.dis_metric, budget, seed,
                                  init, dsa)
 
-        def on_eval(iteration: int, state: Condensation) -> None:
+        def on_progress(iteration: int, state: Condensation) -> None:
+            if iteration not in points:  # a progress line between evaluations (one host sync)
+                print(f"exp {exp} iter {iteration:4d}  loss {state.mean_loss():.4f}  "
+                      f"(total {time.time() - cell.start:.0f} s)", flush=True)
+                return
             loss = f"loss {state.mean_loss():.4f}" if iteration else "(no step yet)"
             synthetic = state.synthetic()
             for m in models:
@@ -270,7 +276,7 @@ def run_dc(cell: Cell, budget: Budget | DMBudget) -> dict:
                       f"({len(accs)} nets, {time.time() - t0:.1f} s, total {time.time() - cell.start:.0f} s)",
                       flush=True)
 
-        synthetic = run_condensation(run_, on_eval, points)
+        synthetic = run_condensation(run_, on_progress, [*points, *ticks])
         synthetic.save(cell.out / f"syn_{tag}_exp{exp}.pt")
         save_grid(synthetic, cell.out / f"vis_{tag}_exp{exp}.png")
     return finish(cell, tag, results, f"trained {args.model}")

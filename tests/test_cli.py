@@ -139,3 +139,6 @@ def test_smoke_run_on_real_mnist_end_to_end(tmp_path):
     assert "±" in r.stdout.strip().splitlines()[-1]
     # mode S evaluates at iterations 0, half and last
     assert sorted({e["iteration"] for e in results["by_iteration"]}) == [0, 10, 20]
+    # and a loss line every tenth of the run in between
+    progress = [line.split()[3] for line in r.stdout.splitlines() if line.startswith("exp 0 iter") and " eval " not in line]
+    assert progress == [str(i) for i in range(2, 20, 2) if i != 10], r.stdout
