@@ -117,7 +117,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.dsa_strategy is not None:
         if args.method not in ("DSA", "DM"):
             raise ConfigError(f"--dsa_strategy applies to --method DSA and DM, not to --method {args.method}")
-        diffaug.check_strategy_or_auto(args.dsa_strategy)
+        diffaug.resolve(args.dsa_strategy, args.dataset)
     # Every number flag: floats (learning rates) finite and > 0, ints within int64 and >= 1, but these.
     for name, value in vars(args).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -72,10 +72,6 @@ def check_strategy(strategy: str) -> str:
     return strategy
 
 
-def check_strategy_or_auto(strategy: str) -> str:
-    return strategy if strategy == AUTO else check_strategy(strategy)
-
-
 def resolve(strategy: str, dataset: str) -> str:
     """A strategy for ``dataset``: ``auto`` is the README's choice (no flip for digits), else as given."""
     if strategy != AUTO:
