@@ -1,7 +1,7 @@
-"""Coreset baselines of Table 1 (PAPER.md, "Coreset baselines") and the whole-dataset bound.
+"""Coreset baselines of Table 1 (docs/protocol.md, "Coreset baselines").
 
-``select(method, train, ipc, seed)`` picks ``ipc`` real training images per class and returns a
-:class:`SyntheticSet`, so evaluation, figures and results treat a coreset like a condensed set:
+``select(method, pool, ipc, seed, reference)`` picks ``ipc`` real images per class of ``pool`` and
+returns a :class:`SyntheticSet`, so evaluation, figures and results treat a coreset like a condensed set:
 - ``random``: uniform per class, without replacement;
 - ``herding``: greedy; each pick keeps the running mean of the selected features closest to the class
   mean of features (Welling 2009, as in iCaRL and the DC authors' later code);
@@ -10,16 +10,15 @@
 - ``forgetting``: the images with the most correct -> incorrect transitions while the reference
   network trained (Toneva et al. 2019), an image never classified correctly counting as the most
   forgotten, as in the authors' code; ties broken at random with ``seed``.
-Features are the penultimate-layer embedding of the reference network (:mod:`condense.reference`),
-which is trained once per dataset, model and ``reference_seed`` and cached; herding and k-center are
-deterministic given it, so callers give each experiment its own ``reference_seed`` (seed + exp, as
-the whole-dataset bound's networks) for experiments that differ as the paper's std implies.
+Features are the penultimate-layer embedding of a reference network trained on the pool, which the
+caller gives (``evaluation.reference`` trains and caches it with the evaluation trainer); herding and
+k-center are deterministic given it, so callers give each experiment its own reference network for
+experiments that differ as the paper's std implies.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -27,8 +26,24 @@ from torch import Tensor
 
 from .data import ImageSet
 from .errors import ConfigError, unknown
-from .reference import ReferenceBudget, accuracy, embed, reference
+from .methods import METHODS
 from .synthetic import SyntheticSet, seeded_generator
+
+
+@dataclass
+class SelectionReference:
+    """What herding, k-center and forgetting select by: a network trained on the pool (in eval mode,
+    on the pool's device), its forgetting scores per pool image, and what to record about it."""
+    net: nn.Module
+    forgetting: Tensor
+    meta: dict = field(default_factory=dict)
+
+
+@torch.no_grad()
+def embed(net: nn.Module, images: Tensor, batch: int = 1024) -> Tensor:
+    """Penultimate-layer features of ``images`` (N, D), in inference mode."""
+    net.eval()
+    return torch.cat([net.embed(images[s:s + batch]) for s in range(0, images.shape[0], batch)])
 
 
 def herding(features: Tensor, k: int) -> Tensor:
@@ -74,57 +89,41 @@ class _Context:
     """What a rule may use besides one class's pool indices."""
     pool: ImageSet
     generator: torch.Generator
-    net: nn.Module | None = None  # the reference network (feature extractor)
-    forgetting: Tensor | None = None  # its forgetting scores, on the pool's device
+    reference: SelectionReference | None = None
 
 
 # Each rule picks ``ipc`` positions within ``idx``, one class's indices into the pool.
 RULES: dict[str, Callable[[Tensor, int, _Context], Tensor]] = {
     "random": lambda idx, ipc, ctx: torch.randperm(len(idx), device=idx.device, generator=ctx.generator)[:ipc],
-    "herding": lambda idx, ipc, ctx: herding(embed(ctx.net, ctx.pool.images[idx]), ipc),
-    "kcenter": lambda idx, ipc, ctx: k_center(embed(ctx.net, ctx.pool.images[idx]), ipc),
-    "forgetting": lambda idx, ipc, ctx: most_forgotten(ctx.forgetting[idx], ipc, ctx.generator),
+    "herding": lambda idx, ipc, ctx: herding(embed(ctx.reference.net, ctx.pool.images[idx]), ipc),
+    "kcenter": lambda idx, ipc, ctx: k_center(embed(ctx.reference.net, ctx.pool.images[idx]), ipc),
+    "forgetting": lambda idx, ipc, ctx: most_forgotten(ctx.reference.forgetting[idx], ipc, ctx.generator),
 }
-METHODS = tuple(RULES)
-NEEDS_REFERENCE = ("herding", "kcenter", "forgetting")
 
 
-def select(method: str, train: ImageSet, ipc: int, seed: int, budget: ReferenceBudget = ReferenceBudget(),
-           model: str = "ConvNet", reference_seed: int = 0,
-           cache_dir: str | os.PathLike | None = None) -> SyntheticSet:
-    """``ipc`` real images per class of ``budget.pool(train)`` chosen by ``method``.
+def select(method: str, pool: ImageSet, ipc: int, seed: int,
+           reference: SelectionReference | None = None) -> SyntheticSet:
+    """``ipc`` real images per class of ``pool`` chosen by ``method``.
 
-    ``seed`` drives the random draws (random, forgetting's ties); ``reference_seed`` picks the cached
-    reference network (herding, kcenter, forgetting). ``meta["indices"]`` are the chosen rows of
-    ``train``, class by class.
+    ``seed`` drives the random draws (random, forgetting's ties); herding, kcenter and forgetting
+    need ``reference``. ``meta["indices"]`` are the chosen rows of ``pool``, class by class.
     """
     if method not in RULES:
-        raise unknown("method", method, METHODS)
+        raise unknown("method", method, tuple(RULES))
     if ipc < 1:
         raise ConfigError(f"ipc must be >= 1, got {ipc}")
-    pool = budget.pool(train)
+    needs_reference = METHODS[method].needs_reference
+    if needs_reference and reference is None:
+        raise ValueError(f"{method} selects by a reference network; none was given")
     per_class = pool.indices_per_class()
     short = [c for c, idx in enumerate(per_class) if len(idx) < ipc]
     if short:
         raise ConfigError(f"{method} needs {ipc} images per class, but classes {short} of the "
                           f"{len(pool)} {pool.info.name} training images have fewer")
     device = pool.images.device
-    ctx = _Context(pool, seeded_generator(seed, device))
-    ref = reference(pool, model, budget, reference_seed, cache_dir) if method in NEEDS_REFERENCE else None
-    if ref is not None:
-        ctx.net, ctx.forgetting = ref.network(pool, device), ref.forgetting.to(device)
+    ctx = _Context(pool, seeded_generator(seed, device), reference if needs_reference else None)
     chosen = torch.cat([idx[RULES[method](idx, ipc, ctx)] for idx in per_class])
-    meta = {"method": method, "ipc": ipc, "model": model, "seed": seed, "indices": chosen.tolist()}
-    if ref is not None:
-        meta.update(reference_seed=reference_seed, reference_epochs=ref.epochs, reference_images=len(pool))
+    meta = {"method": method, "ipc": ipc, "seed": seed, "indices": chosen.tolist()}
+    if ctx.reference is not None:
+        meta.update(ctx.reference.meta)
     return SyntheticSet(pool.images[chosen].clone(), pool.labels[chosen].clone(), pool.info.name, meta)
-
-
-def whole(train: ImageSet, test: ImageSet, seeds: Sequence[int], budget: ReferenceBudget = ReferenceBudget(),
-          model: str = "ConvNet", cache_dir: str | os.PathLike | None = None,
-          max_test: int | None = None) -> list[float]:
-    """The whole-dataset bound: test accuracy (%) of one reference network per seed, each trained on
-    all of ``budget.pool(train)`` for ``budget.epochs`` epochs (cached, shared with the baselines)."""
-    device = test.images.device
-    return [accuracy(reference(train, model, budget, s, cache_dir).network(train, device), test, max_test)
-            for s in seeds]

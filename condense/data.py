@@ -2,7 +2,7 @@
 
 ``load(name, root)`` returns ``(train, test)`` :class:`ImageSet` s whose images are float32
 ``N x C x H x W`` tensors, scaled to [0, 1] and normalised per channel with the dataset's
-mean/std from ``PAPER.md``; labels are int64 class indices.
+mean/std from the original code (docs/protocol.md); labels are int64 class indices.
 
 Data root
 ---------

@@ -79,11 +79,6 @@ def resolve(strategy: str, dataset: str) -> str:
     return NO_FLIP_STRATEGY if dataset in NO_FLIP_DATASETS else DEFAULT_STRATEGY
 
 
-def eval_strategy(strategy: str) -> str | None:
-    """The evaluation strategy name of a DSA strategy (None for ``none``: the dataset's default)."""
-    return None if check_strategy(strategy) == "none" else EVAL_PREFIX + strategy
-
-
 def is_eval_strategy(name: str) -> bool:
     return name.startswith(EVAL_PREFIX)
 

@@ -1,6 +1,6 @@
 """The paper's networks, built by the names users type (``build("ConvNetW64", 1, 10, (28, 28))``).
 
-Architectures follow PAPER.md and the original DC code (VICO-UoE/DatasetCondensation). Every model
+Architectures follow the paper (docs/protocol.md) and the original DC code (VICO-UoE/DatasetCondensation). Every model
 is a plain CPU ``nn.Module`` with no device placement and no seeding, and no lazy modules: feature
 sizes are worked out from ``image_size`` on paper, so a freshly built model can go straight into
 ``torch.func.stack_module_state`` / ``functional_call`` / ``vmap``.

@@ -1,4 +1,4 @@
-"""Gradient matching (PAPER.md, "Condensation"): learn ``ipc`` images per class whose training
+"""Gradient matching (docs/protocol.md, "Condensation"): learn ``ipc`` images per class whose training
 gradients match those of real batches, over many freshly initialised networks."""
 from __future__ import annotations
 
@@ -226,7 +226,7 @@ def train_epochs(net: nn.Module, images: Tensor, labels: Tensor, optimizer: torc
 
 
 class Condensation:
-    """The state of one condensation run; ``step()`` is one outer iteration of the paper.
+    """The state of one DC run; ``step()`` is one outer iteration of the paper.
 
     Its ``state_dict`` holds everything needed to resume bit-for-bit: images, image optimiser,
     iteration and the generator's state. ``fast=False`` matches gradients with the reference
@@ -234,6 +234,8 @@ class Condensation:
     ``batched_real`` (default: on CUDA only) takes the fast path's real gradients of all classes
     from one batched pass (``real_gradients_batched``); the CPU path is unchanged.
     """
+    method = "DC"
+    dsa_strategy: str | None = None  # DSA and DM: their augmentation, which evaluation follows too
 
     def __init__(self, train: ImageSet, model: str, ipc: int, metric: str = "ours",
                  budget: Budget = Budget(), seed: int = 0, init: str = "noise", fast: bool = True,
@@ -324,7 +326,9 @@ class Condensation:
 
     def synthetic(self) -> SyntheticSet:
         meta = {"model": self.model, "ipc": self.ipc, "metric": self.metric, "iteration": self.iteration,
-                "method": "DC"}
+                "method": self.method}
+        if self.dsa_strategy is not None:
+            meta["dsa_strategy"] = self.dsa_strategy
         return SyntheticSet(self.images.detach().clone(), self.labels.clone(), self.train.info.name, meta)
 
     def state_dict(self) -> dict:

@@ -28,7 +28,7 @@ from torch.func import functional_call, vmap
 
 from condense.augment import apply, draw
 
-from .protocol import EvalBudget, _stack, _unstack, schedule
+from .train import EvalBudget, schedule, stack_networks, unstack_networks
 
 WARMUP_STEPS = 3  # eager steps before capture (cuDNN's algorithm choice, the allocator's pools)
 
@@ -60,7 +60,7 @@ class StaticTraining:
         self.nets, self.k, self.n = nets, len(nets), images.shape[0]
         self.images, self.labels, self.strategy, self.budget = images, labels, strategy, budget
         self.total, self.decay = schedule(epochs)
-        template, self.params, self.buffers = _stack(nets)
+        template, self.params, self.buffers = stack_networks(nets)
         self.forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)))
         self.weights = list(self.params.values())
         for p in self.weights:
@@ -114,7 +114,7 @@ class StaticTraining:
             self._epochs(range(start, self.total), graph)
         else:
             self._epochs(range(self.total), None)
-        _unstack(self.params, self.nets)
+        unstack_networks(self.params, self.nets)
         return self.losses
 
     def _epochs(self, epochs: range, graph) -> None:

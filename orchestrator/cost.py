@@ -24,10 +24,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from condense import baselines
 from condense.data import DATASETS
+from condense.methods import CONDENSATION, METHODS
+from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
-from evaluation.protocol import schedule
+from evaluation.train import schedule
 
 CALIBRATIONS = Path(__file__).resolve().parent / "calibrations"
 FALLBACK_MODEL = "ConvNet"
@@ -137,13 +138,11 @@ class Estimator:
         return cost + (self._fit(dataset, model, probe, rest) if rest else 0.0)
 
     def _evaluation(self, cell, s, images: int, points: int) -> float:
-        from .cells import eval_strategy
-
         eb = s.eval_budget
         n_test = SPLITS[cell.dataset][1] if eb.max_test is None else min(eb.max_test, SPLITS[cell.dataset][1])
         total = 0.0
         for m in cell.eval_models():
-            epochs = schedule(eb.epochs_for(eval_strategy(cell, m, s)))[0]
+            epochs = schedule(eb.epochs_for(eval_augmentation(cell.method, cell.dataset, m, s.dsa_strategy)))[0]
             per_net = epochs * self._epoch(cell.dataset, m, "eval", images, eb.batch_train)
             per_net += self._fit(cell.dataset, m, "test", n_test)
             total += s.num_eval * per_net
@@ -151,22 +150,19 @@ class Estimator:
 
     def _reference(self, cell, s) -> float:
         """The coresets' reference network / the whole-dataset bound: plain training on the pool."""
-        r = s.reference
+        r = s.reference_budget
         pool = SPLITS[cell.dataset][0] if r.max_train is None else min(r.max_train, SPLITS[cell.dataset][0])
         return r.epochs * self._epoch(cell.dataset, cell.model, "train", pool, r.batch_train)
 
     def cell_seconds(self, cell, s) -> float:
-        from condense.methods import CONDENSATION_METHODS
-
-        from .cells import WHOLE
-
         classes = DATASETS[cell.dataset].num_classes
-        if cell.method == WHOLE:
+        method = METHODS[cell.method]
+        if cell.bound:
             n_test = SPLITS[cell.dataset][1]
             return s.num_exp * (self._reference(cell, s) + self._fit(cell.dataset, cell.model, "test", n_test))
-        if cell.method not in CONDENSATION_METHODS:
+        if method.kind != CONDENSATION:
             cost = self._evaluation(cell, s, classes * cell.ipc, points=1)
-            if cell.method in baselines.NEEDS_REFERENCE:  # cached: each reference seed trained once per sweep
+            if method.needs_reference:  # cached: each reference seed trained once per sweep
                 new = {(cell.dataset, cell.model, s.reference_seed(e)) for e in range(s.num_exp)} - self._references
                 self._references |= new
                 cost += len(new) * self._reference(cell, s)
@@ -185,13 +181,13 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
 
 
-def estimate(cells, settings, kind: str) -> tuple[list[float] | None, str]:
+def estimate(cells, sweep, kind: str) -> tuple[list[float] | None, str]:
     """Each cell's estimated device seconds and the total line; (None, line) without a calibration."""
     cal, why = choose(kind)
     if cal is None:
         return None, f"estimated ? device-hours: {why} (an estimate needs one)"
     est = Estimator(cal)
-    per_cell = [est.cell_seconds(c, settings) for c in cells]
+    per_cell = [est.cell_seconds(c, sweep) for c in cells]
     note = f"{why}"
     if est.borrowed:
         note += f"; {len(est.borrowed)} model/shape pairs not calibrated, estimated as the {FALLBACK_MODEL}"

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The method of Table 1's whole-dataset bound (no set: networks trained on the whole training set).
-WHOLE = "whole"
+from condense.methods import WHOLE
 
 
 @dataclass(frozen=True)
@@ -33,8 +32,8 @@ TABLES: dict[str, Layout] = {
     "table1": Layout("Table 1: test accuracy (%) of ConvNets trained on the condensed set",
                      ("dataset", "ipc"), "method",
                      labels={"random": "Random", "herding": "Herding", "kcenter": "K-Center",
-                             "forgetting": "Forgetting", "DC": "DC", "whole": "whole dataset"},
-                     spanning=("whole",)),
+                             "forgetting": "Forgetting", "DC": "DC", WHOLE: "whole dataset"},
+                     spanning=(WHOLE,)),
     "table2": _cross("Table 2: cross-architecture, rows condense with, columns evaluate on"),
     "ablation_width": _cross("Ablation: network width"),
     "ablation_depth": _cross("Ablation: network depth"),

@@ -22,7 +22,7 @@ from condense.synthetic import SyntheticSet
 from condense.visualise import save_grid
 
 from . import curves, plots, report, results, tables
-from .cells import WHOLE, Cell
+from .cells import Cell
 from .progress import error_line
 from .trainable import STATE_FILE, set_file
 
@@ -72,7 +72,7 @@ def add(outcome: Outcome, cell: Cell, result, sweep: str, out: Path) -> None:
 def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
     """Each run's set, and a figure of the first. A whole cell has no set: its figure shows a sample
     of the training images it trained on."""
-    if cell.method == WHOLE:
+    if cell.bound:
         save_grid(sets[0], out / "figures" / f"{cell.cell_id}.png")
         return
     (out / "synthetic").mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def run_metadata(out: Path, rows: list[dict]) -> dict:
     versions = {name: _version(name) for name in ("torch", "ray", "pandas", "pyarrow")}
     versions["python"] = platform.python_version()
     versions["code"] = sorted({r["code_version"] for r in rows if r.get("code_version")})
-    return {"budgets": recorded.get("settings", {}),
+    return {"budgets": recorded.get("budgets", {}),
             "sweep": {"name": out.name, "cells": recorded.get("cells", [])},
             "versions": versions}
 

@@ -7,7 +7,7 @@ Parquet): Table 1 as accuracy against images per class, one panel per dataset an
 method (error bars: std over runs × networks; hollow markers: the paper's numbers; the
 whole-dataset bound as a horizontal line); Table 2 as a heatmap (rows condense with, columns
 evaluate on; ours and, below, the paper's); the ablations and the distance table as grouped bars
-with error bars (diamonds: the paper's numbers, where PAPER.md has them). ``curves.png`` / ``.pdf``:
+with error bars (diamonds: the paper's numbers, docs/protocol.md). ``curves.png`` / ``.pdf``:
 test accuracy and matching loss against the outer iteration, one line per condensed cell (mean over
 its runs), from ``curves.parquet``. Sized for a two-column paper (6.9 in wide).
 """
@@ -18,13 +18,15 @@ import math
 import sys
 from pathlib import Path
 
+from condense.methods import BOUND, WHOLE, names
+
 WIDTH = 6.9  # inches: a two-column paper's text width
 DPI = 200
 HEATMAPS = ("table2",)
 CURVES = "curves"
 # the paper's method colours stay the same in every figure
 _COLOURS = {"random": "tab:gray", "herding": "tab:olive", "kcenter": "tab:cyan", "forgetting": "tab:purple",
-            "DC": "tab:red", "whole": "black"}
+            "DC": "tab:red", WHOLE: "black"}
 
 
 def write_plots(results_path: str | Path, folder: str | Path | None = None) -> list[Path]:
@@ -96,7 +98,7 @@ def _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, title: str):
         ipcs = sorted({ipc for ipc, _ in rows if ipc is not None})
         for j, (col, label) in enumerate(zip(cols, labels)):
             colour = _COLOURS.get(col, f"C{j}")
-            points = [(ipc, r[j]) for ipc, r in rows if _ok(r[j]) and (ipc is not None or col == "whole")]
+            points = [(ipc, r[j]) for ipc, r in rows if _ok(r[j]) and (ipc is not None or col in names(BOUND))]
             if not points:
                 continue
             if col == "whole":  # no set size: our bound as a line, the paper's as a dotted one
@@ -238,10 +240,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from condense.errors import ConfigError
 
-    from .tables import _read
+    from . import results
 
     try:
-        _read(Path(args.results))
+        results.read_checked(Path(args.results))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

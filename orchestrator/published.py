@@ -1,4 +1,4 @@
-"""The paper's published accuracies (PAPER.md, "Published numbers"), as data.
+"""The paper's published accuracies (docs/protocol.md, "Published numbers"), as data.
 
 Keyed by what identifies an evaluation: (dataset, condense model, ipc, eval mode, distance,
 method, evaluation model), as the results Parquet has it: no ipc for the whole-dataset bound and
@@ -8,6 +8,8 @@ a cell that is the same experiment as a published one (e.g. the distance ablatio
 ``ours``, which is Table 1's MNIST ipc 1 cell) shows that number.
 """
 from __future__ import annotations
+
+from condense.methods import METHODS, WHOLE
 
 Key = tuple[str, str, int | None, str, str | None, str, str]
 
@@ -61,9 +63,9 @@ def _build() -> dict[Key, tuple[float, float | None]]:
     out: dict[Key, tuple[float, float | None]] = {}
     for (dataset, ipc), numbers in _TABLE1.items():
         for method, number in zip(_TABLE1_METHODS, numbers):
-            out[(dataset, "ConvNet", ipc, "S", "ours" if method == "DC" else None, method, "ConvNet")] = number
+            out[(dataset, "ConvNet", ipc, "S", "ours" if METHODS[method].has_metric else None, method, "ConvNet")] = number
     for dataset, number in _WHOLE.items():
-        out[(dataset, "ConvNet", None, "S", None, "whole", "ConvNet")] = number
+        out[(dataset, "ConvNet", None, "S", None, WHOLE, "ConvNet")] = number
     for dataset, means in _DSA.items():
         for ipc, mean in zip((1, 10, 50), means):
             out[(dataset, "ConvNet", ipc, "S", "ours", "DSA", "ConvNet")] = (mean, None)

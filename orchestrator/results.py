@@ -1,11 +1,11 @@
-"""The sweep's results: a long Parquet table, one row per accuracy (DESIGN.md, "results schema").
+"""The sweep's results: a long Parquet table, one row per accuracy (docs/design.md, "Results").
 
 Only the driver writes it, atomically (temp file + rename), so a reader never sees half a file.
 A failed cell keeps one row per evaluation model with ``status="error"`` and the message, so a
 table shows it as failed rather than missing; a cell an interrupted run did not finish has
 ``status="missing"`` rows, so the table shows it as missing rather than leaving it out.
 
-Beyond DESIGN.md's schema: ``train_images``, the training images the cell's method drew on (the
+Beyond the first schema: ``train_images``, the training images the cell's method drew on (the
 whole set, or a coreset pool / whole-dataset network's first ``max_train`` in reduced runs);
 ``epochs``, the training epochs of a ``whole`` cell's networks (Table 1's bound); and provenance a
 SQL user filters on: ``device_name`` (the GPU or CPU model), ``started_at`` and ``finished_at``
@@ -31,13 +31,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .layouts import WHOLE
+from condense.errors import ConfigError
+from condense.methods import BOUND, CONDENSATION, METHODS, names
 
 if TYPE_CHECKING:
     from .cells import Cell
 
-# Methods that make no set by gradient matching: a distance and outer iterations do not apply.
-NO_MATCHING = ("random", "herding", "kcenter", "forgetting", WHOLE)
+# Methods that learn no set (coresets, bounds): a distance and outer iterations do not apply to them.
+NO_MATCHING = tuple(n for n, m in METHODS.items() if m.kind != CONDENSATION)
 
 _TIME = pa.timestamp("us", tz="UTC")
 SCHEMA = pa.schema([
@@ -63,7 +64,7 @@ METADATA_KEYS = ("budgets", "sweep", "versions")
 
 def cell_columns(sweep: str, cell: "Cell") -> dict:
     return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
-            "model": cell.model, "ipc": None if cell.method == WHOLE else cell.ipc, "eval_mode": cell.eval_mode,
+            "model": cell.model, "ipc": None if cell.bound else cell.ipc, "eval_mode": cell.eval_mode,
             "dis_metric": None if cell.method in NO_MATCHING else cell.metric, "method": cell.method}
 
 
@@ -77,7 +78,7 @@ def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
         for k in ("started_at", "finished_at"):  # the trainable keeps seconds since the epoch
             if isinstance(row[k], (int, float)):
                 row[k] = dt.datetime.fromtimestamp(row[k], dt.timezone.utc)
-        if cell.method == WHOLE:
+        if cell.bound:
             row["epochs"], row["iterations"] = row["iterations"], None
         elif cell.method in NO_MATCHING:
             row["iterations"] = None
@@ -136,7 +137,7 @@ def _upgrade(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     if "table" in df.columns:
         df["table"] = df["table"].map(lambda t: t.split(",") if isinstance(t, str) else t)
-    whole = df["method"] == WHOLE if "method" in df.columns else pd.Series(False, index=df.index)
+    whole = df["method"].isin(names(BOUND)) if "method" in df.columns else pd.Series(False, index=df.index)
     coreset = df["method"].isin(NO_MATCHING) & ~whole if "method" in df.columns else whole
     for name in ("ipc", "iterations"):
         if name in df.columns:
@@ -152,3 +153,17 @@ def _upgrade(df: pd.DataFrame) -> pd.DataFrame:
         if name not in df.columns:
             df[name] = pd.Series(empty, index=df.index, dtype="datetime64[us, UTC]" if empty is pd.NaT else object)
     return df[[c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]]
+
+
+def read_checked(path: Path) -> pd.DataFrame:
+    """``read`` for the results tools: a missing, unreadable or foreign file is one ConfigError line."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")
+    try:
+        df = read(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot read results ({' '.join(str(err).split())[:200]})") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{path}: not a sweep's results: missing columns {', '.join(missing)}")
+    return df

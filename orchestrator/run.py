@@ -34,8 +34,8 @@ from . import preflight, resources
 from .lock import RunLock
 
 if TYPE_CHECKING:  # the modules below import torch: not before the arguments are parsed (fast --help)
-    from . import spec
-    from .cells import Cell, Settings
+    from .cells import Cell
+    from .config import Sweep
 
 TUNE_NAME = "tune"
 CONNECT_TIMEOUT_S = 5.0
@@ -88,9 +88,9 @@ def code_version() -> str:
         return "unknown (no git, no DC_CODE_VERSION)"
 
 
-def prepare_output(out: Path, cells: list[Cell], settings: Settings, resume: bool) -> None:
+def prepare_output(out: Path, cells: list[Cell], sweep: Sweep, resume: bool) -> None:
     """Refuse to mix two different sweeps (or a smoke and a full one) in one output folder."""
-    record = json.loads(json.dumps({"cells": [c.to_config() for c in cells], "settings": settings.comparable()}))
+    record = json.loads(json.dumps({"cells": [c.to_config() for c in cells], "budgets": sweep.comparable()}))
     marker = out / "sweep.json"
     if (out / TUNE_NAME).exists() and not resume:
         raise ConfigError(f"{out} already holds a run of this sweep; pass --resume to continue it, "
@@ -124,13 +124,13 @@ def main(argv=None) -> int:
     from condense.data import resolve_root
 
     from . import cost, spec
-    from .cells import describe, expand, settings_for
+    from .cells import describe, expand
 
     previous = _handle_sigterm_as_ctrl_c()
     try:
         sweep = spec.load(args.sweep)
         root = resolve_root(sweep.data_root)
-        settings = settings_for(sweep, str(root), code_version(), args.smoke)
+        sweep = sweep.for_run(str(root), code_version(), args.smoke)
         cells = expand(sweep)
         address = args.address or os.environ.get("RAY_ADDRESS")
         missing = missing_data(cells, root)
@@ -138,9 +138,9 @@ def main(argv=None) -> int:
         if args.dry_run:
             if missing and not address:  # first: the last line stays '<N> cells'
                 print(f"warning: {missing}", file=sys.stderr, flush=True)
-            per_cell, total = cost.estimate(cells, settings, cost.device_kind(sweep.resources))
+            per_cell, total = cost.estimate(cells, sweep, cost.device_kind(sweep.resources))
             for i, cell in enumerate(cells):
-                print(describe(cell, settings) + ("" if per_cell is None else f"  est {cost.hours(per_cell[i])}"))
+                print(describe(cell, sweep) + ("" if per_cell is None else f"  est {cost.hours(per_cell[i])}"))
             print(plan.describe())
             print(total)
             print(f"{len(cells)} cells")
@@ -152,11 +152,11 @@ def main(argv=None) -> int:
         name = sweep.name + ("-smoke" if args.smoke else "")
         out = Path(args.output).resolve() / name
         # reference networks of the coreset baselines live with the run: every node sees --output
-        settings = dataclasses.replace(settings, cache_dir=str(out / "cache"))
+        sweep = dataclasses.replace(sweep, cache_dir=str(out / "cache"))
         preflight.check_output(out)
         with RunLock(out):
-            prepare_output(out, cells, settings, args.resume)
-            return _run(sweep, name, cells, settings, plan, out, address, args.resume)
+            prepare_output(out, cells, sweep, args.resume)
+            return _run(sweep, name, cells, plan, out, address, args.resume)
     except ConfigError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
@@ -197,7 +197,7 @@ def _handle_sigterm_as_ctrl_c():
     return signal.signal(signal.SIGTERM, _sigterm)
 
 
-def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, plan: resources.Plan, out: Path,
+def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: Path,
          address: str | None, resume: bool) -> int:
     # Before Ray is imported: the legacy reporter is silent at verbose=0 (the driver prints its own
     # lines), and forced experiment snapshots (num_to_keep=1) are expected, not worth a warning.
@@ -232,13 +232,13 @@ def _run(sweep: spec.Sweep, name: str, cells: list[Cell], settings: Settings, pl
               f"{ray.cluster_resources().get('GPU', 0):.0f} GPUs), {resources.show(request)} per cell -> {out}",
               flush=True)
         preflight.check_request(request, ray.nodes())
-        preflight.check_nodes(ray, settings.data_root, sorted({c.dataset for c in cells}), out)
+        preflight.check_nodes(ray, sweep.data_root, sorted({c.dataset for c in cells}), out)
     except ConfigError:
         ray.shutdown()
         raise
     try:
-        stages.run(ray, stages.needed(cells, settings), request, settings, say)
-        trainable = tune.with_resources(tune.with_parameters(train_cell, settings=settings), request)
+        stages.run(ray, stages.needed(cells, sweep), request, sweep, say)
+        trainable = tune.with_resources(tune.with_parameters(train_cell, sweep=sweep), request)
         path = str(out / TUNE_NAME)
         if resume and tune.Tuner.can_restore(path):
             tuner = tune.Tuner.restore(path, trainable, resume_errored=True)

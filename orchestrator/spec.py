@@ -1,4 +1,4 @@
-"""Sweep files, loaded strictly into frozen dataclasses.
+"""Sweep files, loaded strictly into the config object (``config.Sweep``).
 
 A sweep file is shaped like the tables it makes::
 
@@ -15,9 +15,9 @@ A sweep file is shaped like the tables it makes::
     num_eval: 20
     seed: 0
     budget: {iterations: 1000}    # condense.synthetic.Budget fields (DC, DSA)
-    dm_budget: {iterations: 20000} # condense.methods.DMBudget fields (DM)
-    eval_budget: {epochs: 300}    # evaluation.protocol.EvalBudget fields
-    reference_budget: {epochs: 50} # condense.reference.ReferenceBudget: coresets' network, whole bound
+    dm_budget: {iterations: 20000} # condense.dm.DMBudget fields (DM)
+    eval_budget: {epochs: 300}    # evaluation.train.EvalBudget fields
+    reference_budget: {epochs: 50} # evaluation.reference.ReferenceBudget: coresets' network, whole bound
     resources: auto               # default: follow the cluster (orchestrator/resources.py); or
                                   # {cpu: 2, gpu: 0.25, custom: {name: 1}} to fix what a cell asks for
     shared_reference: false       # true: one reference network for all of a cell's experiments
@@ -39,64 +39,19 @@ import math
 import reprlib
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from condense import networks, numbers
+from condense import diffaug, networks, numbers
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
 from condense.matching import METRICS
-from condense import diffaug
-from condense.methods import DMBudget
-from condense.reference import ReferenceBudget
-from condense.synthetic import Budget
+from condense.methods import METHODS
 from evaluation.pools import EVAL_MODES
-from evaluation.protocol import EvalBudget
 
-from .cells import METHODS
+from .config import Grid, Resources, Sweep
 from .layouts import AXES, TABLES, hidden_axes
-
-
-@dataclass(frozen=True)
-class Grid:
-    """One table's grid: every combination of the axes is a cell."""
-    table: str
-    datasets: tuple[str, ...]
-    models: tuple[str, ...]
-    ipcs: tuple[int, ...]
-    eval_modes: tuple[str, ...]
-    metrics: tuple[str, ...] = ("ours",)
-    methods: tuple[str, ...] = ("DC",)
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one trial (one cell) asks Ray for, given explicitly; fractions share a device.
-    ``custom``: Ray custom resources (e.g. a node's label) a cell needs."""
-    cpu: float = 1
-    gpu: float = 0
-    custom: tuple[tuple[str, float], ...] = ()
-
-
-@dataclass(frozen=True)
-class Sweep:
-    name: str
-    grids: tuple[Grid, ...] = ()
-    num_exp: int = 5
-    num_eval: int = 20
-    seed: int = 0
-    budget: Budget = Budget()
-    dm_budget: DMBudget = DMBudget()
-    eval_budget: EvalBudget = EvalBudget()
-    reference_budget: ReferenceBudget = ReferenceBudget()
-    resources: Resources | None = None  # None: auto, what the cluster offers (orchestrator/resources.py)
-    shared_reference: bool = False  # coresets: one reference network for every experiment (cheap runs)
-    dsa_strategy: str = diffaug.AUTO  # DSA and DM: auto (the README's, no flip for digits) or ops
-    data_root: str | None = None
-    max_failures: int = 2
-    checkpoint_every: int = 50
 
 
 # Names users may write in an axis, checked against the registries.
@@ -105,7 +60,7 @@ _ALLOWED = {
     "models": (networks.is_model, lambda: [*networks.list_models(), networks.CONVNET_GRAMMAR], "model"),
     "eval_modes": (lambda v: v in EVAL_MODES, lambda: EVAL_MODES, "eval mode"),
     "metrics": (lambda v: v in METRICS, lambda: METRICS, "metric"),
-    "methods": (lambda v: v in METHODS, lambda: METHODS, "method"),
+    "methods": (lambda v: v in METHODS, lambda: tuple(METHODS), "method"),
 }
 # Fields that may be zero; every other number in a sweep must be positive.
 _MAY_BE_ZERO = {"iterations", "momentum_img", "momentum", "weight_decay", "gpu", "max_failures", "seed"}
@@ -132,7 +87,7 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
     if len(stack) > MAX_DEPTH:
         raise ConfigError(f"{where}: include: more than {MAX_DEPTH} files deep")
     raw = _read_yaml(path)
-    top = {f.name for f in dataclasses.fields(Sweep)} - {"name", "grids"} | {"tables", "include"}
+    top = {f.name for f in dataclasses.fields(Sweep)} - set(Sweep.DRIVER_KEYS) | {"tables", "include"}
     _no_unknown(raw, top, where, "")
     grids = []
     for i, name in enumerate(_typed(raw.get("include", []), list[str], where, "include")):
@@ -153,7 +108,7 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
             diffaug.check_strategy(sweep.dsa_strategy)
         except ConfigError as err:
             raise ConfigError(f"{where}: dsa_strategy: {err}") from None
-    for ipc in sorted({i for g in sweep.grids if {"DC", "DSA"} & set(g.methods) for i in g.ipcs}):
+    for ipc in sorted({i for g in sweep.grids if any(METHODS[m].has_loops for m in g.methods) for i in g.ipcs}):
         try:
             sweep.budget.loops(ipc)
         except ConfigError as err:

@@ -9,9 +9,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from condense.baselines import NEEDS_REFERENCE
+from condense.methods import METHODS
 
-from .cells import WHOLE, Cell, Settings
+from .cells import Cell
+from .config import Sweep
+from .experiment import whole_seed
 
 
 @dataclass(frozen=True, order=True)
@@ -24,37 +26,36 @@ class Needed:
         return f"{self.dataset}-{self.model}-seed{self.seed}"
 
 
-def needed(cells: list[Cell], settings: Settings) -> list[Needed]:
+def needed(cells: list[Cell], sweep: Sweep) -> list[Needed]:
     """Every reference network the cells load: a coreset cell's, one per experiment (or the shared
     one); a whole cell's, one per evaluation model and experiment (seed + exp)."""
     keys = set()
     for cell in cells:
-        if cell.method in NEEDS_REFERENCE:
-            keys |= {Needed(cell.dataset, cell.model, settings.reference_seed(e)) for e in range(settings.num_exp)}
-        elif cell.method == WHOLE:
-            keys |= {Needed(cell.dataset, m, settings.seed + e)
-                     for m in cell.eval_models() for e in range(settings.num_exp)}
+        if METHODS[cell.method].needs_reference:
+            keys |= {Needed(cell.dataset, cell.model, sweep.reference_seed(e)) for e in range(sweep.num_exp)}
+        elif cell.bound:
+            keys |= {Needed(cell.dataset, m, whole_seed(sweep, e)) for m in cell.eval_models() for e in range(sweep.num_exp)}
     return sorted(keys)
 
 
-def train(key: Needed, settings: Settings) -> float:
+def train(key: Needed, sweep: Sweep) -> float:
     """A Ray task: the reference network ``key`` in the run's cache (trained unless already there)."""
     import ray
     import torch
 
     from condense.data import load
-    from condense.reference import reference
+    from evaluation.reference import reference
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
     start = time.perf_counter()
-    pool, _ = load(key.dataset, settings.data_root)
-    reference(pool.to(device), key.model, settings.reference, key.seed, settings.cache_dir)
+    pool, _ = load(key.dataset, sweep.data_root)
+    reference(pool.to(device), key.model, sweep.reference_budget, key.seed, sweep.cache_dir)
     return time.perf_counter() - start
 
 
-def run(ray, keys: list[Needed], request: dict[str, float], settings: Settings,
+def run(ray, keys: list[Needed], request: dict[str, float], sweep: Sweep,
         say: Callable[[str], None]) -> dict[Needed, str]:
     """Train (or find) ``keys`` in parallel as far as the cluster allows; returns the failures, which
     are reported and left to the cells that need them (they retry, then fail with the error)."""
@@ -65,7 +66,7 @@ def run(ray, keys: list[Needed], request: dict[str, float], settings: Settings,
     custom = {k: v for k, v in request.items() if k not in ("CPU", "GPU")}
     task = ray.remote(train).options(num_cpus=request["CPU"], num_gpus=request["GPU"], resources=custom or None)
     say(f"reference networks: {len(keys)} for the coreset and whole cells, before they start")
-    pending = {task.remote(k, settings): k for k in keys}
+    pending = {task.remote(k, sweep): k for k in keys}
     failed = {}
     while pending:
         (ref,), _ = ray.wait(list(pending), num_returns=1)

@@ -4,7 +4,7 @@
                                   [--tables NAME,...] [--no-published]
 
 Each table cell is ``mean ± std`` over all of its accuracies (runs × networks), with the paper's
-number and the difference (ours − paper) where PAPER.md has one (``--no-published`` leaves them
+number and the difference (ours − paper) where docs/protocol.md has one (``--no-published`` leaves them
 out). A cell with an error row reads "failed"; a cell with no accuracies (an interrupted run's, or
 a position of the layout that no cell filled) reads "missing". LaTeX uses booktabs rules and sets
 the best mean of each row in bold, as the paper's Table 1 (the whole-dataset bound is not a
@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from condense.errors import ConfigError
+from condense.methods import BOUND, names
 
-from .layouts import TABLES, WHOLE
+from .layouts import TABLES
 from .published import published
 
 if TYPE_CHECKING:  # pandas is imported where it is used: --help answers at once
@@ -123,7 +124,7 @@ def _ordered(values: list, labels: dict[str, str]) -> list:
 def notes(df: pd.DataFrame, name: str) -> list[str]:
     """The table's footnotes: how to read a cell, and the epochs behind the whole-dataset numbers."""
     frame = _in_table(df, name)
-    whole = frame[(frame["method"] == WHOLE) & (frame["status"] == "ok")]
+    whole = frame[frame["method"].isin(names(BOUND)) & (frame["status"] == "ok")]
     out = [NOTE]
     if not whole.empty:
         epochs = "/".join(str(int(e)) for e in sorted(whole["epochs"].dropna().unique()))
@@ -245,7 +246,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         formats = _choices("format", args.format, FORMATS)
-        df = _read(Path(args.parquet))
+        from . import results
+
+        df = results.read_checked(Path(args.parquet))
         names = None
         if args.tables is not None:
             names = _choices("tables", args.tables, table_names(df))
@@ -256,21 +259,6 @@ def main(argv=None) -> int:
     for text in write_tables(df, folder, tuple(formats), names, not args.no_published):
         print(text)
     return 0
-
-
-def _read(path: Path) -> pd.DataFrame:
-    from . import results
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")
-    try:
-        df = results.read(path)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{path}: cannot read results ({' '.join(str(err).split())[:200]})") from None
-    missing = [c for c in results.COLUMNS if c not in df.columns]
-    if missing:
-        raise ConfigError(f"{path}: not a sweep's results: missing columns {', '.join(missing)}")
-    return df
 
 
 if __name__ == "__main__":

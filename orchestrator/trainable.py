@@ -23,16 +23,16 @@ import ray
 import torch
 from ray import tune
 
-from condense import baselines
 from condense.data import ImageSet, load
-from condense.errors import NonFiniteLossError, unknown
-from condense.methods import CONDENSATION_METHODS, make_condensation
+from condense.errors import NonFiniteLossError
+from condense.methods import CONDENSATION, METHODS
 from condense.runtime import keep_freed_memory
-from condense.synthetic import Condensation, SyntheticSet, derive_seed, run_condensation
+from condense.synthetic import Condensation, SyntheticSet, run_condensation
 from evaluation.pools import eval_iterations
-from evaluation.protocol import evaluate
 
-from .cells import METHODS, WHOLE, Cell, Settings
+from . import experiment
+from .cells import Cell
+from .config import Sweep
 
 STATE_FILE = "progress.pt"
 
@@ -46,27 +46,26 @@ def trial_name(trial) -> str:
     return trial.config["cell"]["cell_id"]
 
 
-def train_cell(config: dict, settings: Settings) -> None:
+def train_cell(config: dict, sweep: Sweep) -> None:
     keep_freed_memory()
     cell = Cell.from_config(config["cell"])
     required = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(required.get("CPU", 1))))
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
-    trial = _Trial(cell, settings, device, tune.get_checkpoint())
+    trial = _Trial(cell, sweep, device, tune.get_checkpoint())
     # a GPU shared by trials: evaluation plans its memory from this trial's share, not what is free
     trial.memory_share = min(1.0, required["GPU"]) if required.get("GPU", 0) > 0 else None
     try:
-        if trial.exp < settings.num_exp:  # a finished trial restored from its last checkpoint skips this
-            train, test = load(cell.dataset, settings.data_root)
+        if trial.exp < sweep.num_exp:  # a finished trial restored from its last checkpoint skips this
+            train, test = load(cell.dataset, sweep.data_root)
             train, test = train.to(device), test.to(device)
-            while trial.exp < settings.num_exp:
-                if cell.method == WHOLE:
+            while trial.exp < sweep.num_exp:
+                if cell.bound:
                     trial.finish_whole(train, test)
                     continue
-                seed = cell.exp_seed(settings.seed, trial.exp)
-                synthetic = make_set(cell, train, test, seed, settings, trial)
-                pool = train if cell.method in CONDENSATION_METHODS else settings.reference.pool(train)
-                trial.finish(synthetic, test, seed, len(pool))
+                seed = cell.exp_seed(sweep.seed, trial.exp)
+                synthetic = make_set(cell, train, test, seed, sweep, trial)
+                trial.finish(synthetic, test, seed, len(experiment.pool(cell, train, sweep)))
     except NonFiniteLossError as err:
         # A diverged run diverges again from the same seed: the cell fails now, without Tune's retries.
         trial.report({"done": True, "failed": f"NonFiniteLossError: exp {trial.exp}: {err}"}, checkpoint=False)
@@ -75,32 +74,27 @@ def train_cell(config: dict, settings: Settings) -> None:
     trial.report({"done": True, "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=False)
 
 
-def make_set(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:
-    """How a cell's set is made, by method: the one place a new method (a coreset) plugs in."""
-    if cell.method in CONDENSATION_METHODS:
-        return _condense(cell, train, test, seed, settings, trial)
-    if cell.method in baselines.METHODS:
-        trial.mark()  # selection time; the reference network comes from the driver's stage (stages.py)
-        synthetic = baselines.select(cell.method, train, cell.ipc, seed, settings.reference, model=cell.model,
-                                     reference_seed=settings.reference_seed(trial.exp),
-                                     cache_dir=settings.cache_dir)
-        trial.tick()
-        return synthetic
-    raise unknown("method", cell.method, METHODS)
+def make_set(cell: Cell, train, test, seed: int, sweep: Sweep, trial: "_Trial") -> SyntheticSet:
+    """The experiment's set, by the method's kind (``experiment``: the same as the seed CLI's)."""
+    if METHODS[cell.method].kind == CONDENSATION:
+        return _condense(cell, train, test, seed, sweep, trial)
+    trial.mark()  # selection time; the reference network comes from the driver's stage (stages.py)
+    synthetic = experiment.select(cell, train, sweep, trial.exp)
+    trial.tick()
+    return synthetic
 
 
-def _condense(cell: Cell, train, test, seed: int, settings: Settings, trial: "_Trial") -> SyntheticSet:
-    # each method with its own budget, initialisation and (DSA, DM) default augmentation
-    budget = settings.budget_for(cell.method)
-    run = make_condensation(cell.method, train, cell.model, cell.ipc, cell.metric, budget, seed,
-                            dsa_strategy=settings.dsa_strategy_for(cell.dataset))
+def _condense(cell: Cell, train, test, seed: int, sweep: Sweep, trial: "_Trial") -> SyntheticSet:
+    # each method with its own budget, initialisation and (DSA, DM) augmentation
+    budget = sweep.budget_for(cell.method)
+    run = experiment.start(cell, train, sweep, trial.exp)
     resumed_at = None
     if trial.condensation is not None:
         run.load_state_dict(trial.condensation)
         resumed_at = run.iteration  # its evaluation and checkpoint happened before it was saved
     last = budget.iterations
     evals = set(eval_iterations(cell.eval_mode, last, budget.eval_every)) - {last}  # the last one is trial.finish's
-    saves = set(range(settings.checkpoint_every, last, settings.checkpoint_every))
+    saves = set(range(sweep.checkpoint_every, last, sweep.checkpoint_every))
     if trial.window is None:  # a fresh experiment (or a checkpoint from before the curves were kept)
         trial.window = {"since": run.iteration, "loss": 0.0, "iterations": 0}
     trial.mark()  # condensation time starts here, not at data loading
@@ -125,8 +119,8 @@ def _condense(cell: Cell, train, test, seed: int, settings: Settings, trial: "_T
 class _Trial:
     """The progress of one trial: what a checkpoint holds and a restored trial starts from."""
 
-    def __init__(self, cell: Cell, settings: Settings, device: torch.device, checkpoint):
-        self.cell, self.settings, self.device = cell, settings, device
+    def __init__(self, cell: Cell, sweep: Sweep, device: torch.device, checkpoint):
+        self.cell, self.sweep, self.device = cell, sweep, device
         self.exp = 0  # the experiment under way
         self.records: list[dict] = []  # final accuracies of the finished experiments
         self.sets: list[SyntheticSet] = []
@@ -160,9 +154,6 @@ class _Trial:
         self.condense_seconds += now - self._since
         self._since = now
 
-    def eval_seeds(self, exp_seed: int, model: str, iteration: int) -> list[int]:
-        return [derive_seed(exp_seed, "eval", model, iteration, i) for i in range(self.settings.num_eval)]
-
     def add_loss(self, state: Condensation, iteration: int) -> float:
         """Fold the mean matching loss since the last progress point into the window; returns it
         (NaN at iteration 0, before any step)."""
@@ -184,8 +175,7 @@ class _Trial:
     def intermediate_accuracy(self, synthetic: SyntheticSet, test, exp_seed: int, iteration: int) -> float:
         """Mode S's evaluation part-way through condensation: reported, and kept on the curve."""
         model = self.cell.eval_models()[0]
-        accs = evaluate(synthetic, test, model, self.eval_seeds(exp_seed, model, iteration),
-                        self.settings.eval_budget, memory_share=self.memory_share)
+        _, accs = experiment.evaluate_set(synthetic, test, self.sweep, exp_seed, model, iteration, self.memory_share)
         self._curve_point(iteration, model, accs)
         self.window.update(loss=0.0, iterations=0)
         return sum(accs) / len(accs)
@@ -196,8 +186,8 @@ class _Trial:
         first = len(self.records)
         for model in self.cell.eval_models():
             start = time.perf_counter()
-            seeds = self.eval_seeds(exp_seed, model, iterations)
-            accs = evaluate(synthetic, test, model, seeds, self.settings.eval_budget, memory_share=self.memory_share)
+            seeds, accs = experiment.evaluate_set(synthetic, test, self.sweep, exp_seed, model, iterations,
+                                                  self.memory_share)
             seconds = time.perf_counter() - start
             self.records += [self._record(model, s, a, self.condense_seconds, seconds, iterations, train_images)
                              for s, a in zip(seeds, accs)]
@@ -209,21 +199,19 @@ class _Trial:
         """One experiment of the whole-dataset bound: per eval model, one network trained on the
         whole training set and tested. Seed ``seed + exp``: experiment 0 is the coresets' reference
         network, from the cache. Its row's ``iterations`` holds the training epochs."""
-        seed, reference = self.settings.seed + self.exp, self.settings.reference
-        pool, first = reference.pool(train), len(self.records)
+        seed, epochs = experiment.whole_seed(self.sweep, self.exp), self.sweep.reference_budget.epochs
+        pool, first = experiment.pool(self.cell, train, self.sweep), len(self.records)
         for model in self.cell.eval_models():
             start = time.perf_counter()
-            acc = baselines.whole(train, test, [seed], reference, model=model, cache_dir=self.settings.cache_dir,
-                                  max_test=self.settings.eval_budget.max_test)[0]
-            self.records.append(self._record(model, seed, acc, 0.0, time.perf_counter() - start,
-                                             reference.epochs, len(pool)))
-        self._end_experiment(training_sample(pool), first, reference.epochs)
+            acc = experiment.whole_accuracy(train, test, self.sweep, self.exp, model)
+            self.records.append(self._record(model, seed, acc, 0.0, time.perf_counter() - start, epochs, len(pool)))
+        self._end_experiment(training_sample(pool, self.cell.method), first, epochs)
 
     def _record(self, model: str, seed: int, accuracy: float, condense_seconds: float, eval_seconds: float,
                 iterations: int, train_images: int) -> dict:
         return {"exp": self.exp, "eval_model": model, "eval_seed": seed, "accuracy": accuracy,
                 "condense_seconds": condense_seconds, "eval_seconds": eval_seconds, "iterations": iterations,
-                "train_images": train_images, "code_version": self.settings.code_version,
+                "train_images": train_images, "code_version": self.sweep.code_version,
                 "torch_version": str(torch.__version__), "device": self.device.type,
                 "device_name": self.device_name, "started_at": self.started_at, "finished_at": time.time()}
 
@@ -238,7 +226,7 @@ class _Trial:
         self.mark()
 
     def report(self, metrics: dict, checkpoint: bool, exp: int | None = None) -> None:
-        metrics = {**metrics, "exp": self.exp if exp is None else exp, "num_exp": self.settings.num_exp}
+        metrics = {**metrics, "exp": self.exp if exp is None else exp, "num_exp": self.sweep.num_exp}
         if self.resumed_from is not None:
             metrics["resumed_from"] = self.resumed_from
         if not checkpoint:
@@ -265,8 +253,8 @@ def device_name(device: torch.device) -> str:
     return names[0] if names else (platform.processor() or platform.machine())
 
 
-def training_sample(train: ImageSet, per_class: int = 10) -> SyntheticSet:
+def training_sample(train: ImageSet, method: str, per_class: int = 10) -> SyntheticSet:
     """What a whole cell shows in place of a set: the first training images of each class."""
     idx = torch.cat([i[:per_class] for i in train.indices_per_class()])
     return SyntheticSet(train.images[idx].cpu(), train.labels[idx].cpu(), train.info.name,
-                        {"method": WHOLE, "sample": f"first {per_class} training images per class"})
+                        {"method": method, "sample": f"first {per_class} training images per class"})

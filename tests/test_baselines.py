@@ -4,13 +4,26 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from condense import baselines, reference
-from condense.baselines import METHODS, herding, k_center, most_forgotten, select, whole
+from condense import baselines, methods
+from condense.baselines import herding, k_center, most_forgotten
 from condense.errors import ConfigError
-from condense.reference import ForgettingCounter, ReferenceBudget
+from evaluation import reference
+from evaluation.reference import ForgettingCounter, ReferenceBudget, whole
+from evaluation.train import EvalBudget
+
+METHODS = methods.names(methods.CORESET)
 
 # A reference network of seconds: 2 epochs on the first 300 MNIST images (>= 20 per class).
 TINY = ReferenceBudget(epochs=2, max_train=300)
+
+
+def select(method, train, ipc, seed, budget=ReferenceBudget(), cache_dir=None, reference_seed=0):
+    """A coreset of ``budget.pool(train)`` with the reference network of ``reference_seed`` (cached)."""
+    pool = budget.pool(train)
+    guide = None
+    if methods.get(method).needs_reference:
+        guide = reference.for_selection(pool, "ConvNet", budget, reference_seed, cache_dir)
+    return baselines.select(method, pool, ipc, seed, guide)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +156,7 @@ def test_reference_is_cached_and_reused(mnist, tmp_path, monkeypatch):
     # the image was never learned, which scores one per epoch
     assert set(first.forgetting.unique().tolist()) <= set(range(TINY.epochs // 2 + 1)) | {TINY.epochs}
     select("forgetting", train, 2, seed=0, budget=TINY, cache_dir=tmp_path)
-    whole(train, train, [0], TINY, cache_dir=tmp_path, max_test=100)
+    whole(train, train, [0], TINY, cache_dir=tmp_path, eval_budget=EvalBudget(max_test=100))
     assert calls == [0]  # the selection and the bound reuse the cached network
     reference.reference(train, "ConvNet", TINY, seed=1, cache_dir=tmp_path)
     assert calls == [0, 1]  # another seed is another network
@@ -173,7 +186,7 @@ def test_cache_dir_resolution(monkeypatch, tmp_path):
 
 def test_whole_tests_one_network_per_seed(mnist, cache):
     train, test = mnist
-    accs = whole(train, test, [0, 1], TINY, cache_dir=cache, max_test=500)
+    accs = whole(train, test, [0, 1], TINY, cache_dir=cache, eval_budget=EvalBudget(max_test=500))
     assert len(accs) == 2 and all(0 <= a <= 100 for a in accs)
 
 
@@ -188,12 +201,15 @@ def test_bad_requests_raise_config_error(mnist):
 
 
 @pytest.mark.slow  # over 2 s on 2 cores
-def test_baselines_module_does_not_import_evaluation():
+def test_the_library_does_not_import_the_layers_above_it():
     import subprocess
     import sys
 
-    code = "import sys, condense.baselines, condense.__main__; print('evaluation' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    code = ("import sys, pkgutil, importlib, condense\n"
+            "for m in pkgutil.iter_modules(condense.__path__):\n"
+            "    if m.name != '__main__': importlib.import_module('condense.' + m.name)\n"
+            "print(sorted({n.split('.')[0] for n in sys.modules} & {'evaluation', 'orchestrator'}))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
 
 
 # --- end to end through the command line --------------------------------------------------------

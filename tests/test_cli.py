@@ -19,7 +19,7 @@ def cli(*args, data=None, timeout=600):
 def seed_cli(capsys, monkeypatch, tmp_path):
     """``python -m condense ARGS`` in this process (no interpreter and torch import per call):
     returns (exit status, stdout, stderr)."""
-    from condense.__main__ import main
+    from orchestrator.seed_cli import main
 
     monkeypatch.setenv("DC_DATA", str(data_root()))
     monkeypatch.chdir(tmp_path)  # the default --save_path is ./result
@@ -84,7 +84,7 @@ def test_bad_input_is_one_line_exit_2(seed_cli, args, bad):
 
 
 def test_dsa_strategy_auto_is_accepted_for_dsa_and_dm():
-    import condense.__main__ as cli
+    import orchestrator.seed_cli as cli
 
     for method in ("DSA", "DM"):
         cli.validate(cli.parse_args(["--method", method, "--dataset", "MNIST", "--dsa_strategy", "auto", "--smoke"]))
@@ -104,7 +104,7 @@ def test_dsa_strategy_auto_is_accepted_for_dsa_and_dm():
     (["--max_train", "5"], "--max_train applies to the coreset methods"),
 ])
 def test_bad_numbers_device_and_save_path_are_refused_before_data_loads(seed_cli, monkeypatch, tmp_path, args, bad):
-    import condense.__main__ as cli
+    import orchestrator.seed_cli as cli
 
     def no_load(*a, **k):
         raise AssertionError("data loaded before the flags were checked")

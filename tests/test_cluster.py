@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from condense.errors import ConfigError
-from condense.reference import ReferenceBudget
+from evaluation.reference import ReferenceBudget
 from condense.synthetic import Budget, SyntheticSet
 from conftest import REPO, data_root
-from evaluation.protocol import EvalBudget
+from evaluation.train import EvalBudget
 from orchestrator import preflight, run, spec, stages, trainable
-from orchestrator.cells import Cell, Settings, expand
+from orchestrator.cells import Cell, expand
+from orchestrator.config import Sweep
 from orchestrator.live import LiveResults
 
 
@@ -55,7 +56,7 @@ def test_a_node_probe_reports_the_data_root_datasets_and_output(tmp_path):
 def test_the_stage_trains_one_reference_per_experiment_or_one_shared(tmp_path):
     sweep = spec.load(REPO / "sweeps" / "table1.yaml")
     cells = [c for c in expand(sweep) if c.dataset == "MNIST"]
-    settings = Settings(Budget(), EvalBudget(), ReferenceBudget(), num_exp=3, num_eval=2, seed=10, data_root="/d",
+    settings = Sweep("t", budget=Budget(), eval_budget=EvalBudget(), reference_budget=ReferenceBudget(), num_exp=3, num_eval=2, seed=10, data_root="/d",
                         checkpoint_every=5, code_version="v")
     # herding, kcenter and forgetting use experiment e's network, seed 10 + e: the whole cell's of that experiment
     assert [str(k) for k in stages.needed(cells, settings)] == [f"MNIST-ConvNet-seed{s}" for s in (10, 11, 12)]

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator import cost, run
-from orchestrator.cells import Cell, Settings
-from condense.reference import ReferenceBudget
+from orchestrator.cells import Cell
+from orchestrator.config import Sweep
+from evaluation.reference import ReferenceBudget
 from condense.synthetic import Budget
-from evaluation.protocol import EvalBudget
+from evaluation.train import EvalBudget
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
@@ -29,9 +30,9 @@ def calibrations(tmp_path, monkeypatch):
 
 def settings(**kw):
     base = dict(budget=Budget(iterations=10), eval_budget=EvalBudget(epochs=4, max_test=1000),
-                reference=ReferenceBudget(epochs=2, max_train=512), num_exp=2, num_eval=3, seed=0, data_root="",
+                reference_budget=ReferenceBudget(epochs=2, max_train=512), num_exp=2, num_eval=3, seed=0, data_root="",
                 checkpoint_every=1, code_version="")
-    return Settings(**{**base, **kw})
+    return Sweep("t", **{**base, **kw})
 
 
 def dc(ipc=1, model="ConvNet"):
@@ -117,6 +118,6 @@ def test_the_committed_cpu_calibration_estimates_the_paper_sweep():
     from orchestrator.cells import expand
 
     est = cost.Estimator(cals[0])
-    s = settings(budget=Budget(), eval_budget=EvalBudget(), reference=ReferenceBudget(), num_exp=5, num_eval=20)
+    s = settings(budget=Budget(), eval_budget=EvalBudget(), reference_budget=ReferenceBudget(), num_exp=5, num_eval=20)
     assert all(est.cell_seconds(c, s) > 0 for c in expand(spec.load(SWEEPS / "all.yaml")))
     assert not est.borrowed  # every model of the paper's sweep was measured

@@ -7,6 +7,7 @@ import torch
 
 from condense import augment as dc_augment
 from condense import diffaug
+from evaluation.augmentation import eval_augmentation
 from condense.errors import ConfigError
 
 
@@ -154,9 +155,9 @@ def test_generator_groups_augment_as_if_alone():
 
 def test_evaluation_strategy_dispatches_from_dc_augment():
     x = torch.randn(8, 1, 28, 28)
-    name = diffaug.eval_strategy(diffaug.DEFAULT_STRATEGY)
+    name = eval_augmentation("DSA", "CIFAR10", "ConvNet", diffaug.DEFAULT_STRATEGY)
     assert torch.equal(dc_augment.augment(x, name, gen(8)), diffaug.augment(x, diffaug.DEFAULT_STRATEGY, gen(8)))
-    assert diffaug.eval_strategy("none") is None
+    assert eval_augmentation("DSA", "CIFAR10", "ConvNet", "none") == "none"  # DC's rule for CIFAR10
 
 
 @pytest.mark.parametrize("bad", ["color_blur", "crop_crop", "", "Color"])

@@ -5,9 +5,10 @@ import torch
 from condense import data
 from condense.networks import build
 from condense.errors import NonFiniteLossError
-from condense.reference import ReferenceBudget, train_reference
+from evaluation.reference import ReferenceBudget, train_reference
 from condense.synthetic import Budget, Condensation, SyntheticSet, run_condensation
-from evaluation.protocol import EvalBudget, _check_finite, evaluate
+from evaluation.protocol import evaluate
+from evaluation.train import EvalBudget, check_finite
 
 NAN = float("nan")
 
@@ -51,7 +52,7 @@ def test_a_diverged_evaluation_names_the_network_and_epoch():
     with torch.no_grad():
         next(net.parameters())[0, 0] = float("inf")
     with pytest.raises(NonFiniteLossError, match=r"weights of MLP \(seed 3\) are not finite after 1 epochs"):
-        _check_finite(torch.zeros(1, 4), [net], [3], "MLP", 1, EvalBudget(epochs=1))
+        check_finite(torch.zeros(1, 4), [net], [3], "MLP", 1, EvalBudget(epochs=1))
     with pytest.raises(NonFiniteLossError, match=r"MLP \(seed 3\) is nan at epoch 2"):  # the vectorised trainer too
         evaluate(synthetic, train, "MLP", [3, 4], EvalBudget(epochs=3, lr=NAN), vectorised=True)
 
@@ -62,13 +63,13 @@ def test_a_diverged_reference_network_is_an_error_not_a_cached_bound():
 
 
 def test_the_trainable_fails_the_cell_at_once_without_retries(tmp_path, monkeypatch):
-    from orchestrator.cells import Settings
+    from orchestrator.config import Sweep
     from test_sweep_trainable import run
 
     monkeypatch.setattr("orchestrator.trainable.ray", __import__("types").SimpleNamespace(get_gpu_ids=lambda: []))
     monkeypatch.setattr("orchestrator.trainable.load", lambda name, root: (fake_mnist(), fake_mnist()))
-    settings = Settings(Budget(iterations=3, batch_real=4, lr_img=NAN), EvalBudget(epochs=1, max_test=20),
-                        ReferenceBudget(epochs=1), num_exp=1, num_eval=1, seed=0, data_root="unused",
+    settings = Sweep("t", budget=Budget(iterations=3, batch_real=4, lr_img=NAN),
+                     eval_budget=EvalBudget(epochs=1, max_test=20), reference_budget=ReferenceBudget(epochs=1), num_exp=1, num_eval=1, seed=0, data_root="unused",
                         checkpoint_every=5, code_version="test")
     threads = torch.get_num_threads()
     try:
@@ -98,7 +99,7 @@ def test_the_driver_keeps_such_a_cell_as_an_error_row(tmp_path):
 
 
 def test_the_seed_cli_prints_one_line_and_exits_1(monkeypatch, tmp_path, capsys):
-    import condense.__main__ as cli
+    import orchestrator.seed_cli as cli
 
     monkeypatch.setattr(cli, "load", lambda *a, **k: (fake_mnist(), fake_mnist()))
     code = cli.main(["--dataset", "MNIST", "--model", "MLP", "--smoke", "--lr_img", "1e30", "--Iteration", "2",

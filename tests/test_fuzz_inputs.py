@@ -148,7 +148,7 @@ def test_mutated_sweep_bytes(folder, name):
 def test_seed_cli_flags_refuse_bad_values_before_data_loads(monkeypatch, tmp_path, capsys):
     """Every flag of ``python -m condense`` with hostile values: refused on one line (exit 2), or
     accepted up to the data loading, which is stopped here; non-finite or negative numbers never pass."""
-    import condense.__main__ as cli
+    import orchestrator.seed_cli as cli
 
     class Loaded(Exception):
         pass

@@ -7,7 +7,8 @@ import torch
 
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
 from evaluation import graphed, protocol
-from evaluation.protocol import EvalBudget, evaluate, train_network
+from evaluation.protocol import evaluate
+from evaluation.train import EvalBudget, train_network
 
 SEEDS = (3, 7, 11)
 

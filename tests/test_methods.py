@@ -8,8 +8,10 @@ import torch
 
 from condense import diffaug
 from condense.errors import NonFiniteLossError
-from condense.methods import (DMBudget, DMCondensation, DSACondensation, distribution_matching_loss,
-                              make_condensation)
+from condense.dm import DMBudget, DMCondensation, distribution_matching_loss
+from condense.dsa import DSACondensation
+from condense import methods
+from evaluation.augmentation import for_set
 from condense.synthetic import Budget, build_network, class_gradients_loss, seeded_generator
 from conftest import step_twice_second_without_sync
 
@@ -63,22 +65,23 @@ def test_dm_embeds_batchnorm_models_over_all_classes_at_once(mnist_small):
                                             pytest.param("DSA", TINY_DSA, marks=pytest.mark.slow)])
 def test_runs_are_deterministic_resumable_and_tagged(mnist_small, method, budget):
     train, _ = mnist_small
-    a = make_condensation(method, train, SMALL, 2, budget=budget, seed=3)
+    a = methods.start(method, train, SMALL, 2, budget, seed=3)
     start = a.images.detach().clone()
     a.step()
     state = copy.deepcopy(a.state_dict())  # the live tensors move on with the run
     for _ in range(budget.iterations - 1):
         a.step()
     assert not torch.equal(a.images, start)
-    resumed = make_condensation(method, train, SMALL, 2, budget=budget, seed=99)
+    resumed = methods.start(method, train, SMALL, 2, budget, seed=99)
     resumed.load_state_dict(state)
     for _ in range(budget.iterations - 1):
         resumed.step()
     assert torch.equal(a.images, resumed.images)
-    other = make_condensation(method, train, SMALL, 2, budget=budget, seed=4)
+    other = methods.start(method, train, SMALL, 2, budget, seed=4)
     assert not torch.equal(other.images, start)  # init real: another seed, other images
     s = a.synthetic()
-    assert s.meta["method"] == method and s.meta["eval_augment"] == "dsa:" + diffaug.DEFAULT_STRATEGY
+    assert s.meta["method"] == method and s.meta["dsa_strategy"] == diffaug.DEFAULT_STRATEGY
+    assert for_set(s.meta, "MNIST", SMALL) == diffaug.EVAL_PREFIX + diffaug.DEFAULT_STRATEGY
 
 
 def test_dsa_matching_step_augments_real_and_synthetic_with_one_draw(mnist_small):
@@ -91,7 +94,7 @@ def test_dsa_matching_step_augments_real_and_synthetic_with_one_draw(mnist_small
     expected = class_gradients_loss(net, *diffaug.siamese(real, syn, run.dsa_strategy, twin), "ours")
     torch.testing.assert_close(run.matching_loss(net, real, syn, "ours"), expected)
     assert run.inner_augment is not None
-    assert make_condensation("DC", train, SMALL, 1, budget=TINY_DSA).inner_augment is None
+    assert methods.start("DC", train, SMALL, 1, TINY_DSA).inner_augment is None
 
 
 def test_a_non_finite_loss_stops_the_run(mnist_small):
@@ -105,18 +108,19 @@ def test_a_non_finite_loss_stops_the_run(mnist_small):
 
 
 def test_dsa_and_dm_sets_are_evaluated_with_dsa_augmentation(mnist_small, monkeypatch):
-    from evaluation.protocol import EvalBudget, evaluate
+    from evaluation.protocol import evaluate
+    from evaluation.train import EvalBudget
 
     train, test = mnist_small
     calls = []
     original = diffaug.augment
     monkeypatch.setattr(diffaug, "augment", lambda x, s, g, **kw: calls.append(s) or original(x, s, g, **kw))
-    run = make_condensation("DM", train, "ConvNet", 1, budget=TINY_DM, seed=0)
+    run = methods.start("DM", train, "ConvNet", 1, TINY_DM, seed=0)
     budget = EvalBudget(epochs=2, max_test=100)
     evaluate(run.synthetic(), test, "ConvNet", [0], budget)
     assert calls == [diffaug.DEFAULT_STRATEGY] * 3  # one batch per epoch, epochs + 1 epochs as the original
     calls.clear()
-    dc = make_condensation("DC", train, "ConvNet", 1, budget=TINY_DSA, seed=0).synthetic()
+    dc = methods.start("DC", train, "ConvNet", 1, TINY_DSA, seed=0).synthetic()
     evaluate(dc, test, "ConvNet", [0], budget)
     assert calls == []
     assert budget.epochs_for("dsa:" + diffaug.DEFAULT_STRATEGY) == 2
@@ -129,6 +133,6 @@ def test_a_step_never_waits_for_the_device(mnist_small, device, method, budget):
     """On CUDA (DC_TEST_DEVICE=cuda) a whole DSA/DM step runs under sync debug mode "error":
     augmentation draws and op choices stay on the device."""
     train = mnist_small[0].to(device)
-    run = make_condensation(method, train, SMALL, 2, budget=budget, seed=0)
+    run = methods.start(method, train, SMALL, 2, budget, seed=0)
     step_twice_second_without_sync(run, device)
     assert run.iteration == 2

@@ -2,11 +2,12 @@
 import pytest
 import torch
 
-from condense.__main__ import parse_args, validate
+from orchestrator.seed_cli import parse_args, validate
 from condense.errors import ConfigError
 from condense.precision import precision
 from condense.synthetic import Budget, Condensation, SyntheticSet
-from evaluation.protocol import EvalBudget, evaluate
+from evaluation.protocol import evaluate
+from evaluation.train import EvalBudget
 
 
 def test_off_by_default_and_unknown_values_refused():

@@ -3,11 +3,13 @@ import torch
 
 from condense import networks
 from condense.errors import ConfigError
-from condense.methods import DMBudget
+from condense.dm import DMBudget
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
 from evaluation.pools import EVAL_MODES, POOLS, eval_iterations, eval_models, self_eval_model
 from evaluation import protocol
-from evaluation.protocol import EvalBudget, evaluate, schedule
+from evaluation import train as trainer
+from evaluation.protocol import evaluate
+from evaluation.train import EvalBudget, schedule
 
 ONE_EPOCH = EvalBudget(epochs=1, max_test=64)
 
@@ -88,7 +90,7 @@ def test_both_trainers_follow_the_schedule(mnist_small, monkeypatch, vectorised)
     train, _ = mnist_small
     syn = real_subset(train, 1)
     optimisers = []  # [lr, steps taken]
-    make = protocol._sgd
+    make = trainer.sgd
 
     def spy(params, lr, budget):
         opt, record = make(params, lr, budget), [lr, 0]
@@ -96,12 +98,12 @@ def test_both_trainers_follow_the_schedule(mnist_small, monkeypatch, vectorised)
         opt.register_step_post_hook(lambda *_: record.__setitem__(1, record[1] + 1))
         return opt
 
-    monkeypatch.setattr(protocol, "_sgd", spy)
+    monkeypatch.setattr(trainer, "sgd", spy)
     gens = [seeded_generator(s) for s in (0, 1)]
     nets = [build_network("ConvNetW32", train, g, "cpu") for g in gens]
     if vectorised:
-        protocol.train_networks(nets, syn.images, syn.labels, EvalBudget(), 6, "none", gens)
+        trainer.train_networks(nets, syn.images, syn.labels, EvalBudget(), 6, "none", gens)
     else:
-        protocol.train_network(nets[0], syn.images, syn.labels, EvalBudget(), 6, "none", gens[0])
+        trainer.train_network(nets[0], syn.images, syn.labels, EvalBudget(), 6, "none", gens[0])
     assert [lr for lr, _ in optimisers] == pytest.approx([0.01, 0.001])
     assert [steps for _, steps in optimisers] == [5, 2]  # epochs 0-4, then 5-6: 7 epochs in all

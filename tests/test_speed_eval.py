@@ -7,7 +7,8 @@ import torch
 from condense.augment import augment
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
 from evaluation import protocol
-from evaluation.protocol import EvalBudget, evaluate, parallel_seeds, train_network, train_networks
+from evaluation.protocol import evaluate, parallel_seeds
+from evaluation.train import EvalBudget, train_network, train_networks
 
 SEEDS = (3, 7, 11)
 

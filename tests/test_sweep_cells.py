@@ -3,7 +3,7 @@ import dataclasses
 
 from conftest import REPO
 from orchestrator import spec
-from orchestrator.cells import Cell, describe, expand, settings_for
+from orchestrator.cells import Cell, describe, expand
 
 SWEEPS = REPO / "sweeps"
 
@@ -51,24 +51,24 @@ def test_config_round_trip():
 
 
 def test_smoke_caps_budgets_but_never_raises_them():
-    paper = settings_for(spec.load(SWEEPS / "table1.yaml"), "/data", "v", smoke=True)
+    paper = spec.load(SWEEPS / "table1.yaml").for_run("/data", "v", smoke=True)
     assert (paper.budget.iterations, paper.budget.batch_real, paper.num_exp, paper.num_eval) == (20, 64, 1, 2)
     assert (paper.eval_budget.epochs, paper.eval_budget.max_test) == (100, 2000)
     assert paper.budget.batch_train == 256  # what the preset does not shrink stays the paper's
     tiny = spec.load(SWEEPS / "smoke.yaml")
-    capped = settings_for(tiny, "/data", "v", smoke=True)
+    capped = tiny.for_run("/data", "v", smoke=True)
     assert tiny.budget.iterations < 20 and tiny.eval_budget.epochs < 100  # smaller than the presets ...
     assert capped.budget.iterations == tiny.budget.iterations  # ... so --smoke keeps them
     assert capped.eval_budget.epochs == tiny.eval_budget.epochs
     # the reference network (coresets, whole): 5 epochs on 1000 images under --smoke, the file's if smaller
-    assert (paper.reference.epochs, paper.reference.max_train) == (5, 1000)
-    assert (capped.reference.epochs, capped.reference.max_train) == (tiny.reference_budget.epochs, 1000)
-    assert settings_for(spec.load(SWEEPS / "table1.yaml"), "/data", "v").reference.max_train is None
+    assert (paper.reference_budget.epochs, paper.reference_budget.max_train) == (5, 1000)
+    assert (capped.reference_budget.epochs, capped.reference_budget.max_train) == (tiny.reference_budget.epochs, 1000)
+    assert spec.load(SWEEPS / "table1.yaml").for_run("/data", "v").reference_budget.max_train is None
 
 
 def test_describe_states_the_budget():
     sweep = spec.load(SWEEPS / "table1.yaml")
-    s = settings_for(sweep, "/data", "v")
+    s = sweep.for_run("/data", "v")
     cifar50 = next(c for c in expand(sweep) if c.cell_id == "CIFAR10-ConvNet-ipc50-S-ours")
     line = describe(cifar50, s)
     assert line.startswith("CIFAR10-ConvNet-ipc50-S-ours ")
@@ -88,7 +88,7 @@ def test_methods_sweep_has_dc_dsa_and_dm_with_their_own_budgets():
     assert len(cells) == 4 * 3 * 3
     ids = {c.cell_id for c in cells}
     assert {"MNIST-ConvNet-ipc1-S-ours", "MNIST-ConvNet-ipc1-S-ours-DSA", "CIFAR10-ConvNet-ipc50-S-ours-DM"} <= ids
-    s = settings_for(sweep, "/data", "v")
+    s = sweep.for_run("/data", "v")
     lines = {c.cell_id: describe(c, s) for c in cells}
     # DSA: DC's loops; DM: 20000 one-update iterations; both evaluate with DSA augmentation, 1000 epochs
     assert "1000 it (loops 50/10" in lines["CIFAR10-ConvNet-ipc50-S-ours-DSA"]
@@ -98,7 +98,7 @@ def test_methods_sweep_has_dc_dsa_and_dm_with_their_own_budgets():
     # mode S: DC and DSA at 0/500/1000, DM every 2000 as main_DM.py
     assert "eval at it 0/500/1000:" in lines["CIFAR10-ConvNet-ipc50-S-ours-DSA"]
     assert "eval at it " + "/".join(map(str, range(0, 20001, 2000))) + ":" in lines["CIFAR10-ConvNet-ipc50-S-ours-DM"]
-    smoke = settings_for(sweep, "/data", "v", smoke=True)
+    smoke = sweep.for_run("/data", "v", smoke=True)
     assert (smoke.budget_for("DM").iterations, smoke.budget_for("DM").lr_img) == (50, 1.0)
     dm = next(c for c in cells if c.cell_id == "MNIST-ConvNet-ipc1-S-ours-DM")
     assert "eval at it 0/25/50:" in describe(dm, smoke)

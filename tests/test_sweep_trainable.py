@@ -17,11 +17,12 @@ from ray import tune
 
 from conftest import data_root
 from condense.data import load
-from condense.reference import ReferenceBudget
+from evaluation.reference import ReferenceBudget
 from condense.synthetic import Budget, SyntheticSet
-from evaluation.protocol import EvalBudget
+from evaluation.train import EvalBudget
 from orchestrator import trainable
-from orchestrator.cells import Cell, Settings
+from orchestrator.cells import Cell
+from orchestrator.config import Sweep
 
 CELL = Cell("MNIST", "MLP", 1, "S", "ours", "DC", ("metric",))
 
@@ -56,8 +57,8 @@ class FakeTune:
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings(Budget(iterations=4, batch_real=16), EvalBudget(epochs=3, max_test=200),
-                    ReferenceBudget(epochs=1, max_train=300), num_exp=2, num_eval=2, seed=0,
+    return Sweep("t", budget=Budget(iterations=4, batch_real=16), eval_budget=EvalBudget(epochs=3, max_test=200),
+                 reference_budget=ReferenceBudget(epochs=1, max_train=300), num_exp=2, num_eval=2, seed=0,
                     data_root=str(data_root()), checkpoint_every=1, code_version="test",
                     cache_dir=str(tmp_path / "cache"))
 
@@ -182,7 +183,7 @@ def test_a_dm_cell_uses_its_own_budget_and_a_non_finite_loss_fails_it(tmp_path, 
     state, sets = final_state(run(monkeypatch, tmp_path / "dm", settings, cell=cell))
     assert [(r["exp"], r["iterations"]) for r in state["records"]] == [(0, 2)] * 2  # DM's 2, not DC's 4
     # MNIST under dsa_strategy auto: the README's digit setting, no flip
-    assert sets[0].meta["method"] == "DM" and sets[0].meta["eval_augment"] == "dsa:color_crop_cutout_scale_rotate"
+    assert sets[0].meta["method"] == "DM" and sets[0].meta["dsa_strategy"] == "color_crop_cutout_scale_rotate"
     chosen = dataclasses.replace(settings, dsa_strategy="crop_flip")
     _, sets = final_state(run(monkeypatch, tmp_path / "chosen", chosen, cell=cell))
     assert sets[0].meta["dsa_strategy"] == "crop_flip"

@@ -1,14 +1,16 @@
-"""The reference network of the coreset baselines (PAPER.md, "Coreset baselines" and "whole dataset").
+"""The reference network of the coreset baselines and the whole-dataset bound (docs/protocol.md,
+"Coreset baselines" and "The whole-dataset bound").
 
-One ConvNet trained on the whole training set serves three purposes, as PAPER.md suggests: its
+One network trained on the whole training set serves three purposes: its
 embedding is the feature space of Herding and K-Center, the same training run counts Forgetting's
 correct -> incorrect transitions, and its test accuracy is the whole-dataset bound. Training it is
 by far the most expensive part of a baseline, so it is cached on disk per dataset, model, seed,
 budget and training data: the 3 ipcs and 5 experiments of a Table 1 row reuse one network.
 
-The schedule is the evaluation trainer's (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256,
-lr x 0.1 with a fresh optimiser at half, DC's augmentation for the dataset); the paper gives no
-epoch count, so ``epochs`` is a setting reported beside every number it produces.
+It is trained by the evaluation trainer (``evaluation.train``: SGD lr 0.01, momentum 0.9, weight
+decay 5e-4, batch 256, DC's augmentation for the dataset) on its own plan: ``epochs`` epochs, lr x 0.1
+with a fresh optimiser at half. The paper gives no epoch count, so ``epochs`` is a setting reported
+beside every number it produces.
 """
 from __future__ import annotations
 
@@ -20,16 +22,20 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Sequence
+
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
-from .augment import augment, strategy_for
-from .data import ImageSet
-from .divergence import FirstNonFinite
-from .errors import ConfigError, NonFiniteLossError
-from .synthetic import build_network, seeded_generator
+from condense.baselines import SelectionReference
+from condense.data import ImageSet
+from condense.divergence import first_nonfinite
+from condense.errors import ConfigError, NonFiniteLossError
+from condense.synthetic import build_network, seeded_generator
+
+from .augmentation import eval_augmentation
+from .train import EvalBudget, test_accuracy, train_network
 
 log = logging.getLogger(__name__)
 
@@ -112,37 +118,27 @@ def train_reference(train: ImageSet, model: str, budget: ReferenceBudget, seed: 
     device = train.images.device
     g = seeded_generator(seed, device)
     net = build_network(model, train, g, device)
-    strategy = strategy_for(train.info.name, model) if budget.augment else "none"
+    # the augmentation of the whole bound's networks, which these are: DC's for the dataset and model
+    strategy = eval_augmentation("whole", train.info.name, model) if budget.augment else "none"
     counter = ForgettingCounter(len(train), device)
 
-    def sgd(lr: float) -> torch.optim.Optimizer:
-        return torch.optim.SGD(net.parameters(), lr=lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
+    def count(idx: Tensor, logits: Tensor) -> None:
+        counter.update(idx, logits.argmax(1) == train.labels[idx])
 
-    opt = sgd(budget.lr)
-    net.train()
-    diverged = FirstNonFinite(device)
-    for epoch in range(budget.epochs):
-        if epoch == budget.epochs // 2:  # lr x 0.1 with a fresh optimiser, as the evaluation trainer
-            opt = sgd(budget.lr * 0.1)
-        order = torch.randperm(len(train), device=device, generator=g)
-        for start in range(0, len(train), budget.batch_train):
-            idx = order[start:start + budget.batch_train]
-            logits = net(augment(train.images[idx], strategy, g))
-            labels = train.labels[idx]
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(logits, labels)
-            loss.backward()
-            opt.step()
-            diverged.update(loss, epoch)
-            counter.update(idx, logits.detach().argmax(1) == labels)
+    def report(epoch: int) -> None:
         if log.isEnabledFor(logging.INFO):  # one host sync per epoch, only when someone listens
             acc = 100.0 * float(counter.last_correct.float().mean())
             log.info("reference %s seed %d: epoch %d/%d, train accuracy %.2f %%", model, seed, epoch + 1,
                      budget.epochs, acc)
-    bad = diverged.read()
+
+    losses = train_network(net, train.images, train.labels, budget, budget.epochs, strategy, g,
+                           plan=(budget.epochs, budget.epochs // 2), on_batch=count, on_epoch=report)
+    bad = first_nonfinite(losses)
     if bad is not None:  # never cached: a diverged network is not a reference
-        raise NonFiniteLossError(f"reference {model} training loss is {bad[1]} at epoch {bad[0] + 1} of "
-                                 f"{budget.epochs} (lr {budget.lr}): the network diverged")
+        steps_per_epoch = -(-len(train) // budget.batch_train)
+        raise NonFiniteLossError(f"reference {model} training loss is {bad[1]} at epoch "
+                                 f"{bad[0] // steps_per_epoch + 1} of {budget.epochs} (lr {budget.lr}): "
+                                 "the network diverged")
     if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
         raise NonFiniteLossError(f"reference {model} weights are not finite after {budget.epochs} epochs "
                                  f"(lr {budget.lr}): the network diverged")
@@ -188,19 +184,22 @@ def reference(train: ImageSet, model: str = "ConvNet", budget: ReferenceBudget =
     return ref
 
 
-@torch.no_grad()
-def embed(net: nn.Module, images: Tensor, batch: int = 1024) -> Tensor:
-    """Penultimate-layer features of ``images`` (N, D), in inference mode."""
-    net.eval()
-    return torch.cat([net.embed(images[s:s + batch]) for s in range(0, images.shape[0], batch)])
+def for_selection(pool: ImageSet, model: str, budget: ReferenceBudget, seed: int,
+                  cache_dir: str | os.PathLike | None = None) -> SelectionReference:
+    """What a coreset selects by (``condense.baselines``): the reference network of ``pool``
+    (``budget.pool(train)``), from the cache or trained, on the pool's device."""
+    ref = reference(pool, model, budget, seed, cache_dir)
+    return SelectionReference(ref.network(pool, pool.images.device), ref.forgetting.to(pool.images.device),
+                              {"model": model, "reference_seed": seed, "reference_epochs": ref.epochs,
+                               "reference_images": len(pool)})
 
 
-@torch.no_grad()
-def accuracy(net: nn.Module, test: ImageSet, max_test: int | None = None, batch: int = 1024) -> float:
-    """Accuracy in percent on the (first ``max_test``) test images, as the evaluation protocol tests."""
-    net.eval()
-    n = len(test) if max_test is None else min(max_test, len(test))
-    correct = torch.zeros((), dtype=torch.long, device=test.images.device)
-    for s in range(0, n, batch):
-        correct += (net(test.images[s:min(n, s + batch)]).argmax(1) == test.labels[s:min(n, s + batch)]).sum()
-    return 100.0 * int(correct) / n
+def whole(train: ImageSet, test: ImageSet, seeds: Sequence[int], budget: ReferenceBudget = ReferenceBudget(),
+          model: str = "ConvNet", cache_dir: str | os.PathLike | None = None,
+          eval_budget: EvalBudget = EvalBudget()) -> list[float]:
+    """The whole-dataset bound: test accuracy (%) of one reference network per seed, each trained on
+    all of ``budget.pool(train)`` for ``budget.epochs`` epochs (cached, shared with the baselines) and
+    tested as an evaluation network (``eval_budget``'s test images)."""
+    device = test.images.device
+    return [test_accuracy(reference(train, model, budget, s, cache_dir).network(train, device), test, eval_budget)
+            for s in seeds]

@@ -1,0 +1,84 @@
+"""DM (the seed repository's ``main_DM.py``): distribution matching.
+
+Each iteration a freshly initialised network, used without its classifier (``embed``); per class the
+squared distance between the mean embedding of the real batch and that of the synthetic images, both
+augmented with one shared DSA draw, summed over classes; one image update per iteration, no inner
+loop. The real images of all classes are embedded in one batch and the synthetic ones in another,
+which is the original's BatchNorm branch (batch statistics over every class) and, without BatchNorm,
+the same as its per-class loop. Like DC's, a run stops with ``NonFiniteLossError`` once the loss or
+the images turn non-finite (``Condensation.check_finite``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from . import diffaug
+from .data import ImageSet
+from .methods import METHODS
+from .synthetic import Condensation, build_network
+
+
+
+@dataclass(frozen=True)
+class DMBudget:
+    """DM's budget; defaults are main_DM.py's."""
+    iterations: int = 20000
+    batch_real: int = 256
+    lr_img: float = 1.0
+    momentum_img: float = 0.5
+    eval_every: int = 2000  # mode S evaluates at its multiples and the last iteration
+
+    @classmethod
+    def smoke(cls, **overrides) -> "DMBudget":
+        """Seconds-long on a CPU (evaluated at 0, 25 and 50)."""
+        return dataclasses.replace(cls(iterations=50, batch_real=64, eval_every=25), **overrides)
+
+    def loops(self, ipc: int) -> tuple[int, int]:
+        return 1, 0  # one image update per iteration, no network training
+
+    def image_lr(self, model: str) -> float:
+        return self.lr_img
+
+
+def distribution_matching_loss(embed: Callable[[Tensor], Tensor], real: Tensor, syn: Tensor) -> Tensor:
+    """sum_c || mean_i embed(real[c, i]) - mean_j embed(syn[c, j]) ||^2.
+
+    real: (classes, batch, C, H, W), a constant; syn: (classes, ipc, C, H, W).
+    """
+    k = real.shape[0]
+    with torch.no_grad():
+        mean_real = embed(real.flatten(0, 1)).view(k, real.shape[1], -1).mean(1)
+    mean_syn = embed(syn.flatten(0, 1)).view(k, syn.shape[1], -1).mean(1)
+    return ((mean_real - mean_syn) ** 2).sum()
+
+
+class DMCondensation(Condensation):
+    method = "DM"
+
+    def __init__(self, train: ImageSet, model: str, ipc: int, budget: DMBudget = DMBudget(), seed: int = 0,
+                 init: str | None = None, dsa_strategy: str = diffaug.DEFAULT_STRATEGY):
+        self.dsa_strategy = diffaug.check_strategy(dsa_strategy)
+        super().__init__(train, model, ipc, "ours", budget, seed, init or METHODS[self.method].default_init)
+
+    def step(self) -> None:
+        """One iteration: a fresh embedding network, one update of every synthetic image."""
+        net = build_network(self.model, self.train, self.net_generator, self.device)
+        net.train()  # BatchNorm uses the batch's statistics, as the original
+        net.requires_grad_(False)  # only the images learn
+        k = self.train.info.num_classes
+        real = self.train.images[self.sampler.sample(self.budget.batch_real, self.generator)]
+        syn = self.images.view(k, self.ipc, *self.images.shape[1:])
+        real, syn = diffaug.siamese(real, syn, self.dsa_strategy, self.generator)
+        loss = distribution_matching_loss(net.embed, real, syn)
+        self._diverged.update(loss, self.iteration)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self._loss_sum += loss.detach()
+        self._loss_count += 1
+        self.iteration += 1

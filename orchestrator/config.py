@@ -1,0 +1,115 @@
+"""The one config object: a sweep, from its YAML file (``spec.load``) to every trial.
+
+``Sweep`` holds the grids (which cells) and the settings every trial shares (budgets, runs, seeds,
+augmentation), each under the name its sweep file gives it; the driver adds what only it knows
+(``for_run``: the data root, the code version, the reference-network cache, ``--smoke``'s caps) and
+hands the same object to every trial.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from condense import diffaug
+from condense.dm import DMBudget
+from condense.methods import METHODS
+from condense.synthetic import Budget
+from evaluation.reference import ReferenceBudget
+from evaluation.train import EvalBudget
+
+# What --smoke keeps of any sweep: runs and networks per cell, on top of the smoke budget presets.
+SMOKE_NUM_EXP, SMOKE_NUM_EVAL = 1, 2
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One table's grid: every combination of the axes is a cell."""
+    table: str
+    datasets: tuple[str, ...]
+    models: tuple[str, ...]
+    ipcs: tuple[int, ...]
+    eval_modes: tuple[str, ...]
+    metrics: tuple[str, ...] = ("ours",)
+    methods: tuple[str, ...] = ("DC",)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial (one cell) asks Ray for, given explicitly; fractions share a device.
+    ``custom``: Ray custom resources (e.g. a node's label) a cell needs."""
+    cpu: float = 1
+    gpu: float = 0
+    custom: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    grids: tuple[Grid, ...] = ()
+    num_exp: int = 5
+    num_eval: int = 20
+    seed: int = 0
+    budget: Budget = Budget()  # DC and DSA
+    dm_budget: DMBudget = DMBudget()  # DM's own (20000 iterations, lr_img 1, ...)
+    eval_budget: EvalBudget = EvalBudget()
+    reference_budget: ReferenceBudget = ReferenceBudget()  # the coresets' reference network, the whole bound
+    resources: Resources | None = None  # None: auto, what the cluster offers (orchestrator/resources.py)
+    shared_reference: bool = False  # coresets: one reference network for every experiment (cheap runs)
+    dsa_strategy: str = diffaug.AUTO  # DSA and DM: auto (the README's, no flip for digits) or ops
+    data_root: str | None = None  # None: $DC_DATA, else ./data; for_run resolves it
+    max_failures: int = 2
+    checkpoint_every: int = 50
+    # Set by the driver, never by a sweep file:
+    code_version: str = "unknown"
+    cache_dir: str | None = None  # reference networks; on a cluster a folder every node sees
+
+    # The fields that decide the numbers: a resumed sweep must not change them.
+    COMPARABLE = ("num_exp", "num_eval", "seed", "budget", "dm_budget", "eval_budget", "reference_budget",
+                  "shared_reference", "dsa_strategy")
+    # Not a sweep file's keys: the driver's.
+    DRIVER_KEYS = ("name", "grids", "code_version", "cache_dir")
+
+    def for_run(self, data_root: str, code_version: str, smoke: bool = False) -> "Sweep":
+        """The sweep as its trials see it: the data root resolved, the code version, and with
+        ``smoke`` every budget capped at its smoke preset."""
+        run = dataclasses.replace(self, data_root=data_root, code_version=code_version)
+        if not smoke:
+            return run
+        return dataclasses.replace(
+            run, budget=_cap(self.budget, Budget(), Budget.smoke()),
+            dm_budget=_cap(self.dm_budget, DMBudget(), DMBudget.smoke()),
+            eval_budget=_cap(self.eval_budget, EvalBudget(), EvalBudget.smoke()),
+            reference_budget=_cap(self.reference_budget, ReferenceBudget(), ReferenceBudget.smoke()),
+            num_exp=min(self.num_exp, SMOKE_NUM_EXP), num_eval=min(self.num_eval, SMOKE_NUM_EVAL))
+
+    def reference_seed(self, exp: int) -> int:
+        """The seed of experiment ``exp``'s reference network: its own (the whole bound's network of
+        that experiment), or with ``shared_reference`` the sweep's, one network for all."""
+        return self.seed if self.shared_reference else self.seed + exp
+
+    def dsa_strategy_for(self, dataset: str) -> str:
+        return diffaug.resolve(self.dsa_strategy, dataset)
+
+    def budget_for(self, method: str):
+        """The budget the method takes (the method table says which setting holds it)."""
+        return getattr(self, METHODS[method].budget)
+
+    def comparable(self) -> dict:
+        """The part that decides the numbers, as plain data (sweep.json, the results' metadata)."""
+        return {k: _plain(getattr(self, k)) for k in self.COMPARABLE}
+
+
+def _plain(value):
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def _cap(budget, default, smoke):
+    """Each field the smoke preset shrinks is capped at the preset (None means no limit), so
+    --smoke never makes a sweep's budget larger than its file says."""
+    changes = {}
+    for f in dataclasses.fields(budget):
+        preset = getattr(smoke, f.name)
+        if preset != getattr(default, f.name):
+            mine = getattr(budget, f.name)
+            changes[f.name] = preset if mine is None else min(mine, preset)
+    return dataclasses.replace(budget, **changes)

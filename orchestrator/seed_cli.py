@@ -1,0 +1,380 @@
+"""The seed's single-cell command line, with the original flag names:
+
+    python -m condense --dataset MNIST --model ConvNet --ipc 1 --eval_mode S
+
+Makes ``--num_exp`` sets (condensed with ``--method DC``, ``DSA`` or ``DM``, selected real images
+with a coreset method), evaluates each on the eval pool (``--num_eval`` fresh networks per model)
+and writes the sets, the accuracies (JSON) and image grids to ``--save_path``. ``--method whole``
+instead trains and tests one network per experiment on the whole training set (the bound of Table 1).
+The flags become one cell and a sweep config (``config.Sweep``), and its sets are made and evaluated
+as a sweep's trial makes them (``experiment``): the same cell gets the same seeds either way.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from condense import diffaug, methods, networks, numbers
+from condense.data import ImageSet, dataset_names, load
+from condense.dm import DMBudget
+from condense.errors import ConfigError, NonFiniteLossError, one_line, unknown
+from condense.matching import METRICS
+from condense.methods import BOUND, CONDENSATION, METHODS
+from condense.precision import PRECISIONS, check_precision
+from condense.runtime import keep_freed_memory
+from condense.synthetic import INITS, Budget, Condensation, run_condensation
+from condense.visualise import save_grid
+from evaluation.pools import EVAL_MODES, eval_iterations, eval_models
+from evaluation.reference import ReferenceBudget
+from evaluation.train import EvalBudget
+
+from . import experiment
+from .cells import Cell
+from .config import Sweep
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as every other bad input
+        self.exit(2, f"error: {message}\n")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = _Parser(prog="python -m condense", description=__doc__.split("\n\n")[0])
+    a = p.add_argument
+    a("--method", default="DC", help="how the set is made: DC (gradient matching), DSA (gradient matching with "
+      "differentiable siamese augmentation), DM (distribution matching), a coreset of real images "
+      f"({', '.join(methods.names(methods.CORESET))}), or whole: no set, one network per experiment trained on the whole "
+      "training set (--ipc and --num_eval do not apply) (default DC)")
+    a("--dataset", default="CIFAR10", help=f"one of {', '.join(dataset_names())} (default CIFAR10, as the seed)")
+    a("--model", default="ConvNet", help="network to condense with (see --list-models)")
+    a("--ipc", type=int, default=1, help="images per class (default 1)")
+    a("--eval_mode", default="S", help="S (the model itself; evaluated at iteration 0, half and last, DM every 2000 and last) "
+      "or a pool: M W D A P N, evaluated at the last iteration (default S)")
+    a("--num_exp", type=int, default=None, help="condensation runs (default 5; 1 with --smoke)")
+    a("--num_eval", type=int, default=None, help="networks trained per eval model and run (default 20; 2 with --smoke)")
+    a("--epoch_eval_train", type=int, default=None,
+      help="epochs to train each eval network (default 1000 with augmentation, else 300)")
+    a("--Iteration", type=int, default=None,
+      help="outer iterations (default 1000, DM 20000; 20 with --smoke, DM 50)")
+    a("--lr_img", type=float, default=None, help="image learning rate (default 0.1, 0.01 for MLP; DM 1)")
+    a("--lr_net", type=float, default=0.01, help="network learning rate (default 0.01)")
+    a("--batch_real", type=int, default=None, help="real images per class per step (default 256; 64 with --smoke)")
+    a("--batch_train", type=int, default=256, help="batch size when training networks (default 256)")
+    a("--init", default=None, help=f"synthetic image initialisation: {' | '.join(INITS)} "
+      "(default noise for DC, real for DSA and DM)")
+    a("--dsa_strategy", default=None,
+      help=f"DSA and DM: the differentiable siamese augmentation's ops joined by '_', from {', '.join(diffaug.OPS)}, "
+      f"or none; auto: the seed README's table setting, {diffaug.NO_FLIP_STRATEGY} for "
+      f"{' and '.join(diffaug.NO_FLIP_DATASETS)}, else {diffaug.DEFAULT_STRATEGY} (default {diffaug.DEFAULT_STRATEGY}, "
+      "as main.py)")
+    a("--dis_metric", default="ours", help=f"gradient distance: {' | '.join(METRICS)} (default ours)")
+    a("--data_path", default=None, help="data root (default: $DC_DATA, else ./data)")
+    a("--download", action="store_true", help="let torchvision download a missing dataset into the data root")
+    a("--save_path", default="result", help="where sets, accuracies and image grids go (default result)")
+    a("--device", default=None, help="torch device (default cuda when available, else cpu)")
+    a("--seed", type=int, default=0, help="base seed; runs and eval networks derive theirs from it (default 0)")
+    a("--epoch_reference", type=int, default=None,
+      help="coresets and whole: epochs of the reference network trained on the whole training set, whose "
+      "features herding/kcenter use, whose run counts forgetting, and which is the whole bound (default 50; 5 with --smoke)")
+    a("--max_train", type=int, default=None,
+      help="coresets and whole: use only the first N training images (default all; 1000 with --smoke)")
+    a("--cache_dir", default=None,
+      help="where reference networks are cached (default $DC_CACHE, else $XDG_CACHE_HOME/condense or ~/.cache/condense)")
+    a("--precision", default="default", help=f"arithmetic of the networks' passes: {' | '.join(PRECISIONS)}; "
+      "tf32 and bf16 act on CUDA only, a CPU computes float32 whatever the choice (default: torch's own)")
+    a("--smoke", action="store_true", help="seconds-long budgets for a quick end-to-end check")
+    a("--list-models", action="store_true", help="print every registered network name and exit")
+    a("--list-methods", action="store_true", help="print the method table (kind, budget, DSA, reference, init) and exit")
+    return p.parse_args(argv)
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Reject bad names and numbers before any data is loaded."""
+    method = methods.get(args.method)
+    if args.dataset not in dataset_names():
+        raise unknown("dataset", args.dataset, dataset_names())
+    if not networks.is_model(args.model):
+        raise unknown("model", args.model, networks.list_models())
+    if args.eval_mode not in EVAL_MODES:
+        raise unknown("eval_mode", args.eval_mode, EVAL_MODES)
+    if args.dis_metric not in METRICS:
+        raise unknown("dis_metric", args.dis_metric, METRICS)
+    if args.init is not None and args.init not in INITS:
+        raise unknown("init", args.init, INITS)
+    check_precision(args.precision)
+    if method.budget != "reference_budget":  # these shape the reference network, which it has none of
+        given = [f"--{n}" for n in ("epoch_reference", "max_train") if getattr(args, n) is not None]
+        if given:
+            verb = "apply" if len(given) > 1 else "applies"
+            raise ConfigError(f"{' and '.join(given)} {verb} to the coreset methods and whole, "
+                              f"not to --method {args.method}")
+    if args.dsa_strategy is not None:
+        if not method.uses_dsa:
+            users = " and ".join(n for n, m in METHODS.items() if m.uses_dsa)
+            raise ConfigError(f"--dsa_strategy applies to --method {users}, not to --method {args.method}")
+        diffaug.resolve(args.dsa_strategy, args.dataset)
+    # Every number flag: floats (learning rates) finite and > 0, ints within int64 and >= 1, but these.
+    for name, value in vars(args).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            wrong = numbers.problem(value, type(value), ">= 0" if name in _MAY_BE_ZERO else "> 0")
+            if wrong:
+                raise ConfigError(f"--{name} {wrong}")
+    if method.has_loops:  # DM has no inner loop: any ipc
+        try:
+            Budget().loops(args.ipc)
+        except ConfigError as err:
+            raise ConfigError(f"--ipc {args.ipc}: {err}; pick one of those, or a coreset --method") from None
+
+
+_MAY_BE_ZERO = {"Iteration", "seed"}
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``--device`` as a torch device this machine has (default: cuda when available, else cpu)."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r}: not a torch device; use cpu, cuda, cuda:<index> or mps") from None
+    if device.type == "cpu":
+        return device
+    backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu, ...
+    if device.type == "mps":
+        available = torch.backends.mps.is_available()
+    else:
+        available = getattr(backend, "is_available", lambda: False)()
+    if not available:
+        raise ConfigError(f"--device {name}: no {device.type} device on this machine; use --device cpu")
+    count = getattr(backend, "device_count", lambda: 1)()
+    if device.index is not None and device.index >= count:
+        raise ConfigError(f"--device {name}: this machine has {count} {device.type} device(s), "
+                          f"indices 0..{count - 1}")
+    return device
+
+
+def writable_folder(path: str) -> Path:
+    """``--save_path``, created if needed, once a file can be written in it."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--save_path {path}: names an existing file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--save_path {path}: cannot write there ({getattr(err, 'strerror', None) or err})") from None
+    return out
+
+
+def sweep_for(args: argparse.Namespace) -> Sweep:
+    """The flags as a sweep config: the method's budget with the flags that set it, the paper's
+    evaluation (or the smoke presets), and main.py's DSA strategy unless --dsa_strategy says otherwise."""
+    budget, dm_budget = (Budget.smoke(), DMBudget.smoke()) if args.smoke else (Budget(), DMBudget())
+    given = {"iterations": args.Iteration, "batch_real": args.batch_real, "lr_img": args.lr_img}
+    given = {k: v for k, v in given.items() if v is not None}
+    if METHODS[args.method].budget == "dm_budget":  # DM trains no network while condensing
+        dm_budget = dataclasses.replace(dm_budget, **given)
+    else:
+        budget = dataclasses.replace(budget, lr_net=args.lr_net, batch_train=args.batch_train,
+                                     precision=args.precision, **given)
+    eval_budget = dataclasses.replace(EvalBudget.smoke() if args.smoke else EvalBudget(), lr=args.lr_net,
+                                      batch_train=args.batch_train, precision=args.precision)
+    if args.epoch_eval_train is not None:
+        eval_budget = dataclasses.replace(eval_budget, epochs=args.epoch_eval_train)
+    # the reference network's budget (coresets and whole): the evaluation trainer's lr and batch
+    reference = dataclasses.replace(ReferenceBudget.smoke() if args.smoke else ReferenceBudget(),
+                                    lr=args.lr_net, batch_train=args.batch_train)
+    if args.epoch_reference is not None:
+        reference = dataclasses.replace(reference, epochs=args.epoch_reference)
+    if args.max_train is not None:
+        reference = dataclasses.replace(reference, max_train=args.max_train)
+    num_exp = args.num_exp if args.num_exp is not None else (1 if args.smoke else 5)
+    num_eval = args.num_eval if args.num_eval is not None else (2 if args.smoke else 20)
+    return Sweep("cli", num_exp=num_exp, num_eval=num_eval, seed=args.seed, budget=budget, dm_budget=dm_budget,
+                 eval_budget=eval_budget, reference_budget=reference,
+                 dsa_strategy=args.dsa_strategy or diffaug.DEFAULT_STRATEGY, data_root=args.data_path,
+                 cache_dir=args.cache_dir)
+
+
+def mean_std(values) -> tuple[float, float]:
+    t = torch.tensor(values, dtype=torch.float64)
+    return float(t.mean()), float(t.std(unbiased=False)) if len(values) > 1 else 0.0
+
+
+@dataclasses.dataclass
+class Run:
+    """What every method's runner needs: the flags, the cell and sweep they make, the data on the device."""
+    args: argparse.Namespace
+    cell: Cell
+    sweep: Sweep
+    train: ImageSet
+    test: ImageSet
+    out: Path
+    start: float = dataclasses.field(default_factory=time.time)
+
+    @property
+    def models(self) -> list[str]:
+        return self.cell.eval_models()
+
+    def header(self, tag: str, what: str) -> None:
+        s = self.sweep
+        nets = f" x {s.num_eval} nets" if not self.cell.bound else ""
+        print(f"{tag}: eval_mode {self.cell.eval_mode} -> {', '.join(self.models)}; {s.num_exp} exp{nets}; "
+              f"{what}; device {self.test.images.device}", flush=True)
+
+
+def run(args: argparse.Namespace) -> dict:
+    validate(args)
+    device = resolve_device(args.device)
+    sweep = sweep_for(args)
+    out = writable_folder(args.save_path)
+    train, test = load(args.dataset, args.data_path, download=args.download)
+    bound = METHODS[args.method].kind == BOUND
+    cell = Cell(args.dataset, args.model, 0 if bound else args.ipc, args.eval_mode, args.dis_metric, args.method, ())
+    r = Run(args, cell, sweep, train.to(device), test.to(device), out)
+    kind = METHODS[args.method].kind
+    if kind == CONDENSATION:
+        return run_condensation_cell(r)
+    if kind == BOUND:
+        return run_whole(r)
+    return run_coreset(r)
+
+
+def run_condensation_cell(r: Run) -> dict:
+    """Condense ``num_exp`` sets (DC, DSA or DM), evaluating each at the eval mode's iterations."""
+    args, cell, sweep, test = r.args, r.cell, r.sweep, r.test
+    budget = sweep.budget_for(cell.method)
+    points = eval_iterations(cell.eval_mode, budget.iterations, budget.eval_every)
+    every = max(1, budget.iterations // 10)  # a loss line every tenth of the run, as the original's every-10
+    ticks = range(every, budget.iterations, every)
+    tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
+    init = args.init or METHODS[cell.method].default_init
+    how = f"init {init}" + (f", DSA {sweep.dsa_strategy_for(cell.dataset)}" if METHODS[cell.method].uses_dsa else "")
+    r.header(tag, f"{budget.iterations} iterations; {how}")
+    results: dict = {"args": vars(args), "budget": dataclasses.asdict(budget),
+                     "eval_budget": dataclasses.asdict(sweep.eval_budget), "accuracies": {m: [] for m in r.models},
+                     "by_iteration": []}
+    for exp in range(sweep.num_exp):
+        seed = cell.exp_seed(sweep.seed, exp)
+        condensation = experiment.start(cell, r.train, sweep, exp, init=args.init)
+
+        def on_progress(iteration: int, state: Condensation) -> None:
+            if iteration not in points:  # a progress line between evaluations (one host sync)
+                print(f"exp {exp} iter {iteration:4d}  loss {state.mean_loss():.4f}  "
+                      f"(total {time.time() - r.start:.0f} s)", flush=True)
+                return
+            loss = f"loss {state.mean_loss():.4f}" if iteration else "(no step yet)"
+            synthetic = state.synthetic()
+            for m in r.models:
+                t0 = time.time()
+                _, accs = experiment.evaluate_set(synthetic, test, sweep, seed, m, iteration)
+                mu, sd = mean_std(accs)
+                results["by_iteration"].append({"exp": exp, "iteration": iteration, "model": m, "accs": accs})
+                if iteration == budget.iterations:
+                    results["accuracies"][m] += accs
+                print(f"exp {exp} iter {iteration:4d}  {loss}  eval {m}: {mu:.2f} ± {sd:.2f} % "
+                      f"({len(accs)} nets, {time.time() - t0:.1f} s, total {time.time() - r.start:.0f} s)",
+                      flush=True)
+
+        synthetic = run_condensation(condensation, on_progress, [*points, *ticks])
+        synthetic.save(r.out / f"syn_{tag}_exp{exp}.pt")
+        save_grid(synthetic, r.out / f"vis_{tag}_exp{exp}.png")
+    return finish(r, tag, results, f"trained {args.model}")
+
+
+def run_coreset(r: Run) -> dict:
+    """Select ``num_exp`` coresets and evaluate each once: a selected set has no iteration axis."""
+    args, cell, sweep = r.args, r.cell, r.sweep
+    reference = sweep.reference_budget
+    tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
+    source = f"selected from {len(experiment.pool(cell, r.train, sweep))} training images"
+    if METHODS[cell.method].needs_reference:
+        # each experiment its own reference network (seed + exp, the whole bound's): the spread
+        # over experiments includes the reference network's, as the paper's std implies
+        seeds = [sweep.reference_seed(e) for e in range(sweep.num_exp)]
+        source += (f" with a reference {args.model} of {reference.epochs} epochs per exp "
+                   f"(seeds {seeds[0]}..{seeds[-1]})")
+    r.header(tag, source)
+    results: dict = {"args": vars(args), "reference_budget": dataclasses.asdict(reference),
+                     "eval_budget": dataclasses.asdict(sweep.eval_budget), "accuracies": {m: [] for m in r.models},
+                     "indices": []}
+    for exp in range(sweep.num_exp):
+        seed = cell.exp_seed(sweep.seed, exp)
+        t0 = time.time()
+        synthetic = experiment.select(cell, r.train, sweep, exp)
+        print(f"exp {exp} selected {len(synthetic)} images ({time.time() - t0:.1f} s)", flush=True)
+        results["indices"].append(synthetic.meta["indices"])
+        for m in r.models:
+            t0 = time.time()
+            _, accs = experiment.evaluate_set(synthetic, r.test, sweep, seed, m, 0)
+            results["accuracies"][m] += accs
+            mu, sd = mean_std(accs)
+            print(f"exp {exp} {args.method}  eval {m}: {mu:.2f} ± {sd:.2f} % ({len(accs)} nets, "
+                  f"{time.time() - t0:.1f} s, total {time.time() - r.start:.0f} s)", flush=True)
+        synthetic.save(r.out / f"syn_{tag}_exp{exp}.pt")
+        save_grid(synthetic, r.out / f"vis_{tag}_exp{exp}.png")
+    return finish(r, tag, results, f"selected by {args.method}")
+
+
+def run_whole(r: Run) -> dict:
+    """Train one network per experiment and eval model on the whole training set and test it."""
+    args, sweep = r.args, r.sweep
+    tag = f"whole_{args.dataset}_{args.model}"
+    what = (f"trained on {len(experiment.pool(r.cell, r.train, sweep))} images for "
+            f"{sweep.reference_budget.epochs} epochs")
+    r.header(tag, what)
+    results: dict = {"args": vars(args), "reference_budget": dataclasses.asdict(sweep.reference_budget),
+                     "eval_budget": dataclasses.asdict(sweep.eval_budget), "accuracies": {m: [] for m in r.models}}
+    for exp in range(sweep.num_exp):
+        for m in r.models:
+            t0 = time.time()
+            acc = experiment.whole_accuracy(r.train, r.test, sweep, exp, m)
+            results["accuracies"][m].append(acc)
+            print(f"exp {exp} whole  {m} {what}: {acc:.2f} % ({time.time() - t0:.1f} s, "
+                  f"total {time.time() - r.start:.0f} s)", flush=True)
+    return finish(r, tag, results, what)
+
+
+def finish(r: Run, tag: str, results: dict, how: str) -> dict:
+    """Write the accuracies JSON and print one summary line per eval model."""
+    (r.out / f"acc_{tag}.json").write_text(json.dumps(results, indent=1))
+    for m in r.models:
+        mu, sd = mean_std(results["accuracies"][m])
+        print(f"Summary {tag} {how}, evaluated {m}: {len(results['accuracies'][m])} nets, "
+              f"mean = {mu:.2f} ± {sd:.2f} %  ({time.time() - r.start:.0f} s)", flush=True)
+    return results
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.list_models:
+        print("\n".join(networks.list_models()))
+        return 0
+    if args.list_methods:
+        print(methods.table())
+        return 0
+    keep_freed_memory()
+    log = logging.getLogger("condense")  # the reference network's progress, one line per epoch
+    log.setLevel(logging.INFO)
+    if not log.handlers:
+        log.addHandler(logging.StreamHandler(sys.stdout))
+    try:
+        run(args)
+    except ConfigError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:  # a diverged run has no result to report
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

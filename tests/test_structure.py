@@ -1,0 +1,121 @@
+"""The package layout stays as docs/design.md says: imports one way (orchestrator -> evaluation ->
+condense), no import cycles, no private name imported across modules, and the docs the code points
+to are in the repository. Read from the source (ast), so these run in milliseconds."""
+import ast
+import re
+
+import pytest
+
+from conftest import REPO
+
+PACKAGES = ("condense", "evaluation", "orchestrator")
+LAYER = {"condense": 0, "evaluation": 1, "orchestrator": 2}
+# Entry points may hand over to a layer above: `python -m condense` runs the seed CLI (orchestrator).
+ENTRY_POINTS = {"condense.__main__"}
+
+
+def modules() -> dict[str, ast.Module]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+            found[name] = ast.parse(path.read_text(), str(path))
+    return found
+
+
+def imports(name: str, tree: ast.Module) -> list[tuple[str, list[str]]]:
+    """(module, names imported from it) per import outside ``if TYPE_CHECKING:`` blocks."""
+    typing_only = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    package = name if name in PACKAGES else name.rsplit(".", 1)[0]
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            out.append((base, [a.name for a in node.names]))
+    return out
+
+
+def graph(mods) -> dict[str, set[str]]:
+    edges = {}
+    for name, tree in mods.items():
+        targets = set()
+        for base, names in imports(name, tree):
+            targets |= {t for t in (base, *(f"{base}.{n}" for n in names)) if t in mods and t != name}
+        edges[name] = targets
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    found, done = [], set()
+
+    def visit(node, stack):
+        for nxt in sorted(edges[node]):
+            if nxt in stack:
+                found.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in done:
+                visit(nxt, stack + [nxt])
+        done.add(node)
+
+    for node in sorted(edges):
+        if node not in done:
+            visit(node, [node])
+    return found
+
+
+def test_no_import_cycles():
+    assert cycles(graph(modules())) == []
+
+
+def test_the_cycle_finder_finds_one():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_imports_go_one_way():
+    wrong = []
+    for name, tree in modules().items():
+        if name in ENTRY_POINTS:
+            continue
+        for base, _ in imports(name, tree):
+            top = base.split(".")[0]
+            if top in LAYER and LAYER[top] > LAYER[name.split(".")[0]]:
+                wrong.append(f"{name} imports {base}")
+    assert wrong == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    wrong = [f"{name} imports {base}.{n}" for name, tree in modules().items()
+             for base, names in imports(name, tree) if base.split(".")[0] in LAYER
+             for n in names if n.startswith("_") and n != "__future__"]
+    assert wrong == []
+
+
+def test_the_docs_the_code_points_to_are_in_the_repository():
+    pointed = set()
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            pointed |= set(re.findall(r"docs/[\w-]+\.md", path.read_text()))
+    assert pointed, "the code points to its docs"
+    assert sorted(p for p in pointed if not (REPO / p).is_file()) == []
+
+
+@pytest.mark.parametrize("kind", ["condensation", "coreset", "bound"])
+def test_every_method_of_the_table_has_a_kind_and_a_maker_where_it_makes_a_set(kind):
+    from condense.methods import METHODS
+
+    chosen = [m for m in METHODS.values() if m.kind == kind]
+    assert chosen
+    for m in chosen:
+        assert (m.make is None) == (kind == "bound")
+        if m.make is not None:
+            assert callable(m.maker())
