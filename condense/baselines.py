@@ -1,4 +1,4 @@
-"""Coreset baselines of Table 1 (docs/protocol.md, "Coreset baselines").
+"""Coreset baselines of Table 1 (docs/protocol.md, "Coreset baselines and the whole-dataset bound").
 
 ``select(method, pool, ipc, seed, reference)`` picks ``ipc`` real images per class of ``pool`` and
 returns a :class:`SyntheticSet`, so evaluation, figures and results treat a coreset like a condensed set:

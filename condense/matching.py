@@ -1,4 +1,4 @@
-"""Distances between the gradients of the synthetic and the real loss (docs/protocol.md, "Gradient distances")."""
+"""Distances between the gradients of the synthetic and the real loss (docs/protocol.md, "Condensation by gradient matching (DC)")."""
 from __future__ import annotations
 
 from typing import Sequence

@@ -1,4 +1,4 @@
-"""Gradient matching (docs/protocol.md, "Condensation"): learn ``ipc`` images per class whose training
+"""Gradient matching (docs/protocol.md, "Condensation by gradient matching (DC)"): learn ``ipc`` images per class whose training
 gradients match those of real batches, over many freshly initialised networks."""
 from __future__ import annotations
 

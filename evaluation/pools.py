@@ -1,4 +1,4 @@
-"""Evaluation pools (docs/protocol.md, "Evaluation pools"): which networks a synthetic set is tested on."""
+"""Evaluation pools (docs/protocol.md, "Networks and evaluation pools"): which networks a synthetic set is tested on."""
 from __future__ import annotations
 
 from condense.errors import unknown

@@ -1,5 +1,5 @@
 """The reference network of the coreset baselines and the whole-dataset bound (docs/protocol.md,
-"Coreset baselines" and "The whole-dataset bound").
+"Coreset baselines and the whole-dataset bound").
 
 One network trained on the whole training set serves three purposes: its
 embedding is the feature space of Herding and K-Center, the same training run counts Forgetting's
