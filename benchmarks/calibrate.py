@@ -30,10 +30,12 @@ from _common import load, parser, setup, sync
 import torch
 
 from condense.data import DATASETS, ImageSet
+from condense.methods import CONDENSATION, METHODS
 from condense.synthetic import Budget, Condensation, build_network, seeded_generator, train_epochs
-from evaluation.protocol import EvalBudget, parallel_seeds, schedule, test_accuracy, train_network, train_networks
+from evaluation.protocol import parallel_seeds
+from evaluation.train import EvalBudget, schedule, test_accuracy, train_network, train_networks
 from orchestrator import cost, spec
-from orchestrator.cells import WHOLE, expand
+from orchestrator.cells import expand
 
 SMALL, LARGE = 10, 100  # images in the train/eval probes (ipc 1 and 10 of a 10-class set)
 TEST_SIZES = (256, 1024)
@@ -45,11 +47,11 @@ def needs(sweep_path: str) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
     for cell in expand(spec.load(sweep_path)):
         own = out.setdefault((cell.dataset, cell.model), set())
-        if cell.method == "DC":
+        if METHODS[cell.method].kind == CONDENSATION:  # DSA and DM are costed from DC's matching probe
             own |= {"matching", "train"}
         else:
-            own |= {"train", "test"} if cell.method == WHOLE else {"train"}
-        if cell.method != WHOLE:
+            own |= {"train", "test"} if cell.bound else {"train"}
+        if not cell.bound:
             for m in cell.eval_models():
                 out.setdefault((cell.dataset, m), set()).update({"eval", "test"})
     return out

@@ -20,7 +20,8 @@ import torch
 from condense.data import ImageSet, info
 from condense.synthetic import build_network, seeded_generator
 from evaluation.graphed import train_networks_static
-from evaluation.protocol import EvalBudget, parallel_seeds, test_accuracy, train_network, train_networks
+from evaluation.protocol import parallel_seeds
+from evaluation.train import EvalBudget, test_accuracy, train_network, train_networks
 
 STRATEGY = "crop_scale_rotate"  # the paper's choice for MNIST
 

@@ -66,7 +66,8 @@ def run_ours(args: argparse.Namespace) -> dict:
     from condense.data import load
     from condense.runtime import keep_freed_memory
     from condense.synthetic import Budget, Condensation, derive_seed
-    from evaluation.protocol import EvalBudget, evaluate
+    from evaluation.protocol import evaluate
+    from evaluation.train import EvalBudget
 
     keep_freed_memory()
     device = torch.device(args.device)
