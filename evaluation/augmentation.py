@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from condense import diffaug
 from condense.augment import strategy_for
-from condense.methods import METHODS
+from condense.methods import DEFAULT, METHODS
 
 
 def eval_augmentation(method: str, dataset: str, eval_model: str, dsa_strategy: str | None = None) -> str:
@@ -29,4 +29,4 @@ def eval_augmentation(method: str, dataset: str, eval_model: str, dsa_strategy: 
 
 def for_set(meta: dict, dataset: str, eval_model: str) -> str:
     """``eval_augmentation`` from what a set's ``meta`` says of it (a set without a method: DC's rule)."""
-    return eval_augmentation(meta.get("method", "DC"), dataset, eval_model, meta.get("dsa_strategy"))
+    return eval_augmentation(meta.get("method", DEFAULT), dataset, eval_model, meta.get("dsa_strategy"))

@@ -32,6 +32,7 @@ from condense.baselines import SelectionReference
 from condense.data import ImageSet
 from condense.divergence import first_nonfinite
 from condense.errors import ConfigError, NonFiniteLossError
+from condense.methods import WHOLE
 from condense.synthetic import build_network, seeded_generator
 
 from .augmentation import eval_augmentation
@@ -119,7 +120,7 @@ def train_reference(train: ImageSet, model: str, budget: ReferenceBudget, seed: 
     g = seeded_generator(seed, device)
     net = build_network(model, train, g, device)
     # the augmentation of the whole bound's networks, which these are: DC's for the dataset and model
-    strategy = eval_augmentation("whole", train.info.name, model) if budget.augment else "none"
+    strategy = eval_augmentation(WHOLE, train.info.name, model) if budget.augment else "none"
     counter = ForgettingCounter(len(train), device)
 
     def count(idx: Tensor, logits: Tensor) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from condense import diffaug
 from condense.dm import DMBudget
-from condense.methods import METHODS
+from condense.methods import DEFAULT, METHODS
 from condense.synthetic import Budget
 from evaluation.reference import ReferenceBudget
 from evaluation.train import EvalBudget
@@ -30,7 +30,7 @@ class Grid:
     ipcs: tuple[int, ...]
     eval_modes: tuple[str, ...]
     metrics: tuple[str, ...] = ("ours",)
-    methods: tuple[str, ...] = ("DC",)
+    methods: tuple[str, ...] = (DEFAULT,)
 
 
 @dataclass(frozen=True)

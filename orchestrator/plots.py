@@ -101,7 +101,7 @@ def _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, title: str):
             points = [(ipc, r[j]) for ipc, r in rows if _ok(r[j]) and (ipc is not None or col in names(BOUND))]
             if not points:
                 continue
-            if col == "whole":  # no set size: our bound as a line, the paper's as a dotted one
+            if col in names(BOUND):  # no set size: our bound as a line, the paper's as a dotted one
                 s = points[0][1]
                 handles[label] = ax.axhline(s["mean"], color=colour, lw=1, ls="--", label=label)
                 ax.axhspan(s["mean"] - s["std"], s["mean"] + s["std"], color=colour, alpha=0.08, lw=0)

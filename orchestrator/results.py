@@ -32,13 +32,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from condense.errors import ConfigError
-from condense.methods import BOUND, CONDENSATION, METHODS, names
+from condense.methods import BOUND, CONDENSATION, CORESET, METHODS, names
 
 if TYPE_CHECKING:
     from .cells import Cell
 
-# Methods that learn no set (coresets, bounds): a distance and outer iterations do not apply to them.
-NO_MATCHING = tuple(n for n, m in METHODS.items() if m.kind != CONDENSATION)
+
+def learns(method: str) -> bool:
+    """A method that learns its set (condensation): a distance and outer iterations apply to it."""
+    return method in METHODS and METHODS[method].kind == CONDENSATION
+
 
 _TIME = pa.timestamp("us", tz="UTC")
 SCHEMA = pa.schema([
@@ -65,7 +68,7 @@ METADATA_KEYS = ("budgets", "sweep", "versions")
 def cell_columns(sweep: str, cell: "Cell") -> dict:
     return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
             "model": cell.model, "ipc": None if cell.bound else cell.ipc, "eval_mode": cell.eval_mode,
-            "dis_metric": None if cell.method in NO_MATCHING else cell.metric, "method": cell.method}
+            "dis_metric": cell.metric if learns(cell.method) else None, "method": cell.method}
 
 
 def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
@@ -80,7 +83,7 @@ def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
                 row[k] = dt.datetime.fromtimestamp(row[k], dt.timezone.utc)
         if cell.bound:
             row["epochs"], row["iterations"] = row["iterations"], None
-        elif cell.method in NO_MATCHING:
+        elif not learns(cell.method):
             row["iterations"] = None
         rows.append(row)
     return rows
@@ -138,7 +141,7 @@ def _upgrade(df: pd.DataFrame) -> pd.DataFrame:
     if "table" in df.columns:
         df["table"] = df["table"].map(lambda t: t.split(",") if isinstance(t, str) else t)
     whole = df["method"].isin(names(BOUND)) if "method" in df.columns else pd.Series(False, index=df.index)
-    coreset = df["method"].isin(NO_MATCHING) & ~whole if "method" in df.columns else whole
+    coreset = df["method"].isin(names(CORESET)) if "method" in df.columns else whole
     for name in ("ipc", "iterations"):
         if name in df.columns:
             df[name] = df[name].astype("Int64")

@@ -48,10 +48,10 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv=None) -> argparse.Namespace:
     p = _Parser(prog="python -m condense", description=__doc__.split("\n\n")[0])
     a = p.add_argument
-    a("--method", default="DC", help="how the set is made: DC (gradient matching), DSA (gradient matching with "
-      "differentiable siamese augmentation), DM (distribution matching), a coreset of real images "
-      f"({', '.join(methods.names(methods.CORESET))}), or whole: no set, one network per experiment trained on the whole "
-      "training set (--ipc and --num_eval do not apply) (default DC)")
+    kinds = "; ".join(f"{kind}: {', '.join(methods.names(kind))}" for kind in methods.KINDS)
+    a("--method", default=methods.DEFAULT, help=f"how the set is made, from the method table (--list-methods): {kinds}; "
+      "a bound makes no set: one network per experiment trained on the whole training set (--ipc and --num_eval "
+      f"do not apply) (default {methods.DEFAULT})")
     a("--dataset", default="CIFAR10", help=f"one of {', '.join(dataset_names())} (default CIFAR10, as the seed)")
     a("--model", default="ConvNet", help="network to condense with (see --list-models)")
     a("--ipc", type=int, default=1, help="images per class (default 1)")

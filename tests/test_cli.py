@@ -56,6 +56,31 @@ def test_list_models_prints_registry(seed_cli):
     assert seed_cli("--list-models").stdout.split() == list_models()
 
 
+def test_list_methods_prints_the_method_table(seed_cli):
+    from condense.methods import METHODS
+
+    lines = seed_cli("--list-methods").stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == list(METHODS)
+    for line in lines[1:]:
+        name, kind, budget = line.split()[:3]
+        assert (kind, budget) == (METHODS[name].kind, METHODS[name].budget)
+
+
+def test_the_cli_makes_the_set_a_sweep_trial_makes_for_the_same_cell(seed_cli, mnist, tmp_path):
+    from orchestrator import experiment
+    from orchestrator.cells import Cell
+    from orchestrator.seed_cli import parse_args, sweep_for
+
+    flags = ["--method", "random", "--dataset", "MNIST", "--ipc", "1", "--smoke", "--num_exp", "2", "--num_eval", "1",
+             "--epoch_eval_train", "1", "--seed", "7", "--save_path", str(tmp_path)]
+    assert seed_cli(*flags).returncode == 0
+    chosen = json.loads((tmp_path / "acc_random_MNIST_ConvNet_1ipc.json").read_text())["indices"]
+    cell = Cell("MNIST", "ConvNet", 1, "S", "ours", "random", ("table1",))
+    sweep = sweep_for(parse_args(flags))
+    assert chosen == [experiment.select(cell, mnist[0], sweep, e).meta["indices"] for e in range(2)]
+    assert chosen[0] != chosen[1]
+
+
 @pytest.mark.parametrize("args, bad", [
     (["--dataset", "FOO"], "FOO"),
     (["--model", "NoSuchNet"], "NoSuchNet"),

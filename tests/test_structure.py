@@ -119,3 +119,25 @@ def test_every_method_of_the_table_has_a_kind_and_a_maker_where_it_makes_a_set(k
         assert (m.make is None) == (kind == "bound")
         if m.make is not None:
             assert callable(m.maker())
+
+
+def test_a_method_added_to_the_table_is_known_to_sweeps_and_the_cli(monkeypatch, tmp_path):
+    """One record is all a new method needs: the loader, cells, results and the CLI ask the table."""
+    import dataclasses
+
+    from condense import methods
+    from orchestrator import results, spec
+    from orchestrator.cells import describe, expand
+    from orchestrator.seed_cli import parse_args, validate
+
+    first = dataclasses.replace(methods.METHODS["random"], name="first", summary="the first images")
+    monkeypatch.setitem(methods.METHODS, "first", first)
+    path = tmp_path / "mine.yaml"
+    path.write_text("tables:\n  table1:\n    datasets: [MNIST]\n    models: [ConvNet]\n    ipcs: [1]\n"
+                    "    eval_modes: [S]\n    methods: [first, DC]\n")
+    sweep = spec.load(path).for_run("/data", "v")
+    cells = expand(sweep)
+    assert [c.cell_id for c in cells] == ["MNIST-ConvNet-ipc1-S-ours-first", "MNIST-ConvNet-ipc1-S-ours"]
+    assert "first selection" in describe(cells[0], sweep)
+    assert results.cell_columns("s", cells[0])["dis_metric"] is None  # a coreset: no distance
+    validate(parse_args(["--method", "first", "--dataset", "MNIST", "--ipc", "1"]))
