@@ -32,7 +32,7 @@ from condense.precision import PRECISIONS, check_precision
 from condense.runtime import keep_freed_memory
 from condense.synthetic import INITS, Budget, Condensation, run_condensation
 from condense.visualise import save_grid
-from evaluation.pools import EVAL_MODES, eval_iterations, eval_models
+from evaluation.pools import EVAL_MODES, eval_iterations
 from evaluation.reference import ReferenceBudget
 from evaluation.train import EvalBudget
 

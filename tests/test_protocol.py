@@ -6,7 +6,6 @@ from condense.errors import ConfigError
 from condense.dm import DMBudget
 from condense.synthetic import SyntheticSet, build_network, seeded_generator
 from evaluation.pools import EVAL_MODES, POOLS, eval_iterations, eval_models, self_eval_model
-from evaluation import protocol
 from evaluation import train as trainer
 from evaluation.protocol import evaluate
 from evaluation.train import EvalBudget, schedule
