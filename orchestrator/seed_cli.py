@@ -361,10 +361,12 @@ def main(argv=None) -> int:
         print(methods.table())
         return 0
     keep_freed_memory()
-    log = logging.getLogger("condense")  # the reference network's progress, one line per epoch
-    log.setLevel(logging.INFO)
-    if not log.handlers:
-        log.addHandler(logging.StreamHandler(sys.stdout))
+    # the library's notes, and the reference network's progress (one line per epoch)
+    for name in ("condense", "evaluation.reference"):
+        log = logging.getLogger(name)
+        log.setLevel(logging.INFO)
+        if not log.handlers:
+            log.addHandler(logging.StreamHandler(sys.stdout))
     try:
         run(args)
     except ConfigError as err:

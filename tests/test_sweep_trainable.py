@@ -176,9 +176,9 @@ def test_a_whole_cell_tests_networks_trained_on_the_whole_pool(tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_a_dm_cell_uses_its_own_budget_and_a_non_finite_loss_fails_it(tmp_path, monkeypatch, settings):
-    from condense import methods
+    from condense import dm
 
-    settings = dataclasses.replace(settings, num_exp=1, dm_budget=methods.DMBudget(iterations=2, batch_real=8))
+    settings = dataclasses.replace(settings, num_exp=1, dm_budget=dm.DMBudget(iterations=2, batch_real=8))
     cell = Cell("MNIST", "MLP", 1, "S", "ours", "DM", ("methods",))
     state, sets = final_state(run(monkeypatch, tmp_path / "dm", settings, cell=cell))
     assert [(r["exp"], r["iterations"]) for r in state["records"]] == [(0, 2)] * 2  # DM's 2, not DC's 4
@@ -187,6 +187,6 @@ def test_a_dm_cell_uses_its_own_budget_and_a_non_finite_loss_fails_it(tmp_path, 
     chosen = dataclasses.replace(settings, dsa_strategy="crop_flip")
     _, sets = final_state(run(monkeypatch, tmp_path / "chosen", chosen, cell=cell))
     assert sets[0].meta["dsa_strategy"] == "crop_flip"
-    monkeypatch.setattr(methods, "distribution_matching_loss", lambda embed, real, syn: syn.sum() * float("nan"))
+    monkeypatch.setattr(dm, "distribution_matching_loss", lambda embed, real, syn: syn.sum() * float("nan"))
     failed = run(monkeypatch, tmp_path / "nan", settings, cell=cell).reports[-1]["failed"]
     assert failed.startswith("NonFiniteLossError: exp 0: ") and "matching loss is nan" in failed
