@@ -87,6 +87,11 @@ class Sweep:
         that experiment), or with ``shared_reference`` the sweep's, one network for all."""
         return self.seed if self.shared_reference else self.seed + exp
 
+    def whole_seed(self, exp: int) -> int:
+        """The seed of experiment ``exp``'s whole-bound networks: seed + exp, so experiment ``e``'s is
+        the coresets' reference network of that experiment (one cached network serves both)."""
+        return self.seed + exp
+
     def dsa_strategy_for(self, dataset: str) -> str:
         return diffaug.resolve(self.dsa_strategy, dataset)
 

@@ -13,8 +13,9 @@ work that a cell's budget multiplies, measured at two or three sizes and fitted 
 - ``test``: testing one network on ``n`` images.
 
 A cell's estimate is its budget's count of each piece times the piece's cost: device seconds, not
-wall time (cells sharing a device or running on many nodes overlap). The coresets' reference
-network is counted once per dataset and model (it is cached). A model or shape the calibration lacks
+wall time (cells sharing a device or running on many nodes overlap). A reference network is counted
+once per dataset, model and seed (it is cached): the coresets' of experiment ``e`` is the whole
+bound's network of that experiment, so a sweep with both pays for it once. A model or shape the calibration lacks
 is estimated with the ConvNet of the same shape, and the total line says how many cells that touched.
 """
 from __future__ import annotations
@@ -148,24 +149,26 @@ class Estimator:
             total += s.num_eval * per_net
         return s.num_exp * points * total
 
-    def _reference(self, cell, s) -> float:
-        """The coresets' reference network / the whole-dataset bound: plain training on the pool."""
+    def _references_once(self, dataset: str, model: str, seeds, s) -> float:
+        """Training the reference networks of ``seeds`` not yet counted (plain training on the pool)."""
+        new = {(dataset, model, seed) for seed in seeds} - self._references
+        self._references |= new
         r = s.reference_budget
-        pool = SPLITS[cell.dataset][0] if r.max_train is None else min(r.max_train, SPLITS[cell.dataset][0])
-        return r.epochs * self._epoch(cell.dataset, cell.model, "train", pool, r.batch_train)
+        pool = SPLITS[dataset][0] if r.max_train is None else min(r.max_train, SPLITS[dataset][0])
+        return len(new) * r.epochs * self._epoch(dataset, model, "train", pool, r.batch_train)
 
     def cell_seconds(self, cell, s) -> float:
         classes = DATASETS[cell.dataset].num_classes
         method = METHODS[cell.method]
-        if cell.bound:
+        if cell.bound:  # per evaluation model, one network of seed + e per experiment, then its test
             n_test = SPLITS[cell.dataset][1]
-            return s.num_exp * (self._reference(cell, s) + self._fit(cell.dataset, cell.model, "test", n_test))
+            seeds = [s.whole_seed(e) for e in range(s.num_exp)]
+            return sum(self._references_once(cell.dataset, m, seeds, s)
+                       + s.num_exp * self._fit(cell.dataset, m, "test", n_test) for m in cell.eval_models())
         if method.kind != CONDENSATION:
             cost = self._evaluation(cell, s, classes * cell.ipc, points=1)
-            if method.needs_reference:  # cached: each reference seed trained once per sweep
-                new = {(cell.dataset, cell.model, s.reference_seed(e)) for e in range(s.num_exp)} - self._references
-                self._references |= new
-                cost += len(new) * self._reference(cell, s)
+            if method.needs_reference:
+                cost += self._references_once(cell.dataset, cell.model, map(s.reference_seed, range(s.num_exp)), s)
             return cost
         # DSA as DC (its augmentation not counted); DM one matching-sized step per iteration, no inner loop
         b = s.budget_for(cell.method)

@@ -59,12 +59,7 @@ def evaluate_set(synthetic: SyntheticSet, test: ImageSet, sweep: Sweep, exp_seed
     return seeds, evaluate(synthetic, test, model, seeds, sweep.eval_budget, memory_share=memory_share)
 
 
-def whole_seed(sweep: Sweep, exp: int) -> int:
-    """The bound's network of experiment ``exp``: seed + exp (experiment 0's is the coresets' reference)."""
-    return sweep.seed + exp
-
-
 def whole_accuracy(train: ImageSet, test: ImageSet, sweep: Sweep, exp: int, model: str) -> float:
     """The whole-dataset bound of experiment ``exp``: one ``model`` trained on the whole pool, tested."""
-    return reference.whole(train, test, [whole_seed(sweep, exp)], sweep.reference_budget, model=model,
+    return reference.whole(train, test, [sweep.whole_seed(exp)], sweep.reference_budget, model=model,
                            cache_dir=sweep.cache_dir, eval_budget=sweep.eval_budget)[0]

@@ -13,7 +13,6 @@ from condense.methods import METHODS
 
 from .cells import Cell
 from .config import Sweep
-from .experiment import whole_seed
 
 
 @dataclass(frozen=True, order=True)
@@ -34,7 +33,7 @@ def needed(cells: list[Cell], sweep: Sweep) -> list[Needed]:
         if METHODS[cell.method].needs_reference:
             keys |= {Needed(cell.dataset, cell.model, sweep.reference_seed(e)) for e in range(sweep.num_exp)}
         elif cell.bound:
-            keys |= {Needed(cell.dataset, m, whole_seed(sweep, e)) for m in cell.eval_models() for e in range(sweep.num_exp)}
+            keys |= {Needed(cell.dataset, m, sweep.whole_seed(e)) for m in cell.eval_models() for e in range(sweep.num_exp)}
     return sorted(keys)
 
 

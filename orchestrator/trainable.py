@@ -199,7 +199,7 @@ class _Trial:
         """One experiment of the whole-dataset bound: per eval model, one network trained on the
         whole training set and tested. Seed ``seed + exp``: experiment 0 is the coresets' reference
         network, from the cache. Its row's ``iterations`` holds the training epochs."""
-        seed, epochs = experiment.whole_seed(self.sweep, self.exp), self.sweep.reference_budget.epochs
+        seed, epochs = self.sweep.whole_seed(self.exp), self.sweep.reference_budget.epochs
         pool, first = experiment.pool(self.cell, train, self.sweep), len(self.records)
         for model in self.cell.eval_models():
             start = time.perf_counter()
