@@ -166,7 +166,7 @@ def slurm():
             ["munged", "--foreground", "--force", f"--socket={munge_socket}", f"--key-file={key}",
              f"--pid-file={tmp}/munged.pid", f"--log-file={tmp}/munged.log", f"--seed-file={tmp}/munged.seed"],
             stdout=subprocess.DEVNULL, stderr=(tmp / "munged.out").open("w")))
-        wait_for(lambda: munge_socket.exists(), procs, tmp / "munged.out", "munged")
+        wait_for(lambda: munge_socket.exists(), procs, [tmp / "munged.out", tmp / "munged.log"], "munged")
         (tmp / "slurm.conf").write_text(slurm_conf(tmp, munge_socket))
         procs.append(subprocess.Popen(["slurmctld", "-D", "-i", "-f", str(tmp / "slurm.conf")], env=env,
                                       stdout=subprocess.DEVNULL, stderr=(tmp / "slurmctld.out").open("w")))
@@ -177,7 +177,8 @@ def slurm():
             r = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True, timeout=30)
             return r.stdout.strip() == "idle"
 
-        wait_for(idle, procs, tmp / "slurmd.log", "slurmctld/slurmd")
+        wait_for(idle, procs, [tmp / f"{d}.{x}" for d in ("slurmctld", "slurmd") for x in ("out", "log")],
+                 "slurmctld/slurmd")
         yield env, tmp
     finally:
         if len(procs) == 3 and procs[1].poll() is None:
@@ -191,13 +192,15 @@ def slurm():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def wait_for(ready, procs: list[subprocess.Popen], log: Path, what: str, timeout: float = 60) -> None:
-    """Until ``ready()``; a daemon that exits or does not come up skips the test, with its log's tail."""
+def wait_for(ready, procs: list[subprocess.Popen], logs: list[Path], what: str, timeout: float = 60) -> None:
+    """Until ``ready()``; a daemon that exits or does not come up skips the test, with the last line
+    of each of its logs."""
     deadline = time.time() + timeout
     while not ready():
         dead = [p for p in procs if p.poll() is not None]
         if dead or time.time() > deadline:
-            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) if log.exists() else ""
+            tail = " | ".join(f"{log.name}: {text.splitlines()[-1]}" for log in logs
+                              if log.exists() and (text := log.read_text(errors="replace").strip()))
             why = f"exited with status {dead[0].returncode}" if dead else f"not ready within {timeout:.0f} s"
             pytest.skip(f"{what} cannot start here ({why}): {tail[:300]}")
         time.sleep(0.5)
