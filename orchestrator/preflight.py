@@ -2,8 +2,9 @@
 
 Each refusal is a ``ConfigError`` (one line, exit 2): a cell's request larger than every node, the
 data root unreadable on a node (or a dataset present on some nodes only), ``--output`` not
-writable (by the driver, or on a node: every node writes checkpoints there). The per-node checks
-run as one small task pinned to each alive node.
+writable (by the driver, or on a node: every node writes checkpoints there), and inside a SLURM
+allocation a Ray cluster whose node count is not the allocation's. The per-node checks run as one
+small task pinned to each alive node.
 """
 from __future__ import annotations
 
@@ -41,6 +42,27 @@ def check_request(request: dict[str, float], nodes: list[dict]) -> None:
             "lower --gpu-share / --cpus-per-cell or the sweep file's resources, or add a node that has it")
     raise ConfigError(f"a cell asks for {show(request)}, more than any node has: the cluster's {len(alive)} "
                       f"node(s) offer {' | '.join(offers) or 'nothing'}; {hint}")
+
+
+def check_slurm(nodes: list[dict], env=os.environ) -> None:
+    """Inside a SLURM allocation, the cluster joined with --address must be the allocation's: one alive
+    Ray node per allocated node. Fewer means a node's Ray did not start (its cells would never run
+    there); more, that --address names some other cluster."""
+    name = "SLURM_JOB_NUM_NODES" if env.get("SLURM_JOB_NUM_NODES") else "SLURM_NNODES"
+    raw = env.get(name)
+    if not raw:
+        return  # not inside an allocation
+    try:
+        allocated = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a node count") from None
+    alive = [n for n in nodes if n.get("Alive")]
+    if len(alive) == allocated:
+        return
+    hosts = sorted({str(n.get("NodeManagerHostname") or n.get("NodeManagerAddress")) for n in alive})
+    raise ConfigError(f"Ray sees {len(alive)} node(s) ({', '.join(hosts) or 'none'}) but the SLURM allocation has "
+                      f"{allocated} ({name}): start one Ray node on each allocated node (cluster/slurm/sweep.sbatch "
+                      "does), or check that --address is this allocation's head")
 
 
 def _offer(resources: dict, asked: list[str]) -> str:

@@ -231,6 +231,8 @@ def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: 
         print(f"sweep {name}: {len(cells)} cells on {where} ({ray.cluster_resources().get('CPU', 0):.0f} CPUs, "
               f"{ray.cluster_resources().get('GPU', 0):.0f} GPUs), {resources.show(request)} per cell -> {out}",
               flush=True)
+        if address:
+            preflight.check_slurm(ray.nodes())
         preflight.check_request(request, ray.nodes())
         preflight.check_nodes(ray, sweep.data_root, sorted({c.dataset for c in cells}), out)
     except ConfigError:
