@@ -90,12 +90,9 @@ class RunLock:
 
     def _read(self) -> dict | None:
         try:
-            held = json.loads(self.path.read_text())
+            return _parse(self.path)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
-            held = {}  # empty or unreadable: never a live driver's (see the module's docstring)
-        return held if isinstance(held, dict) else {}
 
     def _take_over(self, held: dict) -> bool:
         """Moves the stale lock aside and creates ours; False if another driver was quicker."""
@@ -105,8 +102,8 @@ class RunLock:
         except FileNotFoundError:
             return False
         try:
-            moved = json.loads(aside.read_text())
-        except (OSError, ValueError):
+            moved = _parse(aside)
+        except OSError:
             moved = {}
         if moved != held and moved:  # we moved a newer driver's fresh lock: put it back, and yield
             try:
@@ -124,6 +121,18 @@ class RunLock:
                 os.utime(self.path)
             except OSError:
                 pass
+
+
+def _parse(path: Path) -> dict:
+    """The lock's record; {} when empty or unreadable (never a live driver's: see the module's
+    docstring). Raises FileNotFoundError when there is no lock."""
+    try:
+        held = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError):
+        return {}
+    return held if isinstance(held, dict) else {}
 
 
 def stale(held: dict, path: Path) -> str | None:
