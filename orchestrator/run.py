@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from condense.errors import ConfigError, DataNotFoundError, one_line
-from condense.files import remove_temporaries, write_text
+from condense.files import WriteError, remove_temporaries, write_error, write_text
 from condense.runtime import keep_freed_memory
 
 from . import preflight, resources
-from .local_ray import use_own_token
+from .local_ray import local_environment
 from .lock import RunLock
 
 if TYPE_CHECKING:  # the modules below import torch: not before the arguments are parsed (fast --help)
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
         sweep = dataclasses.replace(sweep, cache_dir=str(out / "cache"))
         preflight.check_output(out)
         if not address:
-            use_own_token()  # before Ray is imported
+            local_environment()  # before Ray is imported
         with RunLock(out):
             remove_temporaries(out, skip=(TUNE_NAME,))  # left by a driver killed mid-write
             prepare_output(out, cells, sweep, args.resume)
@@ -296,6 +296,10 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
                 return tuner.fit()
             finally:
                 signal.signal(signal.SIGINT, ctrl_c)  # Tune's handler would swallow a later Ctrl-C or SIGTERM
+        except WriteError:
+            raise
+        except OSError as err:  # Tune's own experiment state on a full disk: one line, as our files
+            raise write_error(Path(err.filename or out / TUNE_NAME), err) from None
         except (RuntimeError, ray.exceptions.RayError) as err:
             # Ray itself gave up (e.g. its memory monitor killed workers while Tune was placing them):
             # the run folder keeps every finished cell and checkpoint for --resume.

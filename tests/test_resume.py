@@ -39,6 +39,8 @@ class Evil:
 def folder(tmp_path, monkeypatch):
     """A sweep file, its sweep and cells as the driver makes them, and its run folder with sweep.json."""
     monkeypatch.setenv("DC_DATA", str(data_root()))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):  # a driver run here sets its local Ray's: restored after
+        monkeypatch.delenv(name, raising=False)
     path = tmp_path / "tiny.yaml"
     path.write_text(SWEEP)
     sweep = spec.load(path).for_run(str(data_root()), "test")

@@ -289,3 +289,33 @@ def test_a_full_disk_fails_in_one_line_and_a_resume_after_freeing_space_recomput
         assert list(out.rglob("*.tmp")) == []
     finally:
         subprocess.run(["umount", "-l", str(disk)])
+
+
+def test_a_driver_killed_outright_takes_its_local_ray_along(tmp_path):
+    """The local Ray is in a session of its own (so a group stop reaches the driver first), yet a
+    driver killed with SIGKILL leaves no Ray behind: its `ray start` ends with it (PR_SET_PDEATHSIG)."""
+    path = sweep_file(tmp_path, MLP_METRICS)
+    log = open(tmp_path / "driver.log", "w+")
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.run", str(path), "--output", str(tmp_path / "runs")],
+                              cwd=REPO, env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while "sweep tiny: 2 cells on a local Ray" not in (tmp_path / "driver.log").read_text():
+            assert driver.poll() is None and time.time() < deadline, (tmp_path / "driver.log").read_text()
+            time.sleep(0.5)
+        children = subprocess.run(["ps", "-o", "pid=,sid=", "--ppid", str(driver.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        heads = {int(s) for p, s in zip(children[::2], children[1::2]) if int(s) == int(p)}  # session leaders
+        assert len(heads) == 1 and heads != {driver.pid}, children
+        driver.kill()
+        driver.wait(timeout=60)
+        [head] = heads
+        deadline = time.time() + 60
+        while subprocess.run(["pgrep", "-s", str(head)], capture_output=True).returncode == 0:
+            assert time.time() < deadline, "the local Ray outlived its driver"
+            time.sleep(0.5)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=60)
+        log.close()
