@@ -19,6 +19,7 @@ from . import networks
 from .data import ImageSet
 from .divergence import FirstNonFinite
 from .errors import ConfigError, NonFiniteLossError, unknown
+from .files import replacing
 from .matching import check_metric, distance
 from .precision import check_precision, precision
 
@@ -79,8 +80,9 @@ class SyntheticSet:
         return dataclasses.replace(self, images=self.images.to(device), labels=self.labels.to(device))
 
     def save(self, path: str | Path) -> None:
-        torch.save({"images": self.images.detach().cpu(), "labels": self.labels.cpu(),
-                    "dataset": self.dataset, "meta": self.meta}, path)
+        with replacing(path) as tmp:
+            torch.save({"images": self.images.detach().cpu(), "labels": self.labels.cpu(),
+                        "dataset": self.dataset, "meta": self.meta}, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> "SyntheticSet":

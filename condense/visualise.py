@@ -6,6 +6,7 @@ from pathlib import Path
 from torchvision.utils import save_image
 
 from .data import denormalise, info
+from .files import replacing
 from .synthetic import SyntheticSet
 
 
@@ -13,5 +14,5 @@ def save_grid(synthetic: SyntheticSet, path: str | Path) -> None:
     images = denormalise(synthetic.images.detach().cpu(), info(synthetic.dataset))
     order = synthetic.labels.cpu().argsort(stable=True)  # class blocks, one row each
     per_class = max(1, len(synthetic) // max(1, int(synthetic.labels.max()) + 1))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_image(images[order], str(path), nrow=per_class, padding=2)
+    with replacing(path) as tmp:
+        save_image(images[order], tmp, format=Path(path).suffix[1:] or "png", nrow=per_class, padding=2)

@@ -32,6 +32,7 @@ from condense.baselines import SelectionReference
 from condense.data import ImageSet
 from condense.divergence import first_nonfinite
 from condense.errors import ConfigError, NonFiniteLossError
+from condense.files import replacing
 from condense.methods import WHOLE
 from condense.synthetic import build_network, seeded_generator
 
@@ -179,9 +180,8 @@ def reference(train: ImageSet, model: str = "ConvNet", budget: ReferenceBudget =
         log.info("training reference %s on %d %s images for %d epochs (cache: %s)", model, len(pool),
                  pool.info.name, budget.epochs, path)
         ref = train_reference(pool, model, budget, seed)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")  # rename is atomic: no reader sees half a file
-        torch.save(dataclasses.asdict(ref), tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:  # renamed when whole: no reader sees half a file
+            torch.save(dataclasses.asdict(ref), tmp)
     return ref
 
 

@@ -20,13 +20,15 @@ _ENDED = ("TERMINATED", "ERROR")
 
 
 class LiveResults(tune.Callback):
-    def __init__(self, cells: list[Cell], sweep: str, out: Path):
+    def __init__(self, cells: list[Cell], sweep: str, out: Path, known: dict[str, outputs.Outcome]):
         self.cells, self.sweep, self.out = {c.cell_id: c for c in cells}, sweep, Path(out)
+        self.known = known  # the cells a resumed run found finished: written with the first to end
 
     def setup(self, **info):
-        # also at the start of a resumed run: the cells it found ended are collected with the next one
-        self.seen: set[str] = set()
+        self.seen: set[str] = set(self.known)
         self.outcome = outputs.Outcome()
+        for outcome in self.known.values():
+            self.outcome.merge(outcome)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._update(trials, trial, failed=False)

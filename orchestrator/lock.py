@@ -1,9 +1,12 @@
 """One driver per run folder: a lock file created with O_EXCL, holding the driver's host and pid.
 
 ``flock`` does not hold across the nodes of an NFS mount; creating a file exclusively does (NFSv3+),
-so a driver on another node sees the lock too. A lock is stale when its driver is gone: on this host
-its pid no longer runs; from another host its heartbeat (the file's mtime, touched every
-``HEARTBEAT_S``) is older than ``STALE_S``. A stale lock is taken over, with a message.
+so a driver on another node sees the lock too. The record is written whole under a temporary name
+and linked to the lock's name (``link`` fails if it exists, as ``O_EXCL`` does), so a lock is never
+seen empty or half-written while its driver lives. A lock is stale when its driver is gone: on this
+host its pid no longer runs; from another host its heartbeat (the file's mtime, touched every
+``HEARTBEAT_S``) is older than ``STALE_S``; an empty or unreadable lock (a driver stopped by a full
+disk) at once. A stale lock is taken over, with a message.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 
 from condense.errors import ConfigError
+from condense.files import temporary, write_error
 
 LOCK_FILE = "driver.lock"
 HEARTBEAT_S = 30.0
@@ -44,7 +48,7 @@ class RunLock:
                 break
             held = self._read()
             if held is None:
-                continue  # released (or half-written) just now: try again
+                continue  # released just now: try again
             why = stale(held, self.path)
             if why is None:
                 raise ConfigError(f"{self.path.parent} is in use by a driver running on {held.get('host')} "
@@ -72,25 +76,23 @@ class RunLock:
             pass
 
     def _create(self) -> bool:
+        tmp = temporary(self.path)
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            tmp.write_text(self.record)
+            os.link(tmp, self.path)
         except FileExistsError:
             return False
         except OSError as err:
-            raise ConfigError(f"cannot create the lock {self.path} ({err.strerror})") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(self.record)
+            raise write_error(self.path, err) from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return True
 
     def _read(self) -> dict | None:
         try:
-            held = json.loads(self.path.read_text())
+            return _parse(self.path)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
-            # unreadable or half-written: judge it by its age alone
-            held = {}
-        return held if isinstance(held, dict) else {}
 
     def _take_over(self, held: dict) -> bool:
         """Moves the stale lock aside and creates ours; False if another driver was quicker."""
@@ -100,8 +102,8 @@ class RunLock:
         except FileNotFoundError:
             return False
         try:
-            moved = json.loads(aside.read_text())
-        except (OSError, ValueError):
+            moved = _parse(aside)
+        except OSError:
             moved = {}
         if moved != held and moved:  # we moved a newer driver's fresh lock: put it back, and yield
             try:
@@ -121,9 +123,23 @@ class RunLock:
                 pass
 
 
+def _parse(path: Path) -> dict:
+    """The lock's record; {} when empty or unreadable (never a live driver's: see the module's
+    docstring). Raises FileNotFoundError when there is no lock."""
+    try:
+        held = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError):
+        return {}
+    return held if isinstance(held, dict) else {}
+
+
 def stale(held: dict, path: Path) -> str | None:
     """Why the lock ``held`` (read from ``path``) belongs to a driver that is gone, or None if it may live."""
     host, pid = held.get("host"), held.get("pid")
+    if not held:
+        return "its lock file is empty or unreadable"
     if host == socket.gethostname() and isinstance(pid, int):
         if pid == os.getpid():
             return None

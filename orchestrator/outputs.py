@@ -9,9 +9,7 @@ them can be redrawn whenever the results are rewritten.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -38,13 +36,25 @@ class Outcome:
     unfinished: list[str] = field(default_factory=list)
 
 
-def collect(result_grid, cells: list[Cell], sweep: str, out: Path) -> Outcome:
-    """Rows for every cell (ok or error), and each finished cell's sets and figure written to ``out``."""
+    def merge(self, other: "Outcome") -> None:
+        self.rows += other.rows
+        self.curves += other.curves
+        self.ok += other.ok
+        self.failed.update(other.failed)
+        self.unfinished += other.unfinished
+
+
+def collect(result_grid, cells: list[Cell], sweep: str, out: Path, known: dict[str, Outcome]) -> Outcome:
+    """Rows for every cell (ok or error), and each finished cell's sets and figure written to ``out``;
+    ``known``: the outcomes of cells a resumed run found finished (``resume.prepare``)."""
     # a run stopped early (Ctrl-C) lists trials that never started, without a config
     by_id = {r.config["cell"]["cell_id"]: r for r in result_grid if r.config}
     outcome = Outcome()
     for cell in cells:
-        add(outcome, cell, by_id.get(cell.cell_id), sweep, out)
+        if cell.cell_id in known:
+            outcome.merge(known[cell.cell_id])
+        else:
+            add(outcome, cell, by_id.get(cell.cell_id), sweep, out)
     return outcome
 
 
@@ -58,15 +68,21 @@ def add(outcome: Outcome, cell: Cell, result, sweep: str, out: Path) -> None:
         outcome.rows += results.error_rows(sweep, cell, failure)
     elif result is not None and result.metrics.get("done") and result.checkpoint is not None:
         with result.checkpoint.as_directory() as d:
-            state = torch.load(Path(d) / STATE_FILE, weights_only=True)
-            sets = [SyntheticSet.load(Path(d) / set_file(e)) for e in range(state["exp"])]
-        _save_sets(cell, sets, out)
-        outcome.rows += results.ok_rows(sweep, cell, state["records"])
-        outcome.curves += curves.rows(sweep, cell, state.get("by_iteration", []))
-        outcome.ok.append(cell.cell_id)
+            add_finished(outcome, cell, Path(d), sweep, out)
     else:  # the run stopped before this cell finished: --resume continues it
         outcome.unfinished.append(cell.cell_id)
         outcome.rows += results.error_rows(sweep, cell, "unfinished: rerun with --resume", status="missing")
+
+
+def add_finished(outcome: Outcome, cell: Cell, checkpoint: Path, sweep: str, out: Path) -> None:
+    """A finished cell's rows and curve from its last checkpoint (a folder); its sets and figure
+    written to ``out``."""
+    state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
+    sets = [SyntheticSet.load(checkpoint / set_file(e)) for e in range(state["exp"])]
+    _save_sets(cell, sets, out)
+    outcome.rows += results.ok_rows(sweep, cell, state["records"])
+    outcome.curves += curves.rows(sweep, cell, state.get("by_iteration", []))
+    outcome.ok.append(cell.cell_id)
 
 
 def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
@@ -88,12 +104,7 @@ def write(outcome: Outcome, out: Path, final: bool = True) -> list[str]:
     path = out / "results.parquet"
     results.write(outcome.rows, path, run_metadata(out, outcome.rows))
     curves.write(outcome.curves, out / CURVES)
-    folder = out / "tables"
-    with tempfile.TemporaryDirectory(dir=out, prefix=".tables-") as tmp:
-        md = tables.write_tables(results.read(path), tmp)
-        folder.mkdir(exist_ok=True)
-        for f in Path(tmp).iterdir():
-            os.replace(f, folder / f.name)
+    md = tables.write_tables(results.read(path), out / "tables")
     if final:
         plots.write_plots(path)
         report.write_report(out)

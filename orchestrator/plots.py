@@ -18,6 +18,7 @@ import math
 import sys
 from pathlib import Path
 
+from condense.files import replacing
 from condense.methods import BOUND, WHOLE, names
 
 WIDTH = 6.9  # inches: a two-column paper's text width
@@ -53,7 +54,8 @@ def write_plots(results_path: str | Path, folder: str | Path | None = None) -> l
     for name, fig in figures.items():
         for suffix in ("png", "pdf"):
             path = folder / f"{name}.{suffix}"
-            fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata=_METADATA[suffix])
+            with replacing(path) as tmp:
+                fig.savefig(tmp, format=suffix, dpi=DPI, bbox_inches="tight", metadata=_METADATA[suffix])
             written.append(path)
         plt.close(fig)
     return written

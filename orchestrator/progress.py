@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from ray import tune
+
+from condense.files import write_text
 
 from .trainable import trial_name
 
@@ -37,11 +38,11 @@ class ProgressPrinter(tune.Callback):
     """Prints each trial's evaluations and checkpoints, and when a cell finishes or fails; a failed
     cell's traceback is copied to ``errors/<cell_id>.txt`` in the run folder."""
 
-    def __init__(self, total: int, errors: Path | None = None):
-        self.total, self.errors = total, errors
+    def __init__(self, total: int, errors: Path | None = None, ended_before: int = 0):
+        # ended_before: the cells a resumed run found finished (they have no trial)
+        self.total, self.errors, self.ended_before = total, errors, ended_before
 
     def setup(self, **info):
-        # Called at the start of every run, including a resumed one (this object is restored too).
         self.start, self.resumed = time.time(), set()
 
     def _print(self, trial, text: str) -> None:
@@ -64,7 +65,7 @@ class ProgressPrinter(tune.Callback):
     def _ended(self, trials, trial) -> str:
         """Cells ended so far, counting those a resumed run found already ended."""
         ended = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
-        return f"{len(ended)}/{self.total} cells"
+        return f"{len(ended) + self.ended_before}/{self.total} cells"
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         failed = (trial.last_result or {}).get("failed")
@@ -90,16 +91,13 @@ class ProgressPrinter(tune.Callback):
 
     def _kept(self, trial, text: str | None = None) -> str:
         """Copies the trial's traceback (or ``text``) under the run folder; returns where, for the line."""
-        errors = getattr(self, "errors", None)  # a printer restored from an older run has none
+        errors = self.errors
         if errors is None:
             return ""
         path = errors / f"{trial_name(trial)}.txt"
         try:
             errors.mkdir(parents=True, exist_ok=True)
-            if text is None:
-                shutil.copyfile(trial.error_file, path)
-            else:
-                path.write_text(text)
+            write_text(path, Path(trial.error_file).read_text() if text is None else text)
         except (OSError, TypeError):
             return f" (traceback: {trial.error_file})"
         return f" (traceback: {path})"

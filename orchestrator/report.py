@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from condense.files import write_text
+
 NAME = "report.html"
 _STYLE = """
 body { font-family: sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -34,9 +36,7 @@ def write_report(out: str | Path) -> Path:
     out = Path(out)
     page = render(out)
     path = out / NAME
-    tmp = path.with_name(f".{NAME}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, page)
     return path
 
 

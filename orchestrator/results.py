@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from condense.errors import ConfigError
+from condense.files import replacing
 from condense.methods import BOUND, CONDENSATION, CORESET, METHODS, names
 
 if TYPE_CHECKING:
@@ -112,14 +112,8 @@ def write(rows: list[dict], path: str | Path, metadata: dict | None = None,
 
 
 def write_table(table: pa.Table, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replacing(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def metadata(path: str | Path) -> dict:

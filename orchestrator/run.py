@@ -6,13 +6,16 @@
 Before the first trial: pre-flight checks (preflight.py), then the reference-network stage
 (stages.py). Outputs go to ``DIR/<sweep>/`` (``<sweep>-smoke`` with --smoke): ``results.parquet``,
 ``curves.parquet`` and ``tables/`` (rewritten as cells end), ``plots/``, ``report.html``,
-``figures/``, ``synthetic/``, the reference networks (``cache/``) and Ray Tune's own experiment
-(``tune/``) that --resume continues.
+``figures/``, ``synthetic/``, the reference networks (``cache/``), Ray Tune's experiment (``tune/``)
+and the checkpoints a resume continues from (``checkpoints/``; see resume.py). A local run starts
+its own Ray in a session of its own (local_ray.py), so a stop sent to the driver's process group
+ends the run as Ctrl-C does.
 Exit status: 0 all cells ok, 1 some cell failed or is unfinished, 2 bad input (or a pre-flight refusal).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -28,9 +31,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from condense.errors import ConfigError, DataNotFoundError, one_line
+from condense.files import WriteError, remove_temporaries, write_error, write_text
 from condense.runtime import keep_freed_memory
 
 from . import preflight, resources
+from .local_ray import local_environment
 from .lock import RunLock
 
 if TYPE_CHECKING:  # the modules below import torch: not before the arguments are parsed (fast --help)
@@ -91,8 +96,10 @@ def code_version() -> str:
 def prepare_output(out: Path, cells: list[Cell], sweep: Sweep, resume: bool) -> None:
     """Refuse to mix two different sweeps (or a smoke and a full one) in one output folder."""
     record = json.loads(json.dumps({"cells": [c.to_config() for c in cells], "budgets": sweep.comparable()}))
+    from .resume import CHECKPOINTS
+
     marker = out / "sweep.json"
-    if (out / TUNE_NAME).exists() and not resume:
+    if ((out / TUNE_NAME).exists() or (out / CHECKPOINTS).exists()) and not resume:
         raise ConfigError(f"{out} already holds a run of this sweep; pass --resume to continue it, "
                           "or give another --output")
     try:
@@ -102,7 +109,7 @@ def prepare_output(out: Path, cells: list[Cell], sweep: Sweep, resume: bool) -> 
     if before != record:
         raise ConfigError(f"{out}: the cells or budgets differ from the run being resumed ({marker}); "
                           "give another --output for a changed sweep")
-    marker.write_text(json.dumps(record, indent=1))
+    write_text(marker, json.dumps(record, indent=1))
 
 
 def check_reachable(address: str | None) -> None:
@@ -154,7 +161,10 @@ def main(argv=None) -> int:
         # reference networks of the coreset baselines live with the run: every node sees --output
         sweep = dataclasses.replace(sweep, cache_dir=str(out / "cache"))
         preflight.check_output(out)
+        if not address:
+            local_environment()  # before Ray is imported
         with RunLock(out):
+            remove_temporaries(out, skip=(TUNE_NAME,))  # left by a driver killed mid-write
             prepare_output(out, cells, sweep, args.resume)
             return _run(sweep, name, cells, plan, out, address, args.resume)
     except ConfigError as err:
@@ -199,77 +209,21 @@ def _handle_sigterm_as_ctrl_c():
 
 def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: Path,
          address: str | None, resume: bool) -> int:
-    # Before Ray is imported: the legacy reporter is silent at verbose=0 (the driver prints its own
-    # lines), and forced experiment snapshots (num_to_keep=1) are expected, not worth a warning.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if not address:
-        # A local Ray on loopback only (its servers bind the node's address; nothing outside this
-        # machine needs them). Ray's switch for a single-machine Ray, read when ray is imported.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    import ray
-    from ray import tune
+    from . import outputs
+    from .resume import prepare
 
-    from . import outputs, stages
-    from .live import LiveResults
-    from .progress import ProgressPrinter, error_line
-    from .trainable import train_cell, trial_name
-
-    keep_freed_memory()
-    _init_ray(ray, address)
-    signal.signal(signal.SIGTERM, _sigterm)  # ray.init installed its own, which ends the driver at once
-    # A failed trial's traceback goes to its error.txt; the driver prints one line naming it.
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-
-    def say(text: str) -> None:  # the stage's lines come before the trials' clock starts
-        print(text, flush=True)
-
-    resources.show_tune_warnings(say)  # e.g. cells that wait on resources a busy cluster lacks
-    where = address or "a local Ray"
-    try:
-        request = plan.request(ray.cluster_resources().get("GPU", 0))
-        print(f"sweep {name}: {len(cells)} cells on {where} ({ray.cluster_resources().get('CPU', 0):.0f} CPUs, "
-              f"{ray.cluster_resources().get('GPU', 0):.0f} GPUs), {resources.show(request)} per cell -> {out}",
-              flush=True)
-        if address:
-            preflight.check_slurm(ray.nodes())
-        preflight.check_request(request, ray.nodes())
-        preflight.check_nodes(ray, sweep.data_root, sorted({c.dataset for c in cells}), out)
-    except ConfigError:
-        ray.shutdown()
-        raise
-    try:
-        stages.run(ray, stages.needed(cells, sweep), request, sweep, say)
-        trainable = tune.with_resources(tune.with_parameters(train_cell, sweep=sweep), request)
-        path = str(out / TUNE_NAME)
-        if resume and tune.Tuner.can_restore(path):
-            tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space={"cell": tune.grid_search([c.to_config() for c in cells])},
-                # reuse_actors: a worker keeps its imports and decoded datasets for the next cell
-                tune_config=tune.TuneConfig(trial_name_creator=trial_name, trial_dirname_creator=trial_name,
-                                            reuse_actors=True),
-                run_config=tune.RunConfig(
-                    name=TUNE_NAME, storage_path=str(out), verbose=0,
-                    callbacks=[ProgressPrinter(len(cells), out / "errors"), LiveResults(cells, name, out)],
-                    failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
-        ctrl_c = signal.getsignal(signal.SIGINT)
-        try:
-            result_grid = tuner.fit()
-        finally:
-            signal.signal(signal.SIGINT, ctrl_c)  # Tune's handler would swallow a later Ctrl-C or SIGTERM
-    except (RuntimeError, ray.exceptions.RayError) as err:
-        # Ray itself gave up (e.g. its memory monitor killed workers while Tune was placing them):
-        # the experiment folder keeps every finished cell and checkpoint for --resume.
-        print(f"error: the Ray run stopped: {error_line(err)}\nfinished cells and checkpoints are kept in "
-              f"{out / TUNE_NAME}: rerun with --resume", file=sys.stderr)
-        return 1
-    finally:
-        ray.shutdown()
-    outcome = outputs.collect(result_grid, cells, name, out)
+    # a resume continues from the run folder's own records (resume.py), never Tune's pickled state
+    known, starts = prepare(out, out / TUNE_NAME, cells, sweep, name) if resume else ({}, {})
+    if known or starts:
+        print(f"resuming: {len(known)} of {len(cells)} cells finished before, {len(starts)} continue from "
+              "their checkpoints", flush=True)
+    todo = [c for c in cells if c.cell_id not in known]
+    result_grid = []
+    if todo:  # a resume of a finished run only rewrites the outputs: no Ray
+        result_grid = _tune(sweep, name, cells, todo, known, starts, plan, out, address)
+        if result_grid is None:
+            return 1
+    outcome = outputs.collect(result_grid, cells, name, out, known)
     for md in outputs.write(outcome, out):
         print("\n" + md)
     print(f"results: {out / 'results.parquet'} ({len(outcome.rows)} rows); curves, tables, plots, figures, "
@@ -283,12 +237,82 @@ def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: 
     return 0 if len(outcome.ok) == len(cells) else 1
 
 
-def _init_ray(ray, address: str | None) -> None:
+def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: dict, starts: dict[str, str],
+          plan: resources.Plan, out: Path, address: str | None):
+    """The cells ``todo`` as a fresh Tune experiment in ``out/tune``; its result grid, or None when Ray
+    itself gave up (said on stderr)."""
+    # Before Ray is imported: the legacy reporter is silent at verbose=0 (the driver prints its own
+    # lines), and forced experiment snapshots (num_to_keep=1) are expected, not worth a warning.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    from .local_ray import local_ray
+
+    keep_freed_memory()
+    with contextlib.ExitStack() as stack:
+        # our own local Ray, in a session of its own: a stop sent to our process group reaches us alone
+        joined = address is not None
+        address = address or stack.enter_context(local_ray())
+        import ray
+        from ray import tune
+
+        from . import stages
+        from .live import LiveResults
+        from .progress import ProgressPrinter, error_line
+        from .trainable import train_cell, trial_name
+
+        _init_ray(ray, address, joined)
+        stack.callback(ray.shutdown)
+        signal.signal(signal.SIGTERM, _sigterm)  # ray.init installed its own, which ends the driver at once
+        # A failed trial's traceback goes to its error.txt; the driver prints one line naming it.
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+        def say(text: str) -> None:  # the stage's lines come before the trials' clock starts
+            print(text, flush=True)
+
+        resources.show_tune_warnings(say)  # e.g. cells that wait on resources a busy cluster lacks
+        request = plan.request(ray.cluster_resources().get("GPU", 0))
+        print(f"sweep {name}: {len(todo)} cells on {address if joined else 'a local Ray'} "
+              f"({ray.cluster_resources().get('CPU', 0):.0f} CPUs, {ray.cluster_resources().get('GPU', 0):.0f} "
+              f"GPUs), {resources.show(request)} per cell -> {out}", flush=True)
+        if joined:  # a cluster we were given: on SLURM, its nodes must be the allocation's
+            preflight.check_slurm(ray.nodes())
+        preflight.check_request(request, ray.nodes())
+        preflight.check_nodes(ray, sweep.data_root, sorted({c.dataset for c in todo}), out)
+        try:
+            stages.run(ray, stages.needed(todo, sweep), request, sweep, say)
+            trainable = tune.with_resources(tune.with_parameters(train_cell, sweep=sweep, starts=starts), request)
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"cell": tune.grid_search([c.to_config() for c in todo])},
+                # reuse_actors: a worker keeps its imports and decoded datasets for the next cell
+                tune_config=tune.TuneConfig(trial_name_creator=trial_name, trial_dirname_creator=trial_name,
+                                            reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name=TUNE_NAME, storage_path=str(out), verbose=0,
+                    callbacks=[ProgressPrinter(len(cells), out / "errors", len(known)),
+                               LiveResults(cells, name, out, known)],
+                    failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+            ctrl_c = signal.getsignal(signal.SIGINT)
+            try:
+                return tuner.fit()
+            finally:
+                signal.signal(signal.SIGINT, ctrl_c)  # Tune's handler would swallow a later Ctrl-C or SIGTERM
+        except WriteError:
+            raise
+        except OSError as err:  # Tune's own experiment state on a full disk: one line, as our files
+            raise write_error(Path(err.filename or out / TUNE_NAME), err) from None
+        except (RuntimeError, ray.exceptions.RayError) as err:
+            # Ray itself gave up (e.g. its memory monitor killed workers while Tune was placing them):
+            # the run folder keeps every finished cell and checkpoint for --resume.
+            print(f"error: the Ray run stopped: {error_line(err)}\nfinished cells and checkpoints are kept in "
+                  f"{out}: rerun with --resume", file=sys.stderr)
+            return None
+
+
+def _init_ray(ray, address: str, joined: bool) -> None:
+    """Connect to ``address``: a cluster given with --address (``joined``), or our local head."""
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if not address:
-        # "local": always a fresh Ray of our own, never a `ray start` cluster found on this machine
-        ray.init(address="local", include_dashboard=False, **quiet)
-        return
     # Joining a cluster that does not answer (or refuses our token) retries once a second, each
     # retry a warning from Ray's C++ core on fd 2: bound the retries and turn them into one line.
     os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(int(CONNECT_TIMEOUT_S)))
@@ -311,6 +335,8 @@ def _init_ray(ray, address: str | None) -> None:
     reasons = [line.split("from GCS server: ", 1)[-1] for line in text.splitlines() if "GCS server" in line]
     reason = reasons[-1] if reasons else " ".join(str(failure).split())
     hint = " (is RAY_AUTH_TOKEN the cluster's token? see `ray get-auth-token`)" if "uth" in reason else ""
+    if not joined:
+        raise ConfigError(f"cannot connect to the local Ray started for this run: {reason[:300]}")
     raise ConfigError(f"cannot join the Ray cluster at {address}: {reason[:300]}{hint}")
 
 

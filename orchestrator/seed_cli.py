@@ -26,6 +26,7 @@ from condense import diffaug, methods, networks, numbers
 from condense.data import ImageSet, dataset_names, load
 from condense.dm import DMBudget
 from condense.errors import ConfigError, NonFiniteLossError, one_line, unknown
+from condense.files import write_text
 from condense.matching import METRICS
 from condense.methods import BOUND, CONDENSATION, METHODS
 from condense.precision import PRECISIONS, check_precision
@@ -344,7 +345,7 @@ def run_whole(r: Run) -> dict:
 
 def finish(r: Run, tag: str, results: dict, how: str) -> dict:
     """Write the accuracies JSON and print one summary line per eval model."""
-    (r.out / f"acc_{tag}.json").write_text(json.dumps(results, indent=1))
+    write_text(r.out / f"acc_{tag}.json", json.dumps(results, indent=1))
     for m in r.models:
         mu, sd = mean_std(results["accuracies"][m])
         print(f"Summary {tag} {how}, evaluated {m}: {len(results['accuracies'][m])} nets, "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from condense.errors import ConfigError
+from condense.files import write_text
 from condense.methods import BOUND, names
 
 from .layouts import TABLES
@@ -220,7 +221,7 @@ def write_tables(df: pd.DataFrame, folder: str | Path, formats: tuple[str, ...] 
     for name in names or table_names(df):
         texts = {f: RENDER[f](df, name, paper) for f in formats}
         for f, text in texts.items():
-            (folder / f"{name}.{f}").write_text(text)
+            write_text(folder / f"{name}.{f}", text)
         out.append(texts[formats[0]])
     return out
 

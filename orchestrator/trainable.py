@@ -46,17 +46,22 @@ def trial_name(trial) -> str:
     return trial.config["cell"]["cell_id"]
 
 
-def train_cell(config: dict, sweep: Sweep) -> None:
+def train_cell(config: dict, sweep: Sweep, starts: dict[str, str] | None = None) -> None:
+    """``starts``: cell id -> the checkpoint folder a resumed run continues the cell from
+    (``resume.py``); a retry within the run continues from Tune's newer checkpoint."""
     keep_freed_memory()
     cell = Cell.from_config(config["cell"])
     required = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(required.get("CPU", 1))))
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
-    trial = _Trial(cell, sweep, device, tune.get_checkpoint())
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None and cell.cell_id in (starts or {}):
+        checkpoint = tune.Checkpoint.from_directory(starts[cell.cell_id])
+    trial = _Trial(cell, sweep, device, checkpoint)
     # a GPU shared by trials: evaluation plans its memory from this trial's share, not what is free
     trial.memory_share = min(1.0, required["GPU"]) if required.get("GPU", 0) > 0 else None
     try:
-        if trial.exp < sweep.num_exp:  # a finished trial restored from its last checkpoint skips this
+        if trial.exp < sweep.num_exp:  # a trial retried after its last checkpoint skips this
             train, test = load(cell.dataset, sweep.data_root)
             train, test = train.to(device), test.to(device)
             while trial.exp < sweep.num_exp:

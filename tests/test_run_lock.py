@@ -77,3 +77,25 @@ def test_release_never_removes_a_lock_another_driver_took_over(tmp_path):
     (tmp_path / LOCK_FILE).write_text(json.dumps({"host": "elsewhere", "pid": 2, "started": 0}))
     mine.release()
     assert (tmp_path / LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff{garbage", b"[1, 2]"])
+def test_an_empty_or_unreadable_lock_is_stale_at_once(tmp_path, capsys, content):
+    """A driver stopped by a full disk may leave an empty lock: it is no live driver's (ours is written
+    whole before it gets the lock's name), so it never blocks the folder for STALE_S."""
+    (tmp_path / LOCK_FILE).write_bytes(content)
+    with RunLock(tmp_path):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert "its lock file is empty or unreadable" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temporary of ours left either
+
+
+def test_a_full_disk_when_taking_the_lock_is_one_line(tmp_path, monkeypatch):
+    def no_space(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(tmp_path), "write_text", no_space)
+    with pytest.raises(ConfigError, match=f"cannot write {tmp_path / LOCK_FILE}: No space left on device"):
+        RunLock(tmp_path).acquire()
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []

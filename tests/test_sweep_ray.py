@@ -48,7 +48,8 @@ def progress_lines(stdout: str, cell_id: str) -> list[str]:
 
 
 def checkpoints(tune_dir: Path) -> dict[str, float]:
-    return {str(p.relative_to(tune_dir)): p.stat().st_mtime for p in tune_dir.glob("*/checkpoint_*")}
+    """cell id -> when its last checkpoint was written"""
+    return {p.parent.name: (p / trainable.STATE_FILE).stat().st_mtime for p in tune_dir.glob("*/checkpoint_*")}
 
 
 def test_a_failing_cell_is_kept_as_error_and_the_others_finish(tmp_path):
@@ -99,8 +100,9 @@ def test_killed_sweep_resumes_without_redoing_finished_cells(tmp_path):
     assert any("MNIST-MLP-ipc1-S-ours: done" in line for line in seen), "".join(seen)
     # results as they come: the cell that finished before the kill is already in the Parquet
     assert results.read(out / "results.parquet").cell_id.unique().tolist() == ["MNIST-MLP-ipc1-S-ours"]
-    finished_before = checkpoints(out / "tune")
-    first = {k: v for k, v in finished_before.items() if k.startswith("MNIST-MLP-ipc1-S-ours/")}
+    [first] = (out / "tune" / "MNIST-MLP-ipc1-S-ours").glob("checkpoint_*")
+    before_kill = torch.load(first / trainable.STATE_FILE, weights_only=True)["records"]
+    written = (first / trainable.STATE_FILE).stat().st_mtime
 
     r = orchestrate(path, "--output", tmp_path / "runs", "--resume")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -109,11 +111,11 @@ def test_killed_sweep_resumes_without_redoing_finished_cells(tmp_path):
     assert resumed and int(resumed[1]) >= 2, r.stdout  # the interrupted cell continues, not from zero
     never_started = progress_lines(r.stdout, "MNIST-MLP-ipc1-S-cos")
     assert never_started and "exp 1/3  it 0 " in never_started[0]  # the cell not reached starts afresh
-    assert {k: v for k, v in checkpoints(out / "tune").items() if k in first} == first
+    # the finished cell's last checkpoint was moved out of tune/ (resume.py), never rewritten
+    assert (out / "checkpoints" / "MNIST-MLP-ipc1-S-ours" / trainable.STATE_FILE).stat().st_mtime == written
     df = results.read(out / "results.parquet")
     assert (df.status == "ok").all() and df.groupby("cell_id").size().to_dict() == {
         "MNIST-MLP-ipc1-S-ours": 6, "MNIST-MLP-ipc1-S-mse": 6, "MNIST-MLP-ipc1-S-cos": 6}
-    before_kill = torch.load(out / "tune" / max(first) / trainable.STATE_FILE, weights_only=True)["records"]
     again = df[df.cell_id == "MNIST-MLP-ipc1-S-ours"]
     assert again.condense_seconds.tolist() == [r["condense_seconds"] for r in before_kill]
     # the resumed cell's curve has each (run, iteration) once: its 0, 2 and 4 of 3 runs, for each cell
@@ -199,14 +201,20 @@ def test_sweep_on_a_ray_start_head_and_resume_of_a_finished_sweep(tmp_path, ray_
     again = orchestrate(path, "--output", runs, "--address", address, "--resume", environ=head_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert all(progress_lines(again.stdout, i) == [] for i in ids), again.stdout  # nothing recomputed
-    assert checkpoints(out / "tune") == before
+    assert "resuming: 4 of 4 cells finished before" in again.stdout and f"on {address}" not in again.stdout
+    assert {p.name: (p / trainable.STATE_FILE).stat().st_mtime for p in (out / "checkpoints").iterdir()} == before
     assert (out / "results.parquet").read_bytes() == parquet
 
     refused = orchestrate(path, "--output", runs, "--address", address, environ=head_env)  # no --resume
     assert refused.returncode == 2 and "--resume" in refused.stderr
 
 
-def test_sigterm_stops_like_ctrl_c_and_a_second_driver_is_refused_meanwhile(tmp_path):
+@pytest.mark.parametrize("signum, group", [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGINT, True)],
+                         ids=["SIGTERM-to-the-driver", "SIGTERM-to-its-group", "SIGINT-to-its-group"])
+def test_a_stop_ends_like_ctrl_c_and_a_second_driver_is_refused_meanwhile(tmp_path, signum, group):
+    """A stop sent to the driver, or to its whole process group (timeout, scancel, a container stop),
+    ends the sweep as Ctrl-C does: the local Ray runs in a session of its own, so it outlives the
+    signal long enough for the driver to write what finished."""
     grid = {"metric": {**MLP_METRICS["metric"], "metrics": ["ours", "mse", "cos"]}}
     # one cell at a time (2 CPUs each): when the first is done the others are still to come
     path = sweep_file(tmp_path, grid, num_exp=2, budget={"iterations": 4, "batch_real": 16},
@@ -226,8 +234,13 @@ def test_sigterm_stops_like_ctrl_c_and_a_second_driver_is_refused_meanwhile(tmp_
         while "MNIST-MLP-ipc1-S-ours: done" not in (tmp_path / "driver.log").read_text():
             assert driver.poll() is None and time.time() < deadline, (tmp_path / "driver.log").read_text()
             time.sleep(0.5)
-        driver.send_signal(signal.SIGTERM)
+        sent = time.time()
+        if group:
+            os.killpg(driver.pid, signum)
+        else:
+            driver.send_signal(signum)
         code = driver.wait(timeout=120)
+        took = time.time() - sent
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
@@ -236,8 +249,73 @@ def test_sigterm_stops_like_ctrl_c_and_a_second_driver_is_refused_meanwhile(tmp_
     text = (tmp_path / "driver.log").read_text()
     assert code == 1, text
     assert "SIGTERM received" not in text and "Traceback" not in text, text
+    assert "Failed to connect to GCS" not in text and took < 60, (took, text)  # Ray outlived the signal
     assert "unfinished" in text.strip().splitlines()[-1] and "rerun with --resume" in text, text
     df = results.read(out / "results.parquet")  # the partial Parquet: finished rows ok, the rest missing
     assert set(df[df.cell_id == "MNIST-MLP-ipc1-S-ours"].status) == {"ok"}
     assert set(df[df.cell_id != "MNIST-MLP-ipc1-S-ours"].status) == {"missing"}
     assert not (out / "driver.lock").exists()  # released on the way out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_disk_fails_in_one_line_and_a_resume_after_freeing_space_recomputes_nothing(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs on this machine")
+    try:
+        path = sweep_file(tmp_path, MLP_METRICS)
+        first = orchestrate(path, "--output", disk)
+        assert first.returncode == 0, first.stdout + first.stderr
+        out = disk / "tiny"
+        parquet = (out / "results.parquet").read_bytes()
+        with open(disk / "filler", "wb") as f:  # the disk fills up, but for about 100 KB
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+            f.truncate(max(0, f.tell() - 100 * 1024))
+        full = orchestrate(path, "--output", disk, "--resume")
+        lines = full.stderr.strip().splitlines()
+        assert full.returncode == 0 or (len(lines) == 1 and "Traceback" not in full.stderr), full.stderr
+        assert (out / "results.parquet").read_bytes() == parquet  # kept whole
+        (disk / "filler").unlink()
+        again = orchestrate(path, "--output", disk, "--resume")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "resuming: 2 of 2 cells finished before" in again.stdout and "on a local Ray" not in again.stdout
+        assert (out / "results.parquet").read_bytes() == parquet
+        assert list(out.rglob("*.tmp")) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])
+
+
+def test_a_driver_killed_outright_takes_its_local_ray_along(tmp_path):
+    """The local Ray is in a session of its own (so a group stop reaches the driver first), yet a
+    driver killed with SIGKILL leaves no Ray behind: its `ray start` ends with it (PR_SET_PDEATHSIG)."""
+    path = sweep_file(tmp_path, MLP_METRICS)
+    log = open(tmp_path / "driver.log", "w+")
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.run", str(path), "--output", str(tmp_path / "runs")],
+                              cwd=REPO, env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while "sweep tiny: 2 cells on a local Ray" not in (tmp_path / "driver.log").read_text():
+            assert driver.poll() is None and time.time() < deadline, (tmp_path / "driver.log").read_text()
+            time.sleep(0.5)
+        children = subprocess.run(["ps", "-o", "pid=,sid=", "--ppid", str(driver.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        heads = {int(s) for p, s in zip(children[::2], children[1::2]) if int(s) == int(p)}  # session leaders
+        assert len(heads) == 1 and heads != {driver.pid}, children
+        driver.kill()
+        driver.wait(timeout=60)
+        [head] = heads
+        deadline = time.time() + 60
+        while subprocess.run(["pgrep", "-s", str(head)], capture_output=True).returncode == 0:
+            assert time.time() < deadline, "the local Ray outlived its driver"
+            time.sleep(0.5)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=60)
+        log.close()

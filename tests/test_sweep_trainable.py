@@ -73,11 +73,11 @@ def no_ray_session(monkeypatch):
     torch.set_num_threads(threads)  # the trainable sets the trial's threads: give the others theirs back
 
 
-def run(monkeypatch, folder, settings, cell=CELL, **kw) -> FakeTune:
+def run(monkeypatch, folder, settings, cell=CELL, starts=None, **kw) -> FakeTune:
     folder.mkdir()
     fake = FakeTune(folder, **kw)
     monkeypatch.setattr(trainable, "tune", fake)
-    trainable.train_cell({"cell": cell.to_config()}, settings)
+    trainable.train_cell({"cell": cell.to_config()}, settings, starts)
     return fake
 
 
@@ -120,6 +120,13 @@ def test_restart_from_a_mid_condensation_checkpoint_matches_an_uninterrupted_tri
     assert r["device_name"] and r["started_at"] <= r["finished_at"]
     with last.as_directory() as d:  # the resumed run's experiment started when the crashed one's did
         assert r["started_at"] == torch.load(Path(d) / trainable.STATE_FILE, weights_only=True)["started_at"]
+
+    # --resume hands the trial the same checkpoint as its starting point (a fresh Tune trial has none)
+    started = run(monkeypatch, tmp_path / "started", settings, starts={CELL.cell_id: str(last.path)})
+    assert started.reports[0]["resumed_from"] == {"exp": 1, "iteration": 2}
+    state3, _ = final_state(started)
+    assert [key(r) for r in state3["records"]] == [key(r) for r in state["records"]]
+    assert curve(state3) == curve(state)
 
 
 def test_a_finished_trial_restored_recomputes_nothing(tmp_path, monkeypatch, settings):

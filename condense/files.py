@@ -1,0 +1,96 @@
+"""Files written whole or not at all.
+
+Each file is written to a temporary name beside it (``.<name>.<pid>.tmp``) and renamed over the old
+one, so a reader, or a ``--resume`` after a crash or a full disk, finds the old file or the new one,
+never half of one. A write that fails (no space left, an I/O error, no permission) raises
+``WriteError``: one line naming the file and the free space there; the old file stays and the
+temporary is removed. A process killed mid-write leaves its temporary behind: ``remove_temporaries``
+clears them when the next run starts.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import ConfigError
+
+_TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$")
+
+
+class WriteError(ConfigError, OSError):
+    """A file could not be written (a full disk, an I/O error): one line, as bad input, and the
+    previous file kept. An ``OSError`` too, for callers that tolerate a failed write."""
+
+
+def temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """``with replacing(path) as tmp:`` write ``tmp``; it replaces ``path`` when the block ends."""
+    path = Path(path)
+    tmp = temporary(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as err:
+        if isinstance(err, WriteError):
+            raise
+        raise write_error(path, err) from None
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the next run's remove_temporaries clears it
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_error(path: Path, err: OSError) -> WriteError:
+    """The one line for a write of ``path`` that failed with ``err``."""
+    return WriteError(f"cannot write {path}: {err.strerror or err} ({free_space(path)} free there)")
+
+
+def free_space(path: Path) -> str:
+    """The free space of the filesystem that holds ``path`` (or its nearest existing parent)."""
+    for folder in (path, *path.parents):
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            continue
+        for unit in ("bytes", "KB", "MB", "GB"):
+            if free < 1024 or unit == "GB":
+                return f"{free:.0f} {unit}" if unit == "bytes" else f"{free:.1f} {unit}"
+            free /= 1024
+    return "unknown space"
+
+
+def remove_temporaries(folder: str | os.PathLike, skip: tuple[str, ...] = ()) -> int:
+    """Removes the temporaries that killed writers left under ``folder`` (not under the subfolders
+    named in ``skip``); returns how many."""
+    removed = 0
+    for top, dirs, names in os.walk(folder):
+        if Path(top) == Path(folder):
+            dirs[:] = [d for d in dirs if d not in skip]
+        for name in names:
+            if _TEMPORARY.match(name):
+                try:
+                    os.unlink(os.path.join(top, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
