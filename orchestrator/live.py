@@ -20,9 +20,9 @@ _ENDED = ("TERMINATED", "ERROR")
 
 
 class LiveResults(tune.Callback):
-    def __init__(self, cells: list[Cell], sweep: str, out: Path, known: dict[str, outputs.Outcome]):
+    def __init__(self, cells: list[Cell], sweep: str, out: Path, known: dict[str, outputs.Outcome] | None = None):
         self.cells, self.sweep, self.out = {c.cell_id: c for c in cells}, sweep, Path(out)
-        self.known = known  # the cells a resumed run found finished: written with the first to end
+        self.known = known or {}  # the cells a resumed run found finished: written with the first to end
 
     def setup(self, **info):
         self.seen: set[str] = set(self.known)

@@ -44,12 +44,12 @@ class Outcome:
         self.unfinished += other.unfinished
 
 
-def collect(result_grid, cells: list[Cell], sweep: str, out: Path, known: dict[str, Outcome]) -> Outcome:
+def collect(result_grid, cells: list[Cell], sweep: str, out: Path, known: dict[str, Outcome] | None = None) -> Outcome:
     """Rows for every cell (ok or error), and each finished cell's sets and figure written to ``out``;
     ``known``: the outcomes of cells a resumed run found finished (``resume.prepare``)."""
     # a run stopped early (Ctrl-C) lists trials that never started, without a config
     by_id = {r.config["cell"]["cell_id"]: r for r in result_grid if r.config}
-    outcome = Outcome()
+    outcome, known = Outcome(), known or {}
     for cell in cells:
         if cell.cell_id in known:
             outcome.merge(known[cell.cell_id])

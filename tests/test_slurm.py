@@ -62,7 +62,7 @@ def test_the_run_refuses_a_cluster_that_is_not_the_allocation(monkeypatch, capsy
     down, probed = [], []
     monkeypatch.setenv("SLURM_JOB_NUM_NODES", "3")
     monkeypatch.setattr(run, "check_reachable", lambda address: None)
-    monkeypatch.setattr(run, "_init_ray", lambda ray, address: None)
+    monkeypatch.setattr(run, "_init_ray", lambda ray, address, joined: None)
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     monkeypatch.setattr(ray, "nodes", lambda: [node("vm")])
     monkeypatch.setattr(ray, "shutdown", lambda: down.append(True))
