@@ -169,6 +169,7 @@ def on_graph(device: torch.device, warm_up: Callable[[], None], step: Callable[[
             warm_up()
             if step is not None:
                 try:
+                    torch.cuda.synchronize(device)  # as torch.cuda.graph: nothing pending enters the capture
                     graph.capture_begin()
                     step()
                 except BaseException:

@@ -65,7 +65,7 @@ class FakeCuda:
         self.capturing, self.replays = False, 0
 
     def install(self, monkeypatch):
-        for name in ("device", "stream", "current_stream", "Stream", "CUDAGraph"):
+        for name in ("device", "stream", "current_stream", "Stream", "CUDAGraph", "synchronize"):
             monkeypatch.setattr(torch.cuda, name, getattr(self, name))
 
     def stream_of(self, device):
@@ -96,6 +96,9 @@ class FakeCuda:
                 del self.current[stream.device]
             else:
                 self.current[stream.device] = before
+
+    def synchronize(self, device=None):
+        self.log("synchronize", device)
 
     def current_stream(self, device=None):
         self.log("current_stream", device)
