@@ -1,14 +1,15 @@
 """Runs the original code's ``main.py`` unchanged and times its phases from outside (used by
 vs_original.py; nothing of the original is copied here).
 
-    python _original_shim.py ORIGINAL_DIR EPOCHS -- <main.py arguments>
+    python _original_shim.py ORIGINAL_DIR EPOCHS MAX_TEST -- <main.py arguments>
 
 It wraps two of the original's functions before ``main`` imports them by name:
 - ``get_network``: every network it builds marks the start of a phase, an evaluation network's (the
   next event is its ``evaluate_synset``) or an outer iteration's (the training network of each one);
 - ``evaluate_synset``: records each network's test accuracy, and trains for EPOCHS epochs (the
   original's ``main`` sets 1000 or 300 itself and has no flag for it; its own loop then trains
-  EPOCHS + 1).
+  EPOCHS + 1); with MAX_TEST a number (not ``all``), it tests on the first MAX_TEST test images only
+  (a plumbing run's budget; the paper's figures test on all).
 Each interval between two marks is charged to the phase that opened it (a visualisation written after
 an evaluation counts as evaluation); what comes before the first mark (data loading, sorting the real
 images per class) is setup. The process gets the same glibc allocator setting as our side
@@ -34,8 +35,19 @@ def split(events: list[tuple[str, float]], start: float, end: float) -> tuple[di
     return phases, counts
 
 
+def first(loader, n: int) -> list:
+    """The batches of ``loader`` holding its first ``n`` samples (the last one cut)."""
+    batches, seen = [], 0
+    for x, y in loader:
+        if seen >= n:
+            break
+        batches.append((x[:n - seen], y[:n - seen]))
+        seen += len(x)
+    return batches
+
+
 def main() -> None:
-    original, epochs = sys.argv[1], int(sys.argv[2])
+    original, epochs, max_test = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     argv = sys.argv[sys.argv.index("--") + 1:]
     sys.path.insert(0, original)
     import torch
@@ -58,6 +70,8 @@ def main() -> None:
     def evaluate_synset(it_eval, net, images, labels, testloader, args):
         events.append(("eval", time.perf_counter()))
         args.epoch_eval_train = epochs
+        if max_test != "all":
+            testloader = first(testloader, int(max_test))
         out = evaluate(it_eval, net, images, labels, testloader, args)
         accs.append(100.0 * float(out[2]))
         return out

@@ -3,20 +3,21 @@
 # with resources: auto on this machine's GPU(s), sampling nvidia-smi's utilisation while it runs.
 # Prints the cells, the wall time and the mean GPU utilisation.
 #   DC_DATA=/path/to/data bash benchmarks/gpu_sweep.sh [--iterations 100] [--epochs 300] [--num-eval 2]
-#       [--max-test N] [--gpu-share F] [--no-gpu-ok]
+#       [--max-test N] [--batch-real N] [--gpu-share F] [--no-gpu-ok]
 # Without nvidia-smi it stops at once (exit 2); --no-gpu-ok runs it anyway (plumbing only, no figure
 # worth reporting). PYTHON picks the interpreter (default python3); OUT the output root.
 set -u
-iterations=100 epochs=300 num_eval=2 max_test="" share="" no_gpu_ok=0
+iterations=100 epochs=300 num_eval=2 max_test="" batch_real="" share="" no_gpu_ok=0
 while [ $# -gt 0 ]; do
   case $1 in
     --iterations) iterations=$2; shift 2 ;;
     --epochs) epochs=$2; shift 2 ;;
     --num-eval) num_eval=$2; shift 2 ;;
     --max-test) max_test=$2; shift 2 ;;
+    --batch-real) batch_real=$2; shift 2 ;;
     --gpu-share) share=$2; shift 2 ;;
     --no-gpu-ok) no_gpu_ok=1; shift ;;
-    *) echo "gpu_sweep: unknown argument $1 (allowed: --iterations --epochs --num-eval --max-test --gpu-share --no-gpu-ok)" >&2; exit 2 ;;
+    *) echo "gpu_sweep: unknown argument $1 (allowed: --iterations --epochs --num-eval --max-test --batch-real --gpu-share --no-gpu-ok)" >&2; exit 2 ;;
   esac
 done
 gpu=1
@@ -34,7 +35,7 @@ sweep=$out/table2_reduced.yaml
   echo "include: [$here/sweeps/table2.yaml]"
   echo "num_exp: 1"
   echo "num_eval: $num_eval"
-  echo "budget: {iterations: $iterations}"
+  echo "budget: {iterations: $iterations${batch_real:+, batch_real: $batch_real}}"
   echo "eval_budget: {epochs: $epochs${max_test:+, max_test: $max_test}}"
   echo "checkpoint_every: 1000"
 } > "$sweep"

@@ -2,13 +2,16 @@
 MNIST ConvNet cell at the same budget, one after the other, each in its own subprocess:
 
     python benchmarks/vs_original.py [--device cuda] [--ipc 1|10|50] [--iterations N] [--nets N] [--epochs N]
+        [--batch-real N] [--max-test N]
 
 Both sides run one experiment: ``--iterations`` outer iterations (the original trains one more, its
 loop runs to the last evaluation and past it), evaluated like the original's mode S (at 0, every 500
 and the last iteration) with ``--nets`` fresh ConvNets of ``--epochs`` epochs each (both train
-``epochs + 1``, the original's schedule), tested on the 10,000 test images. The original runs
-unchanged: ``_original_shim.py`` only times its phases and sets its epochs (see there), on MNIST
-converted to its torchvision layout by its own ``mnist_raw.py`` in a temporary folder.
+``epochs + 1``, the original's schedule), tested on the 10,000 test images (``--max-test``: the
+first N, for a plumbing run). ``--batch-real`` sets both sides' real images per class per matching
+step (paper: 256). The original runs unchanged: ``_original_shim.py`` only times its phases and sets
+its epochs and test images (see there), on MNIST converted to its torchvision layout by its own
+``mnist_raw.py`` in a temporary folder.
 
 Per phase it prints ``<phase> vs original: N.NNx``, the original's time over ours (above 1: ours is
 faster): condensation in seconds per outer iteration, evaluation in seconds per network (training
@@ -43,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=1000, help="outer iterations (paper: 1000)")
     p.add_argument("--nets", type=int, default=20, help="evaluation networks per evaluation point (paper: 20)")
     p.add_argument("--epochs", type=int, default=1000, help="epochs per evaluation network (paper, MNIST: 1000)")
+    p.add_argument("--batch-real", type=int, default=256, help="real images per class per matching step (paper: 256)")
+    p.add_argument("--max-test", type=int, default=None, help="test on the first N test images (default all 10000)")
     p.add_argument("--seed", type=int, default=0, help="our side's seed (the original seeds nothing)")
     p.add_argument("--original", default=str(ROOT.parent / "shared" / "anchors" / "DatasetCondensation"),
                    help="the original code's folder (default ../shared/anchors/DatasetCondensation)")
@@ -50,9 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="data root holding MNIST/{train,test}.npz (default $DC_DATA, else ./data)")
     p.add_argument("--side", choices=("ours",), help=argparse.SUPPRESS)  # the child that runs our cell
     args = p.parse_args(argv)
-    for name in ("iterations", "nets"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    for name in ("iterations", "nets", "batch_real", "max_test"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.epochs < 0:
         p.error(f"--epochs must be >= 0, got {args.epochs}")
     return args
@@ -75,7 +81,8 @@ def run_ours(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     train, test = load("MNIST", args.data)
     train, test = train.to(device), test.to(device)
-    run = Condensation(train, "ConvNet", args.ipc, budget=Budget(iterations=args.iterations), seed=args.seed)
+    budget = Budget(iterations=args.iterations, batch_real=args.batch_real)
+    run = Condensation(train, "ConvNet", args.ipc, budget=budget, seed=args.seed)
     sync()
     phases = {"setup": time.perf_counter() - start, "condensation": 0.0, "evaluation": 0.0}
     points, accs = eval_points(args.iterations), []
@@ -86,7 +93,7 @@ def run_ours(args: argparse.Namespace) -> dict:
             now = time.perf_counter()
             phases["condensation"] += now - mark
             seeds = [derive_seed(args.seed, "eval", run.iteration, k) for k in range(args.nets)]
-            accs = evaluate(run.synthetic(), test, "ConvNet", seeds, EvalBudget(epochs=args.epochs))
+            accs = evaluate(run.synthetic(), test, "ConvNet", seeds, EvalBudget(epochs=args.epochs, max_test=args.max_test))
             mark = time.perf_counter()  # evaluate reads its accuracies back: the device is done
             phases["evaluation"] += mark - now
         if run.iteration >= args.iterations:
@@ -112,8 +119,9 @@ def run_original(args: argparse.Namespace, work: Path) -> dict:
     env = dict(os.environ)
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # the original uses CUDA whenever it sees a GPU
-    cmd = [sys.executable, str(SHIM), str(original), str(args.epochs), "--", "--dataset", "MNIST",
-           "--model", "ConvNet", "--ipc", str(args.ipc), "--eval_mode", "S", "--Iteration", str(args.iterations),
+    cmd = [sys.executable, str(SHIM), str(original), str(args.epochs), str(args.max_test or "all"), "--",
+           "--dataset", "MNIST", "--model", "ConvNet", "--ipc", str(args.ipc), "--eval_mode", "S",
+           "--Iteration", str(args.iterations), "--batch_real", str(args.batch_real),
            "--num_exp", "1", "--num_eval", str(args.nets), "--data_path", str(data),
            "--save_path", str(work / "out")]
     return child(cmd, env, work, "original")
@@ -166,15 +174,16 @@ def main() -> None:
         return
     print(f"machine: {platform.processor() or platform.machine()} ({os.cpu_count()} cores); device {args.device}; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    print(f"cell: MNIST ConvNet ipc {args.ipc}, {args.iterations} iterations, evaluated at "
-          f"{'/'.join(map(str, eval_points(args.iterations)))} with {args.nets} nets x {args.epochs} (+1) epochs",
-          flush=True)
+    print(f"cell: MNIST ConvNet ipc {args.ipc}, {args.iterations} iterations ({args.batch_real} real images per "
+          f"class), evaluated at {'/'.join(map(str, eval_points(args.iterations)))} with {args.nets} nets x "
+          f"{args.epochs} (+1) epochs, tested on {args.max_test or 'all'} test images", flush=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     with tempfile.TemporaryDirectory(prefix="dc_vs_original_") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
         mine = ["--device", args.device, "--ipc", str(args.ipc), "--iterations", str(args.iterations), "--nets",
-                str(args.nets), "--epochs", str(args.epochs), "--seed", str(args.seed), "--data", args.data]
+                str(args.nets), "--epochs", str(args.epochs), "--batch-real", str(args.batch_real),
+                "--seed", str(args.seed), "--data", args.data, *(["--max-test", str(args.max_test)] if args.max_test else [])]
         ours = child([sys.executable, str(Path(__file__).resolve()), *mine, "--side", "ours"], env, work, "ours")
         print(f"ours done in {time.perf_counter() - t0:.1f} s (wall, with imports)", flush=True)
         t0 = time.perf_counter()

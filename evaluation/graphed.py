@@ -15,10 +15,20 @@ warm-up steps and replayed for the rest: a step costs one graph launch. With ``c
 same step runs eagerly, on any device: that is how its maths is tested on the CPU against the
 serial reference (``train_network``). Only whole-batch epochs (images <= batch_train: ipc <= 25 at
 10 classes) and the noise-free strategies are expressed this way; ``supported`` says when.
+
+``train_networks_graphed`` is what ``evaluate`` calls on CUDA: if the capture or a replay raises, the
+group is trained again by ``train_networks`` (eager, on the stream that was current) from the same
+starting weights and generator states, with one warning naming the error, so a result is all graph
+or all eager. ``DC_NO_CUDA_GRAPH=1`` turns the graph path off (``enabled``). Every stream, graph and
+buffer lives on the device of the images (``cuda:1`` included), and ``memory_bytes`` is what a
+graphed seed costs the seed-group plan (``protocol.parallel_seeds``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+import logging
+import os
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -27,15 +37,38 @@ from torch import Tensor
 from torch.func import functional_call, vmap
 
 from condense.augment import apply, draw
+from condense.errors import one_line
 
-from .train import EvalBudget, schedule, stack_networks, unstack_networks
+from .train import EvalBudget, schedule, stack_networks, train_networks, unstack_networks
+
+logger = logging.getLogger(__name__)
 
 WARMUP_STEPS = 3  # eager steps before capture (cuDNN's algorithm choice, the allocator's pools)
+OFF_SWITCH = "DC_NO_CUDA_GRAPH"
+
+
+def enabled() -> bool:
+    """False when ``DC_NO_CUDA_GRAPH`` is set to anything but "" or "0" (for debugging, or as a user's
+    switch): then every seed group trains eagerly."""
+    return os.environ.get(OFF_SWITCH, "") in ("", "0")
 
 
 def supported(num_images: int, budget: EvalBudget, strategy: str) -> bool:
     """Whole-batch epochs (a static shape) and an augmentation with a fixed-size draw."""
     return num_images <= budget.batch_train and strategy in ("none", "crop_scale_rotate")
+
+
+def memory_bytes(training_bytes: int, image_shape: tuple[int, ...], num_images: int, epochs: int,
+                 strategy: str) -> int:
+    """One seed's device memory when its group trains as a graph, given its eager ``training_bytes``
+    (``protocol.training_bytes``): that twice, since the warm-up steps' activations and gradients stay
+    in the allocator's cache for the side stream while the graph's private pool holds its own set for
+    the replays; plus every epoch's drawn-ahead shuffle and augmentation parameters."""
+    per_epoch = num_images * torch.empty((), dtype=torch.long).element_size()  # the shuffle
+    if strategy != "none":
+        drawn = draw((num_images, *image_shape), strategy, torch.Generator(), device="cpu")
+        per_epoch += sum(v.numel() * v.element_size() for v in drawn.values())
+    return 2 * training_bytes + schedule(epochs)[0] * per_epoch
 
 
 def _draw_ahead(images: Tensor, strategy: str, generators: Sequence[torch.Generator], epochs: int):
@@ -98,20 +131,13 @@ class StaticTraining:
             m.zero_()
 
     def run(self, capture: bool) -> Tensor:
-        start = 0
         if capture:
-            # eager warm-up steps on a side stream, as torch.cuda.graphs asks; they are real steps
+            # the warm-up steps are real steps; the captured one is recorded, not run: each replay
+            # is one epoch's step
             start = min(WARMUP_STEPS, self.total)
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                self._epochs(range(start), None)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            if start < self.total:
-                with torch.cuda.graph(graph):
-                    self.step()  # recorded, not run: each replay below is one epoch's step
-            self._epochs(range(start, self.total), graph)
+            on_graph(self.images.device, lambda: self._epochs(range(start), None),
+                     self.step if start < self.total else None,
+                     lambda graph: self._epochs(range(start, self.total), graph))
         else:
             self._epochs(range(self.total), None)
         unstack_networks(self.params, self.nets)
@@ -127,6 +153,36 @@ class StaticTraining:
                 graph.replay()
 
 
+def on_graph(device: torch.device, warm_up: Callable[[], None], step: Callable[[], None] | None,
+             replay: Callable[[torch.cuda.CUDAGraph], None]) -> None:
+    """``warm_up()`` and the capture of ``step`` on a side stream of ``device`` (torch's graph rules
+    ask for a side stream), then ``replay(graph)`` on the stream that was current there. Everything is
+    asked of ``device``, not of the current device. The stream contexts restore the current stream
+    however they are left, and a capture that raises is ended first, so a failure never leaves the
+    process on the side stream nor a stream capturing."""
+    with torch.cuda.device(device):
+        current = torch.cuda.current_stream(device)
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(current)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.stream(side):
+            warm_up()
+            if step is not None:
+                try:
+                    torch.cuda.synchronize(device)  # as torch.cuda.graph: nothing pending enters the capture
+                    graph.capture_begin()
+                    step()
+                except BaseException:
+                    # end whatever began (global capture mode would fail other threads' allocations);
+                    # an invalidated or unbegun capture raises again here: the first error is the one
+                    with contextlib.suppress(RuntimeError):
+                        graph.capture_end()
+                    raise
+                graph.capture_end()
+        current.wait_stream(side)
+        replay(graph)
+
+
 def train_networks_static(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, budget: EvalBudget,
                           epochs: int, strategy: str, generators: Sequence[torch.Generator],
                           capture: bool | None = None) -> Tensor:
@@ -139,3 +195,30 @@ def train_networks_static(nets: Sequence[nn.Module], images: Tensor, labels: Ten
     if capture and images.device.type != "cuda":
         raise ValueError("CUDA graph capture needs a CUDA device")
     return StaticTraining(nets, images, labels, budget, epochs, strategy, generators).run(capture)
+
+
+def train_networks_graphed(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, budget: EvalBudget,
+                           epochs: int, strategy: str, generators: Sequence[torch.Generator]) -> Tensor:
+    """The group as a replayed CUDA graph on the images' device; if the capture or a replay raises,
+    the group trains by ``train_networks`` instead, from the same starting weights and generator
+    states (drawing ahead moved them), with one warning line naming the error. Returns (K, steps)
+    losses of one path or the other, never a mix."""
+    if not supported(images.shape[0], budget, strategy):
+        raise ValueError(f"a graphed group needs images <= batch_train and a noise-free strategy, got "
+                         f"{images.shape[0]} images, batch {budget.batch_train}, {strategy!r}")
+    weights = [{name: t.clone() for name, t in net.state_dict().items()} for net in nets]
+    draws = [g.get_state() for g in generators]
+    try:
+        return StaticTraining(nets, images, labels, budget, epochs, strategy, generators).run(capture=True)
+    except RuntimeError as err:  # CUDA's errors, torch's graph rules and out-of-memory are RuntimeErrors
+        error = f"{type(err).__name__}: {one_line(err, 300)}"
+    logger.warning("CUDA graph of %d seeds failed (%s): the group trains eagerly from the same start "
+                   "(%s=1 turns graphs off)", len(nets), error, OFF_SWITCH)
+    if images.device.type == "cuda":
+        torch.cuda.synchronize(images.device)  # the side stream's work is done before its memory is reused
+        torch.cuda.empty_cache()  # the graph's private pool and the side stream's cache go back
+    for net, state in zip(nets, weights):
+        net.load_state_dict(state)
+    for g, state in zip(generators, draws):
+        g.set_state(state)
+    return train_networks(nets, images, labels, budget, epochs, strategy, generators)

@@ -68,11 +68,14 @@ def training_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int) -> 
 
 
 def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: EvalBudget,
-                   device: torch.device, max_parallel: int | None = None, memory_share: float | None = None) -> int:
+                   device: torch.device, max_parallel: int | None = None, memory_share: float | None = None,
+                   strategy: str | None = None) -> int:
     """How many seeds to train at once: ``max_parallel`` if given, else as many as half the memory
-    holds (the free memory, or ``memory_share`` x a GPU's total where trials share it); 1 (serial)
-    for a model with BatchNorm, whose running statistics are updated in train mode and cannot be
-    vmapped faithfully."""
+    holds (the free memory, or ``memory_share`` x a GPU's total where trials share it, so a cell never
+    plans past its share); 1 (serial) for a model with BatchNorm, whose running statistics are
+    updated in train mode and cannot be vmapped faithfully. Given the augmentation ``strategy``, a
+    group that will train as a CUDA graph is planned with the graph's memory (``graphed.memory_bytes``:
+    its private pool, the warm-up's cache and the drawn-ahead parameters)."""
     with torch.device("meta"):
         net = networks.build(model_name, info.channels, info.num_classes, info.image_size)
     if networks.has_batchnorm(net):
@@ -81,7 +84,10 @@ def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: 
         return 1
     if max_parallel is not None:
         return max(1, max_parallel)
-    per_seed = training_bytes(net, (info.channels, *info.image_size), min(budget.batch_train, num_images))
+    image_shape = (info.channels, *info.image_size)
+    per_seed = training_bytes(net, image_shape, min(budget.batch_train, num_images))
+    if strategy is not None and _graphable(device, num_images, budget, strategy):
+        per_seed = graphed.memory_bytes(per_seed, image_shape, num_images, budget.epochs_for(strategy), strategy)
     k = max(1, _memory_for_seeds(device, memory_share) // 2 // per_seed)
     logger.debug("%s: %d seeds at a time (%.2f GB each, estimated)", model_name, k, per_seed / 1e9)
     return k
@@ -89,9 +95,10 @@ def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: 
 
 def _graphable(device: torch.device, num_images: int, budget: EvalBudget, strategy: str) -> bool:
     """A seed group trains as a replayed CUDA graph (evaluation/graphed.py) on CUDA, where its steps
-    are launch-bound; not under bf16 autocast (its cast cache and graph capture do not mix); the
-    CPU path is unchanged."""
-    return device.type == "cuda" and budget.precision != "bf16" and graphed.supported(num_images, budget, strategy)
+    are launch-bound; not under bf16 autocast (its cast cache and graph capture do not mix), nor with
+    ``DC_NO_CUDA_GRAPH=1``; the CPU path is unchanged."""
+    return (device.type == "cuda" and budget.precision != "bf16" and graphed.enabled()
+            and graphed.supported(num_images, budget, strategy))
 
 
 def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Sequence[int],
@@ -123,7 +130,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
     if vectorised is None:
         vectorised = device.type != "cpu"
     if vectorised and len(seeds) > 1:
-        group = parallel_seeds(model_name, test.info, len(images), budget, device, max_parallel, memory_share)
+        group = parallel_seeds(model_name, test.info, len(images), budget, device, max_parallel, memory_share,
+                               strategy)
     accs = []
     for first in range(0, len(seeds), group):
         chunk = seeds[first:first + group]
@@ -133,7 +141,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
             if len(nets) == 1:
                 losses = train_network(nets[0], images, labels, budget, epochs, strategy, gens[0])[None]
             elif _graphable(device, len(images), budget, strategy):
-                losses = graphed.train_networks_static(nets, images, labels, budget, epochs, strategy, gens, capture=True)
+                losses = graphed.train_networks_graphed(nets, images, labels, budget, epochs, strategy, gens)
             else:
                 losses = train_networks(nets, images, labels, budget, epochs, strategy, gens)
             check_finite(losses, nets, chunk, model_name, epochs, budget)

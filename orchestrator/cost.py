@@ -21,6 +21,7 @@ is estimated with the ConvNet of the same shape, and the total line says how man
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
 
-CALIBRATIONS = Path(__file__).resolve().parent / "calibrations"
+# DC_CALIBRATIONS: another folder (benchmarks/gpu_checks.sh's plumbing mode, which must not touch these)
+CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve().parent / "calibrations")
 FALLBACK_MODEL = "ConvNet"
 # Training and test set sizes (the reference network trains on all of it; evaluation tests on all of it)
 SPLITS = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "SVHN": (73257, 26032),

@@ -65,7 +65,7 @@ def test_evaluate_replays_graphs_on_cuda_only(mnist_small, monkeypatch, device):
     train, test = mnist_small
     calls = []
     # the fakes return a finite (K, steps) loss history, as the real trainers do
-    monkeypatch.setattr(graphed, "train_networks_static",
+    monkeypatch.setattr(graphed, "train_networks_graphed",
                         lambda nets, *a, **k: calls.append("static") or torch.zeros(len(nets), 1))
     monkeypatch.setattr(protocol, "train_networks", lambda nets, *a: calls.append("vmap") or torch.zeros(len(nets), 1))
     evaluate(real_subset(train, 1), test.to(device), "ConvNetW32", [0, 1], EvalBudget(epochs=1, max_test=10),
