@@ -17,7 +17,7 @@ from torch.func import functional_call, grad, vmap
 
 from . import networks
 from .data import ImageSet
-from .divergence import FirstNonFinite
+from .divergence import FirstNonFinite, check_lr
 from .errors import ConfigError, NonFiniteLossError, unknown
 from .matching import check_metric, distance
 from .precision import check_precision, precision
@@ -260,6 +260,9 @@ class Condensation:
         self.net_generator = (self.generator if self.device.type == "cpu"
                               else seeded_generator(derive_seed(seed, "networks")))
         self.sampler = ClassSampler(train.labels, train.info.num_classes)
+        if init == "real" and self.sampler.smallest < ipc:
+            raise ConfigError(f"init real starts from {ipc} training images per class, but the smallest class "
+                              f"of {train.info.name} has {self.sampler.smallest}")
         k, (c, h, w) = train.info.num_classes, (train.info.channels, *train.info.image_size)
         self.labels = torch.arange(k, device=self.device).repeat_interleave(ipc)
         if init == "noise":
@@ -267,6 +270,9 @@ class Condensation:
         else:
             images = train.images[self.sampler.sample(ipc, self.generator).flatten()].clone()
         self.images = images.requires_grad_(True)
+        check_lr(budget.image_lr(model), images.dtype, "image lr")
+        if hasattr(budget, "lr_net"):  # DM's budget trains no network
+            check_lr(budget.lr_net, images.dtype, "network lr")
         self.optimizer = torch.optim.SGD([self.images], lr=budget.image_lr(model), momentum=budget.momentum_img)
         self.iteration = 0
         self._loss_sum = torch.zeros((), device=self.device)  # device-side: no host sync per step

@@ -25,7 +25,7 @@ import torch
 from condense import diffaug, methods, networks, numbers
 from condense.data import ImageSet, dataset_names, load
 from condense.dm import DMBudget
-from condense.errors import ConfigError, NonFiniteLossError, one_line, unknown
+from condense.errors import ConfigError, NonFiniteLossError, OneLineParser, one_line, unknown
 from condense.matching import METRICS
 from condense.methods import BOUND, CONDENSATION, METHODS
 from condense.precision import PRECISIONS, check_precision
@@ -40,13 +40,9 @@ from . import experiment
 from .cells import Cell
 from .config import Sweep
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as every other bad input
-        self.exit(2, f"error: {message}\n")
-
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = _Parser(prog="python -m condense", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m condense", description=__doc__.split("\n\n")[0])
     a = p.add_argument
     kinds = "; ".join(f"{kind}: {', '.join(methods.names(kind))}" for kind in methods.KINDS)
     a("--method", default=methods.DEFAULT, help=f"how the set is made, from the method table (--list-methods): {kinds}; "
