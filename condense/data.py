@@ -311,7 +311,7 @@ def _read_idx_file(path: Path, kind: str) -> np.ndarray:
     if len(raw) - head != size:
         raise ConfigError(f"{path}: the IDX header says {'x'.join(map(str, dims))} ({size} bytes of data), "
                           f"the file holds {len(raw) - head}: truncated or not this file")
-    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims)
+    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims).copy()  # writable, as torch wants
 
 
 def _read_idx(paths: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray]:
