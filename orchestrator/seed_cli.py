@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> dict:
     sweep = sweep_for(args)
     out = writable_folder(args.save_path, "--save_path")
     if METHODS[args.method].needs_reference or METHODS[args.method].kind == BOUND:
-        writable_folder(str(resolve_cache_dir(args.cache_dir)), "--cache_dir")
+        writable_folder(args.cache_dir or str(resolve_cache_dir()), "--cache_dir")
     train, test = load(args.dataset, args.data_path, download=args.download)
     method = METHODS[args.method]
     how = f"--init {args.init or method.default_init} starts from" if method.kind == CONDENSATION else \

@@ -127,5 +127,5 @@ def test_real_init_needs_ipc_images_of_every_class(mnist_small):
 @pytest.mark.parametrize("lr", [{"lr_img": 1e308}, {"lr_net": 1e39}])
 def test_a_learning_rate_beyond_float32_is_the_divergence_error(mnist_small, lr):
     train, _ = mnist_small
-    with pytest.raises(NonFiniteLossError, match=r"lr 1e\+3\d\d is beyond the range of float32.*diverges"):
+    with pytest.raises(NonFiniteLossError, match=r"lr 1e\+(308|39) is beyond the range of float32.*diverges"):
         Condensation(train, "ConvNet", 1, budget=Budget(**lr))
