@@ -331,10 +331,10 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-try:  # numpy >= 2 keeps the array reconstructor here, older numpy under numpy.core
-    from numpy._core import multiarray as _multiarray
+try:  # numpy >= 2 keeps the array reconstructors here, older numpy under numpy.core
+    from numpy._core import multiarray as _multiarray, numeric as _numeric
 except ImportError:  # pragma: no cover
-    from numpy.core import multiarray as _multiarray
+    from numpy.core import multiarray as _multiarray, numeric as _numeric
 
 
 def _latin1(text: str, encoding: str) -> bytes:
@@ -349,7 +349,9 @@ class _BatchUnpickler(pickle.Unpickler):
     and nothing else: any other global, the way a pickle runs code, is refused."""
     ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1,
                **{(m, n): getattr(_multiarray, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-                  for n in ("_reconstruct", "scalar")}}
+                  for n in ("_reconstruct", "scalar")},
+               # pickle protocol 5 rebuilds an array from its buffer
+               **{(m, "_frombuffer"): _numeric._frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")}}
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:

@@ -195,8 +195,8 @@ def test_cifar10_layout(tmp_path):
             "data": images.transpose(0, 3, 1, 2).reshape(len(images), -1),  # N x 3072, CHW rows
             "filenames": [f"img{j}.png" for j in range(len(images))],
         }
-        with open(d / f"data_batch_{i}", "wb") as f:
-            pickle.dump(entry, f)
+        with open(d / f"data_batch_{i}", "wb") as f:  # every protocol a Python 3 writer may use
+            pickle.dump(entry, f, protocol=[2, 3, 4, 5, pickle.DEFAULT_PROTOCOL][i - 1])
         parts.append((images, labels))
     te_images, te_labels = _random_split(12, 32, 32, 3, seed=99)
     with open(d / "test_batch", "wb") as f:
