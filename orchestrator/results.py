@@ -163,10 +163,9 @@ STATUSES = ("ok", "error", "missing")  # a row's status: see error_rows
 
 def read_checked(path: Path) -> pd.DataFrame:
     """``read`` for the results tools: a missing, unreadable or foreign file, or one they cannot
-    render (no rows, an unknown status, table, dataset or method, an accuracy of an ``ok`` row that
-    is not a percentage), is one ConfigError line naming the file and the first bad value."""
-    from condense.data import dataset_names
-
+    render (no rows, an unknown status, table or method, an accuracy of an ``ok`` row that is not a
+    percentage), is one ConfigError line naming the file and the first bad value. (Datasets are not
+    checked: their registry imports torch, which rendering tables does not.)"""
     from .layouts import TABLES
 
     if not path.is_file():
@@ -183,7 +182,6 @@ def read_checked(path: Path) -> pd.DataFrame:
     tables = df["table"].map(lambda t: list(t) if t is not None and not isinstance(t, str) else [t])
     for column, values, allowed in (("status", df["status"], STATUSES),
                                     ("table", tables.explode(), tuple(TABLES)),
-                                    ("dataset", df["dataset"], tuple(dataset_names())),
                                     ("method", df["method"], tuple(METHODS))):
         bad = values[~values.isin(allowed)]
         if len(bad):
