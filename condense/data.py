@@ -25,16 +25,24 @@ Where files are looked for, in this order (the first complete source wins)
    CIFAR10       ``<root>/cifar-10-batches-py/{data_batch_1..5,test_batch}``
    ============  ==============================================================================
 
-   MNIST/FashionMNIST are read with ``torchvision.datasets.MNIST/FashionMNIST(root,
-   download=False)`` (its ``.data``/``.targets`` tensors, no per-item PIL). SVHN and CIFAR10 are
-   parsed directly (``scipy.io.loadmat`` / the batch pickles, exactly as torchvision does),
-   because torchvision's constructors insist on the MD5 sums of the official files and would
-   refuse any other copy (a subset, a re-packed file, a test fixture).
+   Every layout is parsed here, not by torchvision's constructors, which insist on the MD5 sums of
+   the official files and would refuse any other copy (a subset, a re-packed file, a test fixture):
+   the IDX files with their header checked (magic number, sizes), SVHN with ``scipy.io.loadmat``,
+   CIFAR-10's batch pickles with a restricted unpickler that admits only what the format holds
+   (arrays, lists, dicts, strings, numbers): a tampered batch that would run code is refused.
 
 Nothing is downloaded unless ``download=True``; then torchvision's downloader fetches the dataset
 into its layout under ``root`` (SVHN: into ``<root>`` itself). If no source is complete,
 :class:`~condense.errors.DataNotFoundError` says, on one line, which dataset, every path tried and
 how to fix it.
+
+Checks
+------
+Whatever is read is checked (``uint8`` images of the dataset's shape, one integer label per image
+in range, every class in both splits, a test split that is not empty); ``check(name, root,
+per_class)`` decodes and checks a dataset without handing it out, and that every class has
+``per_class`` training images, so a driver refuses bad data before any worker starts. Each problem is
+one :class:`~condense.errors.ConfigError` line naming the file.
 
 Caching
 -------
@@ -45,6 +53,7 @@ tensors from that cache, so callers own what they get back and may modify it fre
 
 from __future__ import annotations
 
+import codecs
 import functools
 import os
 import pickle
@@ -65,6 +74,7 @@ __all__ = [
     "ImageSet",
     "resolve_root",
     "load",
+    "check",
     "denormalise",
 ]
 
@@ -282,13 +292,31 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return d["images"], d["labels"]
 
 
-def _read_idx(ds: DatasetInfo, root: Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    import torchvision.datasets as tvd
+# IDX (yann.lecun.com's MNIST format): magic 0x0000 08 <ndim> (unsigned bytes), then ndim big-endian sizes
+_IDX_NDIM = {"images": 3, "labels": 1}
 
-    cls = tvd.MNIST if ds.name == "MNIST" else tvd.FashionMNIST
-    tv = cls(str(root), train=train, download=False)
-    images = tv.data.numpy()[..., None]  # N x H x W -> N x H x W x 1
-    return images, tv.targets.numpy().astype(np.int64)
+
+def _read_idx_file(path: Path, kind: str) -> np.ndarray:
+    raw = path.read_bytes()
+    ndim = _IDX_NDIM[kind]
+    magic, head = 0x0800 + ndim, 4 * (ndim + 1)
+    got = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if got != magic:
+        found = f"magic number {got:#010x}" if got is not None else f"only {len(raw)} bytes"
+        raise ConfigError(f"{path}: not an IDX {kind} file ({found}, expected {magic:#010x})")
+    if len(raw) < head:
+        raise ConfigError(f"{path}: IDX header cut off ({len(raw)} bytes)")
+    dims = tuple(int.from_bytes(raw[4 * i + 4: 4 * i + 8], "big") for i in range(ndim))
+    size = int(np.prod(dims))
+    if len(raw) - head != size:
+        raise ConfigError(f"{path}: the IDX header says {'x'.join(map(str, dims))} ({size} bytes of data), "
+                          f"the file holds {len(raw) - head}: truncated or not this file")
+    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims).copy()  # writable, as torch wants
+
+
+def _read_idx(paths: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray]:
+    images = _read_idx_file(paths[0], "images")[..., None]  # N x H x W -> N x H x W x 1
+    return images, _read_idx_file(paths[1], "labels").astype(np.int64)
 
 
 def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -303,13 +331,59 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+try:  # numpy >= 2 keeps the array reconstructors here, older numpy under numpy.core
+    from numpy._core import multiarray as _multiarray, numeric as _numeric
+except ImportError:  # pragma: no cover
+    from numpy.core import multiarray as _multiarray, numeric as _numeric
+
+
+def _latin1(text: str, encoding: str) -> bytes:
+    """What a protocol-2 pickle calls to rebuild bytes (``_codecs.encode``), for latin-1 alone."""
+    if encoding != "latin1":
+        raise pickle.UnpicklingError(f"bytes encoded as {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 batch (a dict of a uint8 array, lists of labels and file names, strings)
+    and nothing else: any other global, the way a pickle runs code, is refused."""
+    ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1,
+               **{(m, n): getattr(_multiarray, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+                  for n in ("_reconstruct", "scalar")},
+               # pickle protocol 5 rebuilds an array from its buffer
+               **{(m, "_frombuffer"): _numeric._frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")}}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}; a CIFAR-10 batch holds only arrays, "
+                                         "lists, dicts and strings, so it was not loaded")
+        return self.ALLOWED[(module, name)]
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, list]:
+    try:
+        with open(path, "rb") as f:
+            entry = _BatchUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as err:
+        raise ConfigError(f"{path}: refused: {err}") from None
+    if isinstance(entry, dict):  # a batch pickled by Python 3 has bytes keys
+        entry = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+    labels = entry.get("labels", entry.get("fine_labels")) if isinstance(entry, dict) else None
+    data = entry.get("data") if isinstance(entry, dict) else None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        got = f"{list(data.shape)} {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ConfigError(f"{path}: not a CIFAR-10 batch: 'data' is {got}, expected [N, 3072] uint8")
+    if not isinstance(labels, list) or len(labels) != len(data) or not all(type(v) is int for v in labels):
+        raise ConfigError(f"{path}: not a CIFAR-10 batch: 'labels' is not a list of {len(data)} integers")
+    return data, labels
+
+
 def _read_cifar(paths: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray]:
     data, labels = [], []
     for p in paths:
-        with open(p, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
-        data.append(np.asarray(entry["data"], dtype=np.uint8))
-        labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        batch, batch_labels = _read_cifar_batch(p)
+        data.append(batch)
+        labels.extend(batch_labels)
     images = np.vstack(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
 
@@ -332,25 +406,28 @@ def _check(ds: DatasetInfo, images: np.ndarray, labels: np.ndarray, where: str, 
             f"{where}: labels range {labels.min()}..{labels.max()}, "
             f"but {ds.name} has classes 0..{ds.num_classes - 1}"
         )
-    if split == "train":  # every method draws images of every class
-        absent = np.flatnonzero(np.bincount(labels, minlength=ds.num_classes) == 0)
-        if len(absent):
-            raise ConfigError(f"{where}: no training image of class {', '.join(map(str, absent))}; "
-                              f"{ds.name} needs images of every class 0..{ds.num_classes - 1}")
+    if not len(labels):
+        raise ConfigError(f"{where}: the {split} split is empty; {ds.name} needs {split} images of every class")
+    # every method draws images of every class, and every class is tested
+    absent = np.flatnonzero(np.bincount(labels, minlength=ds.num_classes) == 0)
+    if len(absent):
+        kind = "training" if split == "train" else "test"
+        raise ConfigError(f"{where}: no {kind} image of class {', '.join(map(str, absent))}; "
+                          f"{ds.name} needs images of every class 0..{ds.num_classes - 1}")
 
 
 @functools.lru_cache(maxsize=8)
-def _read_cached(ds: DatasetInfo, src: _Source, root: Path, stamp: tuple) -> tuple[Tensor, ...]:
+def _read_cached(ds: DatasetInfo, src: _Source, stamp: tuple) -> tuple[Tensor, ...]:
     """Decode ``src`` into uint8 N x C x H x W and int64 N tensors (train, test). Never handed out."""
     del stamp  # part of the cache key only
     out: list[Tensor] = []
     for split, paths in (("train", src.train), ("test", src.test)):
-        where = str(paths[0]) if len(paths) == 1 else src.shown
+        where = ", ".join(map(str, paths)) if len(paths) <= 2 else src.shown  # IDX: images, labels
         try:
             if src.kind == "npz":
                 images, labels = _read_npz(paths[0])
             elif src.kind == "idx":
-                images, labels = _read_idx(ds, root, train=(split == "train"))
+                images, labels = _read_idx(paths)
             elif src.kind == "svhn":
                 images, labels = _read_svhn(paths[0])
             else:
@@ -422,23 +499,34 @@ def _find(ds: DatasetInfo, root: Path) -> tuple[_Source | None, list[_Source]]:
     return None, srcs
 
 
-def _not_found(ds: DatasetInfo, base: Path, tried: list[_Source]) -> DataNotFoundError:
+def _not_found(ds: DatasetInfo, base: Path, tried: list[_Source], download: bool) -> DataNotFoundError:
+    """``download``: the caller has a --download flag to point at."""
     paths = "; ".join(_describe(s) for s in tried)
+    fetch = f", or pass --download to fetch {ds.name} into {base}" if download else ""
     return DataNotFoundError(
         f"dataset {ds.name} not found under data root {base} (tried: {paths}); "
-        f"put the files there or point --data_path / DC_DATA at the folder that holds them, "
-        f"or pass --download to fetch {ds.name} into {base}"
+        f"put the files there or point --data_path / DC_DATA at the folder that holds them{fetch}"
     )
 
 
-def require(name: str, root: str | os.PathLike | None = None) -> None:
-    """Raise ``DataNotFoundError`` (``load``'s message) unless ``name``'s files are under the data
-    root; reads none of them, so a driver checks in milliseconds what a worker will load."""
+def check(name: str, root: str | os.PathLike | None = None, per_class: int = 0, why: str = "") -> None:
+    """Decode ``name``'s files under the data root once and check them as ``load`` does, and that
+    every class has ``per_class`` training images (``why``: what needs them, for the message).
+    ``DataNotFoundError`` when the files are not there, ``ConfigError`` naming the file otherwise."""
     ds = info(name)
     base = resolve_root(root)
     src, tried = _find(ds, base)
     if src is None:
-        raise _not_found(ds, base, tried)
+        raise _not_found(ds, base, tried, download=False)
+    _, labels, _, _ = _read_cached(ds, src, src.stamp())
+    counts = torch.bincount(labels, minlength=ds.num_classes)
+    short = int(counts.argmin())
+    if int(counts[short]) < per_class:
+        where = str(src.train[0]) if len(src.train) == 1 else src.shown
+        raise ConfigError(f"{where}: class {short} has {int(counts[short])} training images, fewer than the "
+                          f"{per_class} {why or 'asked for'}")
+
+
 def readable(name: str, root: str | os.PathLike | None = None) -> bool:
     """Whether ``load(name, root)`` finds every file of ``name`` and can open it (nothing decoded)."""
     src, _ = _find(info(name), resolve_root(root))
@@ -472,8 +560,8 @@ def load(
             ) from err
         src, tried = _find(ds, base)
     if src is None:
-        raise _not_found(ds, base, tried)
-    x_tr, y_tr, x_te, y_te = _read_cached(ds, src, base, src.stamp())
+        raise _not_found(ds, base, tried, download=True)
+    x_tr, y_tr, x_te, y_te = _read_cached(ds, src, src.stamp())
     train = ImageSet(_normalise(x_tr, ds), y_tr.clone(), ds)
     test = ImageSet(_normalise(x_te, ds), y_te.clone(), ds)
     return train, test

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .errors import NonFiniteLossError
+
 
 class FirstNonFinite:
     """The first step (and its loss) whose loss was nan or infinite, kept on the device."""
@@ -38,3 +40,12 @@ def first_nonfinite(losses: Tensor) -> tuple[int, float] | None:
         return None
     i = int(bad[0])
     return i, float(losses[i])
+
+
+def check_lr(lr: float, dtype: torch.dtype, what: str) -> None:
+    """``NonFiniteLossError`` for a learning rate beyond ``dtype``'s range: its first update is
+    infinite (torch refuses even to take it), so the run diverges before it starts."""
+    top = torch.finfo(dtype).max
+    if abs(lr) > top:
+        raise NonFiniteLossError(f"{what} {lr:g} is beyond the range of {str(dtype).removeprefix('torch.')} "
+                                 f"(at most {top:.4g}): every update is infinite, the run diverges")

@@ -1,7 +1,9 @@
 """Errors that mean "the user asked for something that does not exist".
 
 Entry points print ``str(err)`` as one line and exit with status 2; library code only raises.
+A bad flag is such an input too: every entry point parses with ``OneLineParser``.
 """
+import argparse
 
 
 class ConfigError(ValueError):
@@ -16,6 +18,14 @@ def one_line(err: BaseException, limit: int = 1000) -> str:
     """``str(err)`` as one bounded line, as entry points print it."""
     text = " ".join(str(err).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, whose refusal of a flag is one line and exit 2, as every other bad input (argparse
+    itself prints the usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
 
 
 def unknown(kind: str, value, allowed) -> ConfigError:

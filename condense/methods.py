@@ -51,6 +51,13 @@ class Method:
         """Its budget has the paper's outer/inner loops per ipc (condense.synthetic.LOOPS)."""
         return self.budget == "budget"
 
+    def real_images(self, ipc: int, init: str | None = None) -> int:
+        """Real training images per class a set of ``ipc`` starts from: a coreset's ``ipc``, a
+        condensation's when it starts from real images (``init``, else its own), else none."""
+        if self.kind == CORESET or (self.kind == CONDENSATION and (init or self.default_init) == "real"):
+            return ipc
+        return 0
+
     def maker(self) -> Callable:
         module, _, attribute = self.make.partition(":")
         return getattr(importlib.import_module(module), attribute)

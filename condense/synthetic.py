@@ -17,7 +17,7 @@ from torch.func import functional_call, grad, vmap
 
 from . import networks
 from .data import ImageSet
-from .divergence import FirstNonFinite
+from .divergence import FirstNonFinite, check_lr
 from .errors import ConfigError, NonFiniteLossError, unknown
 from .files import replacing
 from .matching import check_metric, distance
@@ -39,6 +39,8 @@ class Budget:
     momentum_img: float = 0.5
     outer_loop: int | None = None  # None: from LOOPS by ipc
     inner_loop: int | None = None
+    max_outer_loop: int | None = None  # caps on the loops whichever way they are set (None: no cap)
+    max_inner_loop: int | None = None
     bn_real_per_class: int = 16
     precision: str = "default"  # condense.precision.PRECISIONS; tf32/bf16 act on CUDA only
     eval_every: ClassVar[None] = None  # mode S evaluates at 0, half and last (DMBudget sets one)
@@ -48,16 +50,19 @@ class Budget:
 
     @classmethod
     def smoke(cls, **overrides) -> "Budget":
-        """Seconds-long on a CPU: few iterations, small real batches."""
-        return dataclasses.replace(cls(iterations=20, batch_real=64), **overrides)
+        """Seconds-long on a CPU: few iterations, small real batches, at most 2 x 5 loops (ipc 1's
+        1 x 1 stays; the paper's ipc 50 would be 50 x 10)."""
+        return dataclasses.replace(cls(iterations=20, batch_real=64, max_outer_loop=2, max_inner_loop=5),
+                                   **overrides)
 
     def loops(self, ipc: int) -> tuple[int, int]:
         if self.outer_loop is not None and self.inner_loop is not None:
-            return self.outer_loop, self.inner_loop
-        if ipc not in LOOPS:  # each caller says how its user gives loops (a sweep's budget, ...)
+            outer, inner = self.outer_loop, self.inner_loop
+        elif ipc not in LOOPS:  # each caller says how its user gives loops (a sweep's budget, ...)
             raise ConfigError(f"no paper loop setting for ipc {ipc} (defined for {sorted(LOOPS)})")
-        outer, inner = LOOPS[ipc]
-        return self.outer_loop or outer, self.inner_loop or inner
+        else:
+            outer, inner = self.outer_loop or LOOPS[ipc][0], self.inner_loop or LOOPS[ipc][1]
+        return min(outer, self.max_outer_loop or outer), min(inner, self.max_inner_loop or inner)
 
     def image_lr(self, model: str) -> float:
         if self.lr_img is not None:
@@ -262,6 +267,9 @@ class Condensation:
         self.net_generator = (self.generator if self.device.type == "cpu"
                               else seeded_generator(derive_seed(seed, "networks")))
         self.sampler = ClassSampler(train.labels, train.info.num_classes)
+        if init == "real" and self.sampler.smallest < ipc:
+            raise ConfigError(f"init real starts from {ipc} training images per class, but the smallest class "
+                              f"of {train.info.name} has {self.sampler.smallest}")
         k, (c, h, w) = train.info.num_classes, (train.info.channels, *train.info.image_size)
         self.labels = torch.arange(k, device=self.device).repeat_interleave(ipc)
         if init == "noise":
@@ -269,6 +277,9 @@ class Condensation:
         else:
             images = train.images[self.sampler.sample(ipc, self.generator).flatten()].clone()
         self.images = images.requires_grad_(True)
+        check_lr(budget.image_lr(model), images.dtype, "image lr")
+        if hasattr(budget, "lr_net"):  # DM's budget trains no network
+            check_lr(budget.lr_net, images.dtype, "network lr")
         self.optimizer = torch.optim.SGD([self.images], lr=budget.image_lr(model), momentum=budget.momentum_img)
         self.iteration = 0
         self._loss_sum = torch.zeros((), device=self.device)  # device-side: no host sync per step

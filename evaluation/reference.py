@@ -175,14 +175,27 @@ def reference(train: ImageSet, model: str = "ConvNet", budget: ReferenceBudget =
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists():
-            d = torch.load(path, map_location="cpu", weights_only=True)
-            return Reference(d["model"], d["state"], d["forgetting"], d["epochs"])
+            cached = _read_cache(path)
+            if cached is not None:
+                return cached
         log.info("training reference %s on %d %s images for %d epochs (cache: %s)", model, len(pool),
                  pool.info.name, budget.epochs, path)
         ref = train_reference(pool, model, budget, seed)
         with replacing(path) as tmp:  # renamed when whole: no reader sees half a file
             torch.save(dataclasses.asdict(ref), tmp)
     return ref
+
+
+def _read_cache(path: Path) -> Reference | None:
+    """A cached reference network, or None (with a warning) for a file that is cut off or not one
+    of ours: it is only a cache, so the network is trained again and the file replaced."""
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        return Reference(d["model"], d["state"], d["forgetting"], d["epochs"])
+    except Exception as err:  # torch.load's errors for a damaged file have no common type
+        log.warning("reference cache %s is unreadable (%s): training the network again", path,
+                    " ".join(str(err).split())[:200] or type(err).__name__)
+        return None
 
 
 def for_selection(pool: ImageSet, model: str, budget: ReferenceBudget, seed: int,

@@ -21,7 +21,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from condense.augment import augment
 from condense.data import ImageSet
-from condense.divergence import first_nonfinite
+from condense.divergence import check_lr, first_nonfinite
 from condense.errors import NonFiniteLossError
 from condense.precision import check_precision
 
@@ -68,6 +68,8 @@ def schedule(epochs: int) -> tuple[int, int]:
 
 
 def sgd(params: Iterable[Tensor], lr: float, budget: Optimised) -> torch.optim.SGD:
+    params = list(params)
+    check_lr(lr, params[0].dtype, "network lr")
     return torch.optim.SGD(params, lr=lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
 
 

@@ -186,6 +186,13 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
 
 
+def device_time(seconds: float) -> str:
+    """The total, in hours unless they round to zero, then in minutes or seconds."""
+    if f"{seconds / 3600:.1f}" != "0.0":
+        return f"{seconds / 3600:.1f} device-hours"
+    return f"{seconds / 60:.0f} device-minutes" if seconds >= 60 else f"{seconds:.0f} device-seconds"
+
+
 def estimate(cells, sweep, kind: str) -> tuple[list[float] | None, str]:
     """Each cell's estimated device seconds and the total line; (None, line) without a calibration."""
     cal, why = choose(kind)
@@ -196,7 +203,6 @@ def estimate(cells, sweep, kind: str) -> tuple[list[float] | None, str]:
     note = f"{why}"
     if est.borrowed:
         note += f"; {len(est.borrowed)} model/shape pairs not calibrated, estimated as the {FALLBACK_MODEL}"
-    total = sum(per_cell) / 3600
-    line = (f"estimated {total:.1f} device-hours on {cal.device} ({note}; an estimate from measured step "
+    line = (f"estimated {device_time(sum(per_cell))} on {cal.device} ({note}; an estimate from measured step "
             f"costs, device time summed over cells, not wall time)")
     return per_cell, line

@@ -13,11 +13,11 @@ its runs), from ``curves.parquet``. Sized for a two-column paper (6.9 in wide).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
 
+from condense.errors import ConfigError, OneLineParser, one_line
 from condense.files import replacing
 from condense.methods import BOUND, WHOLE, names
 
@@ -236,20 +236,23 @@ def _draw_curves(plt, c):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m orchestrator.plots", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m orchestrator.plots", description=__doc__.split("\n\n")[0])
     p.add_argument("results", help="a sweep's results.parquet")
     p.add_argument("--output", default=None, help="where the figures go (default: plots/ beside the Parquet)")
     args = p.parse_args(argv)
-    from condense.errors import ConfigError
-
     from . import results
 
     try:
         results.read_checked(Path(args.results))
+        try:
+            paths = write_plots(args.results, args.output)
+        except OSError as err:  # --output names a file, a folder we may not write in, a full disk
+            raise ConfigError(f"--output {args.output or 'plots/'}: cannot write the figures there "
+                              f"({err.strerror or err})") from None
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
-    for path in write_plots(args.results, args.output):
+    for path in paths:
         print(path)
     return 0
 

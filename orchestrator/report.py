@@ -106,9 +106,9 @@ def _links(out: Path, names: list[str], label: str) -> str:
 
 
 def main(argv=None) -> int:
-    import argparse
+    from condense.errors import OneLineParser
 
-    p = argparse.ArgumentParser(prog="python -m orchestrator.report", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m orchestrator.report", description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="a sweep's run folder (runs/<sweep>), holding results.parquet")
     args = p.parse_args(argv)
     if not (Path(args.run) / "results.parquet").is_file():

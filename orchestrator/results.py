@@ -152,8 +152,16 @@ def _upgrade(df: pd.DataFrame) -> pd.DataFrame:
     return df[[c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]]
 
 
+STATUSES = ("ok", "error", "missing")  # a row's status: see error_rows
+
+
 def read_checked(path: Path) -> pd.DataFrame:
-    """``read`` for the results tools: a missing, unreadable or foreign file is one ConfigError line."""
+    """``read`` for the results tools: a missing, unreadable or foreign file, or one they cannot
+    render (no rows, an unknown status, table or method, an accuracy of an ``ok`` row that is not a
+    percentage), is one ConfigError line naming the file and the first bad value. (Datasets are not
+    checked: their registry imports torch, which rendering tables does not.)"""
+    from .layouts import TABLES
+
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")
     try:
@@ -163,4 +171,19 @@ def read_checked(path: Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ConfigError(f"{path}: not a sweep's results: missing columns {', '.join(missing)}")
+    if df.empty:
+        raise ConfigError(f"{path}: no rows: nothing to render")
+    tables = df["table"].map(lambda t: list(t) if t is not None and not isinstance(t, str) else [t])
+    for column, values, allowed in (("status", df["status"], STATUSES),
+                                    ("table", tables.explode(), tuple(TABLES)),
+                                    ("method", df["method"], tuple(METHODS))):
+        bad = values[~values.isin(allowed)]
+        if len(bad):
+            raise ConfigError(f"{path}: unknown {column} {bad.iloc[0]!r} (cell {df['cell_id'][bad.index[0]]}); "
+                              f"allowed: {', '.join(allowed)}")
+    acc = pd.to_numeric(df["accuracy"][df["status"] == "ok"], errors="coerce").astype(float)
+    bad = acc[~acc.between(0.0, 100.0)]  # null, nan, inf and out of range alike
+    if len(bad):
+        raise ConfigError(f"{path}: {len(bad)} ok row(s) with an accuracy that is not a percentage in 0..100 "
+                          f"(first: cell {df['cell_id'][bad.index[0]]}: {bad.iloc[0]})")
     return df

@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from condense.errors import ConfigError, DataNotFoundError, one_line
+from condense.errors import ConfigError, DataNotFoundError, OneLineParser, one_line
 from condense.files import WriteError, remove_temporaries, write_error, write_text
 from condense.runtime import keep_freed_memory
 
@@ -46,13 +46,8 @@ TUNE_NAME = "tune"
 CONNECT_TIMEOUT_S = 5.0
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as every other bad input
-        self.exit(2, f"error: {message}\n")
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    p = _Parser(prog="python -m orchestrator.run", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m orchestrator.run", description=__doc__.split("\n\n")[0])
     p.add_argument("sweep", help="a sweep file, e.g. sweeps/smoke.yaml")
     p.add_argument("--address", default=None,
                    help="join this Ray cluster (host:port, auto, ray://...); default $RAY_ADDRESS, else a local Ray")
@@ -140,7 +135,7 @@ def main(argv=None) -> int:
         sweep = sweep.for_run(str(root), code_version(), args.smoke)
         cells = expand(sweep)
         address = args.address or os.environ.get("RAY_ADDRESS")
-        missing = missing_data(cells, root)
+        missing = check_data(cells, root)
         plan = resources.Plan(sweep.resources, args.gpu_share, args.cpus_per_cell)
         if args.dry_run:
             if missing and not address:  # first: the last line stays '<N> cells'
@@ -178,16 +173,25 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def missing_data(cells: list[Cell], root: Path) -> str | None:
-    """Why a dataset of the sweep is not under the driver's data root, or None."""
-    from condense.data import require
+def check_data(cells: list[Cell], root: Path) -> str | None:
+    """Open and check every dataset of the sweep once, before Ray starts (``condense.data.check``:
+    readable, shapes, labels, every class in both splits, and enough training images per class for
+    the cells that start from real images, as the method table says). Bad data is a ConfigError;
+    a dataset that is not under the driver's data root is returned as its message (a cluster's nodes
+    may hold it: preflight asks them)."""
+    from condense.data import check
+    from condense.methods import METHODS
 
+    missing = None
     for dataset in dict.fromkeys(c.dataset for c in cells):
+        own = [c for c in cells if c.dataset == dataset]
+        needs = max(own, key=lambda c: METHODS[c.method].real_images(c.ipc))
+        per_class = METHODS[needs.method].real_images(needs.ipc)
         try:
-            require(dataset, root)
+            check(dataset, root, per_class, f"per class that cell {needs.cell_id} starts from")
         except DataNotFoundError as err:
-            return str(err)
-    return None
+            missing = missing or str(err)
+    return missing
 
 
 def _sigterm(signum, frame) -> None:

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from condense import diffaug, methods, networks, numbers
-from condense.data import ImageSet, dataset_names, load
+from condense.data import ImageSet, check, dataset_names, load
 from condense.dm import DMBudget
-from condense.errors import ConfigError, NonFiniteLossError, one_line, unknown
+from condense.errors import ConfigError, NonFiniteLossError, OneLineParser, one_line, unknown
 from condense.files import write_text
 from condense.matching import METRICS
 from condense.methods import BOUND, CONDENSATION, METHODS
@@ -34,20 +34,16 @@ from condense.runtime import keep_freed_memory
 from condense.synthetic import INITS, Budget, Condensation, run_condensation
 from condense.visualise import save_grid
 from evaluation.pools import EVAL_MODES, eval_iterations
-from evaluation.reference import ReferenceBudget
+from evaluation.reference import ReferenceBudget, resolve_cache_dir
 from evaluation.train import EvalBudget
 
 from . import experiment
 from .cells import Cell
 from .config import Sweep
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as every other bad input
-        self.exit(2, f"error: {message}\n")
-
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = _Parser(prog="python -m condense", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m condense", description=__doc__.split("\n\n")[0])
     a = p.add_argument
     kinds = "; ".join(f"{kind}: {', '.join(methods.names(kind))}" for kind in methods.KINDS)
     a("--method", default=methods.DEFAULT, help=f"how the set is made, from the method table (--list-methods): {kinds}; "
@@ -161,16 +157,18 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
-def writable_folder(path: str) -> Path:
-    """``--save_path``, created if needed, once a file can be written in it."""
+def writable_folder(path: str, flag: str) -> Path:
+    """A folder named by ``flag``, created if needed, once a file can be written in it."""
     out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--save_path {path}: names an existing file; give a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out).close()
+    try:  # even asking whether it exists fails for a name too long
+        a_file = out.exists() and not out.is_dir()
+        if not a_file:
+            out.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=out).close()
     except (OSError, ValueError) as err:
-        raise ConfigError(f"--save_path {path}: cannot write there ({getattr(err, 'strerror', None) or err})") from None
+        raise ConfigError(f"{flag} {path}: cannot write there ({getattr(err, 'strerror', None) or err})") from None
+    if a_file:
+        raise ConfigError(f"{flag} {path}: names an existing file; give a folder")
     return out
 
 
@@ -235,9 +233,15 @@ def run(args: argparse.Namespace) -> dict:
     validate(args)
     device = resolve_device(args.device)
     sweep = sweep_for(args)
-    out = writable_folder(args.save_path)
+    out = writable_folder(args.save_path, "--save_path")
+    if METHODS[args.method].needs_reference or METHODS[args.method].kind == BOUND:
+        writable_folder(args.cache_dir or str(resolve_cache_dir()), "--cache_dir")
     train, test = load(args.dataset, args.data_path, download=args.download)
-    bound = METHODS[args.method].kind == BOUND
+    method = METHODS[args.method]
+    how = f"--init {args.init or method.default_init} starts from" if method.kind == CONDENSATION else \
+        f"--method {args.method} selects"
+    check(args.dataset, args.data_path, method.real_images(args.ipc, args.init), f"per class that {how} at --ipc {args.ipc}")
+    bound = method.kind == BOUND
     cell = Cell(args.dataset, args.model, 0 if bound else args.ipc, args.eval_mode, args.dis_metric, args.method, ())
     r = Run(args, cell, sweep, train.to(device), test.to(device), out)
     kind = METHODS[args.method].kind

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import reprlib
 import types
 import typing
@@ -50,6 +51,7 @@ from condense.matching import METRICS
 from condense.methods import METHODS
 from evaluation.pools import EVAL_MODES
 
+from .cells import expand
 from .config import Grid, Resources, Sweep
 from .layouts import AXES, TABLES, hidden_axes
 
@@ -66,11 +68,17 @@ _ALLOWED = {
 _MAY_BE_ZERO = {"iterations", "momentum_img", "momentum", "weight_decay", "gpu", "max_failures", "seed"}
 # A sweep file is a few kB: bigger or deeper is a mistake (or an attack on the parser).
 MAX_BYTES, MAX_DEPTH = 1 << 20, 32
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # sweep and cell names: folders under --output
 
 
 def load(path: str | Path) -> Sweep:
     """Read and check a sweep file (and what it includes)."""
-    return _load(_resolve(Path(path), str(path)), stack=())
+    path = _resolve(Path(path), str(path))
+    sweep = _load(path, stack=())
+    _safe_name(sweep.name, str(path), "the sweep's name (its file name)")
+    for cell in expand(sweep):  # a cell's id names its trial's folder
+        _safe_name(cell.cell_id, str(path), "a cell id")
+    return sweep
 
 
 def _resolve(path: Path, where: str) -> Path:
@@ -115,6 +123,14 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
             raise ConfigError(f"{where}: ipcs: {err}; give budget.outer_loop and budget.inner_loop "
                               "to condense it, or use a coreset method") from None
     return sweep
+
+
+def _safe_name(name: str, where: str, what: str) -> None:
+    """Names that become folders under --output: one plain file name each, so nothing is written
+    outside it (no '..', no separator, no leading dot or dash)."""
+    if not SAFE_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: {what} {reprlib.repr(name)} is not a safe folder name; use letters, digits "
+                          f"and . _ - (starting with a letter or digit, at most 100 characters)")
 
 
 class _Refused(yaml.MarkedYAMLError):

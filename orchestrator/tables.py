@@ -13,14 +13,13 @@ Rows and columns keep the order in which they first appear in the Parquet: the s
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from condense.errors import ConfigError
+from condense.errors import ConfigError, OneLineParser, one_line
 from condense.files import write_text
 from condense.methods import BOUND, names
 
@@ -237,7 +236,7 @@ def _choices(kind: str, text: str, allowed) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m orchestrator.tables", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m orchestrator.tables", description=__doc__.split("\n\n")[0])
     p.add_argument("parquet", help="a sweep's results.parquet")
     p.add_argument("--out", default=None, help="where the tables go (default: tables/ beside the Parquet)")
     p.add_argument("--format", default="md,tex",
@@ -253,11 +252,15 @@ def main(argv=None) -> int:
         names = None
         if args.tables is not None:
             names = _choices("tables", args.tables, table_names(df))
+        folder = Path(args.out or Path(args.parquet).parent / "tables")
+        try:
+            texts = write_tables(df, folder, tuple(formats), names, not args.no_published)
+        except OSError as err:  # --out names a file, a folder we may not write in, a full disk
+            raise ConfigError(f"--out {folder}: cannot write the tables there ({err.strerror or err})") from None
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
-    folder = args.out or Path(args.parquet).parent / "tables"
-    for text in write_tables(df, folder, tuple(formats), names, not args.no_published):
+    for text in texts:
         print(text)
     return 0
 

@@ -24,7 +24,7 @@ import torch
 from ray import tune
 
 from condense.data import ImageSet, load
-from condense.errors import NonFiniteLossError
+from condense.errors import ConfigError, NonFiniteLossError
 from condense.methods import CONDENSATION, METHODS
 from condense.runtime import keep_freed_memory
 from condense.synthetic import Condensation, SyntheticSet, run_condensation
@@ -71,9 +71,10 @@ def train_cell(config: dict, sweep: Sweep, starts: dict[str, str] | None = None)
                 seed = cell.exp_seed(sweep.seed, trial.exp)
                 synthetic = make_set(cell, train, test, seed, sweep, trial)
                 trial.finish(synthetic, test, seed, len(experiment.pool(cell, train, sweep)))
-    except NonFiniteLossError as err:
-        # A diverged run diverges again from the same seed: the cell fails now, without Tune's retries.
-        trial.report({"done": True, "failed": f"NonFiniteLossError: exp {trial.exp}: {err}"}, checkpoint=False)
+    except (NonFiniteLossError, ConfigError) as err:
+        # A diverged run diverges again from the same seed, and bad data or a bad setting stays bad:
+        # the cell fails now, without Tune's retries.
+        trial.report({"done": True, "failed": f"{type(err).__name__}: exp {trial.exp}: {err}"}, checkpoint=False)
         return
     # the last checkpoint (trial.finish's) holds everything; the node shows in the trial's result.json
     trial.report({"done": True, "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=False)

@@ -162,6 +162,21 @@ def test_reference_is_cached_and_reused(mnist, tmp_path, monkeypatch):
     assert calls == [0, 1]  # another seed is another network
 
 
+def test_a_damaged_reference_cache_is_trained_again_and_replaced(mnist, tmp_path, monkeypatch, caplog):
+    train, _ = mnist
+    budget = ReferenceBudget(epochs=1, max_train=100)
+    calls = []
+    real_train = reference.train_reference
+    monkeypatch.setattr(reference, "train_reference", lambda *a: calls.append(a[3]) or real_train(*a))
+    first = reference.reference(train, "MLP", budget, seed=0, cache_dir=tmp_path)
+    (path,) = (tmp_path / "reference").glob("*.pt")
+    path.write_bytes(path.read_bytes()[:300])  # cut off, as a full disk leaves it
+    again = reference.reference(train, "MLP", budget, seed=0, cache_dir=tmp_path)
+    assert calls == [0, 0] and "is unreadable" in caplog.text and str(path) in caplog.text
+    assert all(torch.equal(first.state[k], again.state[k]) for k in first.state)  # the same seed, the same network
+    assert reference.reference(train, "MLP", budget, seed=0, cache_dir=tmp_path) and calls == [0, 0]  # replaced
+
+
 @pytest.mark.slow  # over 2 s on 2 cores
 def test_concurrent_callers_train_the_reference_once(mnist, tmp_path, monkeypatch):
     """A sweep's coreset cells start together: the first trains, the others wait and load it."""

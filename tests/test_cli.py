@@ -127,6 +127,9 @@ def test_dsa_strategy_auto_is_accepted_for_dsa_and_dm():
     (["--save_path", "README"], "names an existing file"),
     (["--ipc", "7"], "--ipc 7: no paper loop setting"),
     (["--max_train", "5"], "--max_train applies to the coreset methods"),
+    (["--save_path", "x" * 300], "cannot write there (File name too long)"),
+    (["--method", "herding", "--cache_dir", "README"], "--cache_dir README: names an existing file"),
+    (["--method", "whole", "--cache_dir", "README/sub"], "--cache_dir"),
 ])
 def test_bad_numbers_device_and_save_path_are_refused_before_data_loads(seed_cli, monkeypatch, tmp_path, args, bad):
     import orchestrator.seed_cli as cli
@@ -147,6 +150,29 @@ def test_missing_data_is_one_line_exit_2(seed_cli, tmp_path):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "CIFAR10" in lines[0] and str(tmp_path) in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--lr_img", "--lr_net"])
+def test_a_learning_rate_beyond_float32_is_the_one_line_divergence_error(seed_cli, tmp_path, flag):
+    r = seed_cli("--dataset", "MNIST", "--smoke", "--num_eval", "1", flag, "1e308", "--save_path", str(tmp_path))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and "beyond the range of float32" in lines[0], r.stderr
+
+
+def test_a_class_short_of_ipc_real_images_names_the_file(seed_cli, tmp_path):
+    import numpy as np
+
+    src = np.load(data_root() / "MNIST" / "train.npz")
+    keep = np.concatenate([np.flatnonzero(src["labels"] == c)[:1 if c == 3 else 20] for c in range(10)])
+    (tmp_path / "MNIST").mkdir()
+    np.savez(tmp_path / "MNIST" / "train.npz", images=src["images"][keep], labels=src["labels"][keep])
+    np.savez(tmp_path / "MNIST" / "test.npz", images=src["images"][:200], labels=src["labels"][:200])
+    for args in (["--init", "real"], ["--method", "DSA"], ["--method", "random"]):
+        r = seed_cli("--dataset", "MNIST", "--smoke", "--ipc", "10", *args, "--data_path", str(tmp_path),
+                     "--save_path", str(tmp_path / "out"))
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert f"{tmp_path}/MNIST/train.npz: class 3 has 1 training images, fewer than the 10 per class" in lines[0]
 
 
 @pytest.mark.slow

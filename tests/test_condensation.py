@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from condense.errors import ConfigError
+from condense.errors import ConfigError, NonFiniteLossError
 from condense.synthetic import (Budget, Condensation, SyntheticSet, build_network, class_gradients_loss,
                                 condense, seeded_generator)
 
@@ -18,6 +18,13 @@ def test_paper_defaults():
     with pytest.raises(ConfigError, match="7"):
         b.loops(7)
     assert Budget(outer_loop=3, inner_loop=2).loops(7) == (3, 2)
+
+
+def test_smoke_caps_the_loops_but_keeps_ipc_1():
+    b = Budget.smoke()
+    assert [b.loops(i) for i in (1, 10, 50)] == [(1, 1), (2, 5), (2, 5)]
+    assert Budget(max_outer_loop=4).loops(10) == (4, 50) and Budget(max_inner_loop=3).loops(1) == (1, 1)
+    assert Budget(outer_loop=30, inner_loop=20, max_outer_loop=2, max_inner_loop=5).loops(7) == (2, 5)
 
 
 @pytest.mark.slow  # over 2 s on 2 cores
@@ -103,3 +110,22 @@ def test_bad_arguments_raise_config_errors(mnist_small):
         args = {"train": train, "model": "ConvNet", "ipc": 1, **kwargs}
         with pytest.raises(ConfigError, match=bad):
             Condensation(**args)
+
+
+def test_real_init_needs_ipc_images_of_every_class(mnist_small):
+    train, _ = mnist_small
+    keep = (train.labels != 3) | (torch.arange(len(train)) == int((train.labels == 3).nonzero()[0]))
+    short = type(train)(train.images[keep], train.labels[keep], train.info)
+    loops = Budget(outer_loop=1, inner_loop=1)
+    Condensation(short, "ConvNet", 1, init="real", budget=loops)
+    Condensation(short, "ConvNet", 2, init="noise", budget=loops)
+    with pytest.raises(ConfigError, match="init real starts from 2 training images per class, but the smallest "
+                                          "class of MNIST has 1"):
+        Condensation(short, "ConvNet", 2, init="real", budget=loops)
+
+
+@pytest.mark.parametrize("lr", [{"lr_img": 1e308}, {"lr_net": 1e39}])
+def test_a_learning_rate_beyond_float32_is_the_divergence_error(mnist_small, lr):
+    train, _ = mnist_small
+    with pytest.raises(NonFiniteLossError, match=r"lr 1e\+(308|39) is beyond the range of float32.*diverges"):
+        Condensation(train, "ConvNet", 1, budget=Budget(**lr))

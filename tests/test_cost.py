@@ -1,6 +1,7 @@
 """The dry run's cost estimate: a cell's budget times the calibrated step costs, and its total line."""
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,8 @@ def test_the_dry_run_prints_estimates_before_its_last_line(calibrations, capsys)
     assert run.main([str(SWEEPS / "smoke.yaml"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].endswith(" cells") and lines[-1].split()[0].isdigit()
-    assert lines[-2].startswith("estimated ") and "device-hours on cpu Test CPU" in lines[-2]
+    assert re.match(r"estimated \d+(\.\d)? device-(hours|minutes|seconds) on cpu Test CPU", lines[-2]), lines[-2]
+    assert "estimated 0.0" not in lines[-2]
     assert "an estimate" in lines[-2]
     assert lines[-3].startswith("resources: ") and all(" est " in line for line in lines[:-3])
 
@@ -122,3 +124,8 @@ def test_the_committed_cpu_calibration_estimates_the_paper_sweep():
     s = settings(budget=Budget(), eval_budget=EvalBudget(), reference_budget=ReferenceBudget(), num_exp=5, num_eval=20)
     assert all(est.cell_seconds(c, s) > 0 for c in expand(spec.load(SWEEPS / "all.yaml")))
     assert not est.borrowed  # every model of the paper's sweep was measured
+
+
+def test_the_total_says_minutes_or_seconds_when_hours_round_to_zero():
+    assert [cost.device_time(s) for s in (7200, 180, 179, 60, 59.4)] == [
+        "2.0 device-hours", "0.1 device-hours", "3 device-minutes", "1 device-minutes", "59 device-seconds"]

@@ -195,13 +195,14 @@ def test_cifar10_layout(tmp_path):
             "data": images.transpose(0, 3, 1, 2).reshape(len(images), -1),  # N x 3072, CHW rows
             "filenames": [f"img{j}.png" for j in range(len(images))],
         }
-        with open(d / f"data_batch_{i}", "wb") as f:
-            pickle.dump(entry, f)
+        with open(d / f"data_batch_{i}", "wb") as f:  # every protocol a Python 3 writer may use
+            pickle.dump(entry, f, protocol=[2, 3, 4, 5, pickle.DEFAULT_PROTOCOL][i - 1])
         parts.append((images, labels))
-    te_images, te_labels = _random_split(6, 32, 32, 3, seed=99)
+    te_images, te_labels = _random_split(12, 32, 32, 3, seed=99)
     with open(d / "test_batch", "wb") as f:
-        pickle.dump(
-            {"labels": te_labels.tolist(), "data": te_images.transpose(0, 3, 1, 2).reshape(6, -1)}, f
+        pickle.dump(  # a Python 3 pickle (protocol 2: bytes through _codecs.encode), bytes keys
+            {b"labels": te_labels.tolist(), b"data": te_images.transpose(0, 3, 1, 2).reshape(12, -1)}, f,
+            protocol=2,
         )
     with open(d / "batches.meta", "wb") as f:
         pickle.dump({"label_names": list(data.info("CIFAR10").class_names)}, f)
@@ -223,7 +224,7 @@ def test_npz_preferred_over_torchvision_layout(tmp_path):
     train, _ = data.load("MNIST", tmp_path)
     _assert_same(train, *idx_tr)
 
-    npz_tr, npz_te = _random_split(11, 28, 28, 1, 7), _random_split(5, 28, 28, 1, 8)
+    npz_tr, npz_te = _random_split(11, 28, 28, 1, 7), _random_split(15, 28, 28, 1, 8)
     _write_npz(tmp_path / "MNIST", "train", *npz_tr)
     _write_npz(tmp_path / "MNIST", "test", *npz_te)
     train, test = data.load("MNIST", tmp_path)
@@ -319,3 +320,89 @@ def test_partial_npz_is_not_found(tmp_path):
     _write_npz(tmp_path / "MNIST", "train", *split)  # no test.npz
     with pytest.raises(DataNotFoundError, match=r"incomplete, missing test\.npz"):
         data.load("MNIST", tmp_path)
+
+
+# ----------------------------------------------------------------------------- corrupt data
+
+
+def _mnist_npz(root: Path, train=None, test=None) -> None:
+    _write_npz(root / "MNIST", "train", *(train or _random_split(20, 28, 28, 1, 60)))
+    _write_npz(root / "MNIST", "test", *(test or _random_split(10, 28, 28, 1, 61)))
+
+
+def _one_line_error(name: str, root: Path, match: str, **kw) -> str:
+    with pytest.raises(ConfigError, match=match) as exc:
+        data.check(name, root, **kw)
+    assert "\n" not in str(exc.value)
+    return str(exc.value)
+
+
+def test_a_truncated_npz_is_one_line_naming_the_file(tmp_path):
+    _mnist_npz(tmp_path)
+    path = tmp_path / "MNIST" / "train.npz"
+    path.write_bytes(path.read_bytes()[:200])
+    assert str(path) in _one_line_error("MNIST", tmp_path, "cannot read MNIST train data")
+
+
+def test_an_empty_test_split_or_a_class_missing_from_it_is_refused(tmp_path):
+    images, labels = _random_split(10, 28, 28, 1, 62)
+    _mnist_npz(tmp_path, test=(images[:0], labels[:0]))
+    _one_line_error("MNIST", tmp_path, r"MNIST/test.npz: the test split is empty")
+    _mnist_npz(tmp_path, test=(images, np.where(labels == 4, 5, labels)))
+    _one_line_error("MNIST", tmp_path, r"MNIST/test.npz: no test image of class 4;")
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda b: struct.pack(">I", 0x12345678) + b[4:], r"not an IDX images file \(magic number 0x12345678"),
+    (lambda b: b[:-7], r"holds 7833: truncated"),
+    (lambda b: b[:2], "only 2 bytes"),
+])
+def test_a_bad_idx_header_or_size_is_one_line_naming_the_file(tmp_path, damage, match):
+    raw = tmp_path / "MNIST" / "raw"
+    _write_idx(raw, "train", *_random_split(10, 28, 28, 1, 63))
+    _write_idx(raw, "t10k", *_random_split(10, 28, 28, 1, 64))
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(damage(path.read_bytes()))
+    assert str(path) in _one_line_error("MNIST", tmp_path, match)
+
+
+def test_check_counts_the_training_images_per_class(tmp_path):
+    images, labels = _random_split(40, 28, 28, 1, 65)  # 4 per class
+    _mnist_npz(tmp_path, train=(images, labels))
+    data.check("MNIST", tmp_path, per_class=4)
+    _one_line_error("MNIST", tmp_path, r"MNIST/train.npz: class 0 has 4 training images, fewer than the 5 "
+                    r"per class that ipc 5 needs", per_class=5, why="per class that ipc 5 needs")
+    with pytest.raises(DataNotFoundError) as exc:
+        data.check("MNIST", tmp_path / "none")
+    assert "--download" not in str(exc.value)  # the driver, which calls it, has no such flag
+
+
+def test_a_tampered_cifar_batch_is_refused_without_running_code(tmp_path):
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    witness = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {witness}",))
+
+    for i, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]):
+        images, labels = _random_split(10, 32, 32, 3, seed=70 + i)
+        entry = {"labels": labels.tolist(), "data": images.transpose(0, 3, 1, 2).reshape(10, -1)}
+        if name == "data_batch_3":
+            entry["data"] = Evil()
+        with open(d / name, "wb") as f:
+            pickle.dump(entry, f)
+    message = _one_line_error("CIFAR10", tmp_path, r"data_batch_3: refused: it asks for (posix|os|nt)\.system")
+    assert not witness.exists(), message
+
+
+def test_a_cifar_batch_of_the_wrong_shape_is_refused(tmp_path):
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    for i, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]):
+        images, labels = _random_split(10, 32, 32, 3, seed=80 + i)
+        entry = {"labels": labels.tolist(), "data": images.reshape(10, -1)[:, :100]}
+        with open(d / name, "wb") as f:
+            pickle.dump(entry, f)
+    _one_line_error("CIFAR10", tmp_path, r"data_batch_1: not a CIFAR-10 batch: 'data' is \[10, 100\] uint8")

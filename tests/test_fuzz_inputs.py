@@ -179,3 +179,94 @@ def test_seed_cli_flags_refuse_bad_values_before_data_loads(monkeypatch, tmp_pat
                 assert not (flag in numeric and value in ("nan", "inf", "-inf", "1e400", "-1")), args
                 continue
             assert code == 2 and len(lines) == 1 and "Traceback" not in err, (args, code, err)
+
+
+def _write_root(root, kind: str, rng: random.Random):
+    """A data root whose MNIST (or CIFAR-10) is corrupt in the way ``kind`` says; returns the
+    dataset's name and the file at fault."""
+    import os
+    import pickle
+    import struct
+
+    import numpy as np
+
+    n = 30
+    images = np.random.default_rng(rng.randrange(1000)).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    labels = np.arange(n) % 10
+    d = root / "MNIST"
+    d.mkdir(parents=True)
+    if kind in ("idx-magic", "idx-cut", "idx-labels"):
+        raw = d / "raw"
+        raw.mkdir()
+        for split in ("train", "t10k"):
+            (raw / f"{split}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+            y = labels.copy()
+            if kind == "idx-labels" and split == "train":
+                y[rng.randrange(n)] = rng.choice([10, 99, 255])
+            (raw / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + y.astype(np.uint8).tobytes())
+        bad = raw / "train-images-idx3-ubyte" if kind != "idx-labels" else raw / "train-labels-idx1-ubyte"
+        data = bad.read_bytes()
+        if kind == "idx-magic":
+            bad.write_bytes(struct.pack(">I", rng.randrange(2**32 - 1) | 1 << 20) + data[4:])
+        elif kind == "idx-cut":
+            bad.write_bytes(data[:rng.randrange(len(data))])
+        return "MNIST", bad
+    if kind == "cifar-evil":
+        c = root / "cifar-10-batches-py"
+        c.mkdir()
+        witness = root / "pwned"
+
+        class Evil:
+            def __reduce__(self):
+                return rng.choice([(os.system, (f"touch {witness}",)), (eval, (f"open({str(witness)!r}, 'w')",))])
+
+        names = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+        evil = rng.choice(names)
+        for name in names:
+            entry = {"data": images.reshape(n, -1)[:, :1].repeat(3072, 1), "labels": labels.tolist()}
+            if name == evil:
+                entry[rng.choice(["data", "labels", "extra"])] = Evil()
+            with open(c / name, "wb") as f:
+                pickle.dump(entry, f, protocol=rng.choice([2, pickle.HIGHEST_PROTOCOL]))
+        return "CIFAR10", c / evil
+    test_images, test_labels = images, labels
+    y = labels.copy()
+    if kind == "npz-labels":
+        y[rng.randrange(n)] = rng.choice([-1, 10, 2**40])
+    if kind == "npz-empty-test":
+        test_images, test_labels = images[:0], labels[:0]
+    np.savez(d / "train.npz", images=images, labels=y)
+    np.savez(d / "test.npz", images=test_images, labels=test_labels)
+    bad = d / ("test.npz" if kind == "npz-empty-test" else "train.npz")
+    if kind == "npz-cut":
+        bad.write_bytes(bad.read_bytes()[:rng.randrange(bad.stat().st_size)])
+    return "MNIST", bad
+
+
+DATA_KINDS = ["npz-cut", "npz-labels", "npz-empty-test", "idx-magic", "idx-cut", "idx-labels", "cifar-evil"]
+
+
+@pytest.mark.parametrize("kind", DATA_KINDS)
+def test_corrupt_data_roots_are_refused_in_one_line_naming_the_file(tmp_path, kind, capsys):
+    """Each kind of corrupt data root, drawn several ways: ``data.check`` (what the driver and the
+    seed CLI run before anything starts) and the driver's dry run refuse it on one line naming the
+    file, and reading it never runs code."""
+    from condense import data
+    from orchestrator.run import main
+
+    rng = random.Random(kind)
+    for i in range(4):
+        root = tmp_path / str(i)
+        name, bad = _write_root(root, kind, rng)
+        with pytest.raises(ConfigError) as exc:
+            data.check(name, root)
+        message = str(exc.value)
+        assert "\n" not in message and str(bad) in message, (kind, message)
+        assert not (root / "pwned").exists(), "a tampered CIFAR-10 batch ran code"
+        sweep = root / "sweep.yaml"
+        sweep.write_text(yaml.safe_dump({
+            "tables": {"table1": {"datasets": [name], "models": ["ConvNet"], "ipcs": [1], "eval_modes": ["S"]}},
+            "data_root": str(root)}))
+        code = main([str(sweep), "--dry-run"])
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "" and err.strip().splitlines() == [f"error: {message}"], (kind, err)

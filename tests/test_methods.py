@@ -97,6 +97,14 @@ def test_dsa_matching_step_augments_real_and_synthetic_with_one_draw(mnist_small
     assert methods.start("DC", train, SMALL, 1, TINY_DSA).inner_augment is None
 
 
+def test_the_table_says_which_sets_start_from_real_images():
+    from condense.methods import METHODS
+
+    assert [METHODS[m].real_images(10) for m in ("DC", "DSA", "DM", "random", "herding", "whole")] == \
+        [0, 10, 10, 10, 10, 0]
+    assert METHODS["DC"].real_images(10, "real") == 10 and METHODS["DSA"].real_images(10, "noise") == 0
+
+
 def test_a_non_finite_loss_stops_the_run(mnist_small):
     train, _ = mnist_small
     run = DMCondensation(train, "ConvNet", 1, budget=TINY_DM, seed=0)

@@ -1,6 +1,7 @@
 """Sweep files: the shipped ones load and expand to the paper's counts; malformed ones fail on one
 line naming the file and the key, before Ray is imported."""
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -167,7 +168,7 @@ def test_dry_run_lists_cells_with_budgets_and_count(driver):
     assert code == 0, err
     lines = out.strip().splitlines()
     assert lines[-1] == "6 cells" and len(lines) == 9
-    assert lines[-2].startswith("estimated ") and "device-hours" in lines[-2]  # the cost estimate (test_cost.py)
+    assert lines[-2].startswith("estimated ") and re.search(r"device-(hours|minutes|seconds) on", lines[-2])  # the cost estimate (test_cost.py)
     assert lines[0].startswith("MNIST-MLP-ipc1-M-ours ") and "5 exp x 1000 it" in lines[0]
     assert "6 models x 20 nets" in lines[0]
     # resources: auto says what a cell gets with GPUs and without (nothing is started to know which)
@@ -222,7 +223,58 @@ def test_a_missing_data_root_warns_in_the_dry_run_and_stops_a_local_run_before_w
     assert err.startswith("warning: dataset MNIST not found under data root") and len(err.strip().splitlines()) == 1
     code, _, err = driver(path, "--output", tmp_path / "runs")
     assert code == 2 and err.startswith("error: dataset MNIST not found") and len(err.strip().splitlines()) == 1
+    assert "--download" not in err  # the driver has no such flag
     assert not (tmp_path / "runs").exists()
+
+
+def _corrupt_mnist(root: Path, kind: str) -> None:
+    import numpy as np
+
+    src = np.load(data_root() / "MNIST" / "train.npz")
+    keep = np.concatenate([np.flatnonzero(src["labels"] == c)[:1 if c == 3 and kind == "short" else 20]
+                           for c in range(10)])
+    x, y = src["images"][keep], src["labels"][keep].copy()
+    test = np.load(data_root() / "MNIST" / "test.npz")
+    xt, yt = test["images"][:200], test["labels"][:200]
+    if kind == "label10":
+        y[5] = 10
+    if kind == "emptytest":
+        xt, yt = xt[:0], yt[:0]
+    (root / "MNIST").mkdir(parents=True)
+    np.savez(root / "MNIST" / "train.npz", images=x, labels=y)
+    np.savez(root / "MNIST" / "test.npz", images=xt, labels=yt)
+    if kind == "truncated":
+        path = root / "MNIST" / "train.npz"
+        path.write_bytes(path.read_bytes()[:5000])
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("truncated", "cannot read MNIST train data from {root}/MNIST/train.npz"),
+    ("label10", "{root}/MNIST/train.npz: labels range 0..10"),
+    ("emptytest", "{root}/MNIST/test.npz: the test split is empty"),
+    ("short", "{root}/MNIST/train.npz: class 3 has 1 training images, fewer than the 10 per class that cell "
+              "MNIST-ConvNet-ipc10-S-ours-random starts from"),
+])
+def test_bad_data_is_refused_in_one_line_by_the_dry_run_and_before_ray(tmp_path, driver, kind, message):
+    root = tmp_path / kind
+    _corrupt_mnist(root, kind)
+    table1 = {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1, 10], "eval_modes": ["S"],
+              "methods": ["DC", "random"]}
+    path = write(tmp_path, edited(data_root=str(root), tables={"table1": table1}))
+    for extra in (["--dry-run"], ["--output", tmp_path / "runs"]):
+        code, out, err = driver(path, *extra)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message.format(root=root) in lines[0] and out == "", err
+    assert not (tmp_path / "runs").exists()
+    if kind == "short":  # DC starts from noise: ipc 10 needs no 10 real images of each class
+        table1["methods"] = ["DC"]
+        assert driver(write(tmp_path, edited(data_root=str(root), tables={"table1": table1})), "--dry-run")[0] == 0
+
+
+@pytest.mark.parametrize("name", ["....yaml", "-x.yaml", "a b.yaml"])
+def test_a_sweep_name_that_is_not_a_safe_folder_name_is_refused(tmp_path, name):
+    with pytest.raises(ConfigError, match="is not a safe folder name"):
+        spec.load(write(tmp_path, BASE, name=name))
 
 
 def test_a_run_folder_held_by_a_live_driver_is_refused_in_one_line(tmp_path, driver):

@@ -110,6 +110,46 @@ def test_cli_writes_md_and_tex_and_rejects_bad_input(parquet, tmp_path, capsys):
     assert len(err) == 1 and "nope.parquet" in err[0]
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"accuracy": float("nan")}, "1 ok row(s) with an accuracy that is not a percentage in 0..100 (first: cell "
+                                 "MNIST-MLP-ipc1-M-ours: nan)"),
+    ({"accuracy": None}, "not a percentage in 0..100"),
+    ({"accuracy": float("inf")}, "not a percentage in 0..100"),
+    ({"accuracy": -0.5}, "not a percentage in 0..100"),
+    ({"accuracy": 100.5}, "not a percentage in 0..100"),
+    ({"status": "done"}, "unknown status 'done' (cell MNIST-MLP-ipc1-M-ours); allowed: ok, error, missing"),
+    ({"table": ["table9"]}, "unknown table 'table9'"),
+    ({"method": "magic"}, "unknown method 'magic'"),
+    (None, "no rows: nothing to render"),
+])
+def test_the_results_tools_refuse_what_they_cannot_render_in_one_line(tmp_path, capsys, change, message):
+    from orchestrator import plots
+
+    rows = accs(cell("MLP", "M"), {"MLP": [60.0]}) + accs(cell("ConvNet", "M"), {"MLP": [70.0]})
+    rows = [{**rows[0], **change}, *rows[1:]] if change else []
+    bad = tmp_path / "bad.parquet"
+    results.write(rows, bad)
+    for tool in (tables, plots):
+        assert tool.main([str(bad)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {bad}: ") and message in err[0], err
+    assert not (tmp_path / "tables").exists() and not (tmp_path / "plots").exists()
+
+
+def test_the_tables_out_naming_a_file_or_a_bad_flag_is_one_line(parquet, tmp_path, capsys):
+    from orchestrator import plots
+
+    (tmp_path / "afile").write_text("")
+    assert tables.main([str(parquet), "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --out {tmp_path / 'afile'}: cannot write"), err
+    for tool in (tables, plots):  # the same one-line parser as every entry point, not argparse's usage
+        with pytest.raises(SystemExit) as exit_:
+            tool.main([str(parquet), "--colour", "red"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and err == ["error: unrecognized arguments: --colour red"]
+
+
 def test_latex_has_booktabs_rules_and_each_rows_best_in_bold(tmp_path):
     t1 = ("table1",)
     rows = accs(cell("ConvNet", "S", tables_=t1), {"ConvNet": [90.0]})

@@ -197,3 +197,16 @@ def test_a_dm_cell_uses_its_own_budget_and_a_non_finite_loss_fails_it(tmp_path, 
     monkeypatch.setattr(dm, "distribution_matching_loss", lambda embed, real, syn: syn.sum() * float("nan"))
     failed = run(monkeypatch, tmp_path / "nan", settings, cell=cell).reports[-1]["failed"]
     assert failed.startswith("NonFiniteLossError: exp 0: ") and "matching loss is nan" in failed
+
+
+def test_bad_data_fails_the_cell_at_once_without_tunes_retries(tmp_path, monkeypatch, settings):
+    """An error no retry can fix (bad data, a bad setting) ends the trial as failed instead of raising,
+    which Tune would retry max_failures times."""
+    (tmp_path / "data" / "MNIST").mkdir(parents=True)
+    (tmp_path / "data" / "MNIST" / "train.npz").write_bytes(b"PK\x03\x04 cut off")
+    (tmp_path / "data" / "MNIST" / "test.npz").write_bytes(b"PK\x03\x04 cut off")
+    bad = dataclasses.replace(settings, data_root=str(tmp_path / "data"))
+    fake = run(monkeypatch, tmp_path / "bad", bad)
+    failed = fake.reports[-1]["failed"]
+    assert fake.reports[-1]["done"] and fake.checkpoints == []
+    assert failed.startswith("ConfigError: exp 0: cannot read MNIST train data from ") and "\n" not in failed
