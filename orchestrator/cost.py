@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condense.data import DATASETS
-from condense.methods import CONDENSATION, METHODS
+from condense import methods
+from condense.methods import CONDENSATION
 from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
@@ -156,7 +157,7 @@ class Estimator:
 
     def cell_seconds(self, cell, s) -> float:
         classes = DATASETS[cell.dataset].num_classes
-        method = METHODS[cell.method]
+        method = methods.get(cell.method)
         if cell.bound:
             n_test = SPLITS[cell.dataset][1]
             return s.num_exp * (self._reference(cell, s) + self._fit(cell.dataset, cell.model, "test", n_test))
