@@ -122,4 +122,4 @@ def test_the_seed_cli_and_a_smoke_sweep_run_the_plugin_by_name(tmp_path):
     r = python(site, "-m", "orchestrator.run", sweep, "--smoke", "--output", tmp_path / "runs", timeout=800)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     table = (tmp_path / "runs" / "plug-smoke" / "tables" / "plugged.md").read_text()
-    assert "| ipc \\ method | meanmatch | random |" in table and "failed" not in table, table
+    assert "| dataset \\ method | meanmatch | random |" in table and "failed" not in table, table
