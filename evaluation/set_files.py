@@ -18,6 +18,7 @@ every class present, finite values; soft labels (N x classes floats) are refused
 """
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from condense.synthetic import SyntheticSet
 # the original code's result file: res_<method>_<dataset>_<model>_<ipc>ipc.pt
 ORIGINAL = re.compile(r"res_(?P<method>[^_]+)_(?P<dataset>[^_]+)_(?P<model>.+)_(?P<ipc>\d+)ipc")
 SUFFIXES = (".pt", ".pth", ".npz")
+
+logger = logging.getLogger(__name__)
 
 
 def read(path: str | Path, dataset: str) -> list[SyntheticSet]:
@@ -122,6 +125,9 @@ def checked(images, labels, ds: DatasetInfo, where: str) -> tuple[torch.Tensor, 
             raise ConfigError(f"{where}: images are {list(images.shape)} {_dtype(images)}; {ds.name} needs float "
                               f"N x {c} x {h} x {w} (normalised) or uint8 N x {h} x {w} x {c} / N x {c} x {h} x {w} pixels")
         images = images.to(torch.float32)
+        if len(images) and float(images.min()) >= 0 and float(images.max()) <= 1:  # normalised pixels go below 0
+            logger.warning("warning: %s: float images all lie in [0, 1]: they are taken as normalised with %s's "
+                           "mean/std; give uint8 pixels (normalised here) if they are not", where, ds.name)
     else:
         raise ConfigError(f"{where}: images have dtype {_dtype(images)}; expected float (normalised) or uint8 (pixels)")
     if len(images) == 0:

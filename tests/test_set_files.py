@@ -118,3 +118,19 @@ def test_augment_auto_follows_the_sets_method_and_none_and_dsa_are_what_they_say
     assert for_choice("none", {"method": "DSA"}, "MNIST", "ConvNet") == "none"
     assert for_choice("dsa", {}, "CIFAR10", "ConvNet") == "dsa:color_crop_cutout_flip_scale_rotate"
     assert for_choice("dsa", {"dsa_strategy": "crop"}, "CIFAR10", "ConvNet") == "dsa:crop"
+
+
+def test_float_images_in_0_1_are_read_with_a_warning_that_they_may_not_be_normalised(tmp_path, caplog):
+    raw, labels = pixels()
+    torch.save({"images": torch.from_numpy(raw).permute(0, 3, 1, 2) / 255.0, "labels": torch.tensor(labels)},
+               tmp_path / "unit.pt")
+    (s,) = set_files.read(tmp_path / "unit.pt", "MNIST")
+    assert float(s.images.max()) <= 1 and "all lie in [0, 1]" in caplog.text
+    caplog.clear()
+    set_files.read(write_normalised(tmp_path, raw, labels), "MNIST")
+    assert caplog.text == ""
+
+
+def write_normalised(tmp_path, raw, labels):
+    torch.save({"images": normalised(raw), "labels": torch.tensor(labels)}, tmp_path / "normalised.pt")
+    return tmp_path / "normalised.pt"
