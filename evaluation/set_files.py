@@ -107,6 +107,7 @@ def checked(images, labels, ds: DatasetInfo, where: str) -> tuple[torch.Tensor, 
     """``images`` as normalised float32 N x C x H x W and ``labels`` as int64 N, or a ConfigError
     naming ``where`` and what is wrong."""
     images, labels = _tensor(images, "images", where), _tensor(labels, "labels", where)
+    raw_dtype = images.dtype
     c, (h, w), k = ds.channels, ds.image_size, ds.num_classes
     if labels.dim() == 2 and labels.is_floating_point():
         raise ConfigError(f"{where}: labels are {list(labels.shape)} floats: soft labels are not supported; "
@@ -125,9 +126,6 @@ def checked(images, labels, ds: DatasetInfo, where: str) -> tuple[torch.Tensor, 
             raise ConfigError(f"{where}: images are {list(images.shape)} {_dtype(images)}; {ds.name} needs float "
                               f"N x {c} x {h} x {w} (normalised) or uint8 N x {h} x {w} x {c} / N x {c} x {h} x {w} pixels")
         images = images.to(torch.float32)
-        if len(images) and float(images.min()) >= 0 and float(images.max()) <= 1:  # normalised pixels go below 0
-            logger.warning("warning: %s: float images all lie in [0, 1]: they are taken as normalised with %s's "
-                           "mean/std; give uint8 pixels (normalised here) if they are not", where, ds.name)
     else:
         raise ConfigError(f"{where}: images have dtype {_dtype(images)}; expected float (normalised) or uint8 (pixels)")
     if len(images) == 0:
@@ -143,6 +141,10 @@ def checked(images, labels, ds: DatasetInfo, where: str) -> tuple[torch.Tensor, 
     bad = (~torch.isfinite(images)).sum().item()
     if bad:
         raise ConfigError(f"{where}: {bad} image value(s) are nan or infinite")
+    # after every check: a refused set says one line; normalised images of a dataset go below 0
+    if raw_dtype.is_floating_point and float(images.min()) >= 0 and float(images.max()) <= 1:
+        logger.warning("warning: %s: float images all lie in [0, 1]: they are taken as normalised with %s's "
+                       "mean/std; give uint8 pixels (normalised here) if they are not", where, ds.name)
     return images.contiguous(), labels
 
 

@@ -129,6 +129,11 @@ def test_float_images_in_0_1_are_read_with_a_warning_that_they_may_not_be_normal
     caplog.clear()
     set_files.read(write_normalised(tmp_path, raw, labels), "MNIST")
     assert caplog.text == ""
+    torch.save({"images": torch.from_numpy(raw).permute(0, 3, 1, 2) / 255.0, "labels": torch.tensor(labels) + 1},
+               tmp_path / "refused.pt")
+    with pytest.raises(ConfigError, match="labels range 1..10"):
+        set_files.read(tmp_path / "refused.pt", "MNIST")
+    assert caplog.text == ""  # a refused set says one line, no warning before it
 
 
 def write_normalised(tmp_path, raw, labels):
