@@ -75,6 +75,7 @@ __all__ = [
     "resolve_root",
     "load",
     "check",
+    "normalise",
     "denormalise",
 ]
 
@@ -445,7 +446,7 @@ def _read_cached(ds: DatasetInfo, src: _Source, stamp: tuple) -> tuple[Tensor, .
     return tuple(out)
 
 
-def _normalise(u8: Tensor, ds: DatasetInfo) -> Tensor:
+def normalise(u8: Tensor, ds: DatasetInfo) -> Tensor:
     """uint8 N x C x H x W -> new float32 tensor, (x/255 - mean) / std per channel."""
     std = torch.tensor(ds.std, dtype=torch.float32)
     mean = torch.tensor(ds.mean, dtype=torch.float32)
@@ -562,6 +563,6 @@ def load(
     if src is None:
         raise _not_found(ds, base, tried, download=True)
     x_tr, y_tr, x_te, y_te = _read_cached(ds, src, src.stamp())
-    train = ImageSet(_normalise(x_tr, ds), y_tr.clone(), ds)
-    test = ImageSet(_normalise(x_te, ds), y_te.clone(), ds)
+    train = ImageSet(normalise(x_tr, ds), y_tr.clone(), ds)
+    test = ImageSet(normalise(x_te, ds), y_te.clone(), ds)
     return train, test

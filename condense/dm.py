@@ -75,10 +75,8 @@ class DMCondensation(Condensation):
         syn = self.images.view(k, self.ipc, *self.images.shape[1:])
         real, syn = diffaug.siamese(real, syn, self.dsa_strategy, self.generator)
         loss = distribution_matching_loss(net.embed, real, syn)
-        self._diverged.update(loss, self.iteration)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self._loss_sum += loss.detach()
-        self._loss_count += 1
+        self.record_loss(loss)
         self.iteration += 1

@@ -307,14 +307,19 @@ class Condensation:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            self._loss_sum += loss.detach()
-            self._loss_count += 1
-            self._diverged.update(loss, self.iteration)
+            self.record_loss(loss)
             if outer == self.outer_loop - 1:
                 break
             train_epochs(net, self.images.detach().clone(), self.labels, net_opt,
                          self.inner_loop, b.batch_train, self.generator, self.inner_augment)
         self.iteration += 1
+
+    def record_loss(self, loss: Tensor) -> None:
+        """Count one step's loss (a 0-dim tensor, left on the device) towards ``mean_loss`` and the
+        divergence check; a method's ``step`` calls it once per image update."""
+        self._loss_sum += loss.detach()
+        self._loss_count += 1
+        self._diverged.update(loss, self.iteration)
 
     def mean_loss(self) -> float:
         """Mean matching loss per class and outer step since the last call (syncs with the device)."""

@@ -30,3 +30,18 @@ def eval_augmentation(method: str, dataset: str, eval_model: str, dsa_strategy: 
 def for_set(meta: dict, dataset: str, eval_model: str) -> str:
     """``eval_augmentation`` from what a set's ``meta`` says of it (a set without a method: DC's rule)."""
     return eval_augmentation(meta.get("method", DEFAULT), dataset, eval_model, meta.get("dsa_strategy"))
+
+
+AUGMENT = ("auto", "none", "dsa")  # python -m evaluation --augment
+
+
+def for_choice(choice: str, meta: dict, dataset: str, eval_model: str) -> str:
+    """``--augment``'s strategy: ``auto`` follows the set's method where its file says it, else DC's
+    rule (``for_set``); ``none`` trains without augmentation (300 epochs by default); ``dsa`` with DSA's
+    augmentation, the set's own strategy if it names one, else main.py's default."""
+    if choice == "auto":
+        return for_set(meta, dataset, eval_model)
+    if choice == "none":
+        return "none"
+    ops = diffaug.resolve(meta.get("dsa_strategy") or diffaug.DEFAULT_STRATEGY, dataset)
+    return "none" if ops == "none" else diffaug.EVAL_PREFIX + ops

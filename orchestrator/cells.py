@@ -5,7 +5,10 @@ how it is evaluated (eval mode). Its id is stable and readable, e.g. ``MNIST-Con
 ``MNIST-ConvNet-ipc10-S-ours-herding``; seeds derive from it, so a cell gives the same result
 whichever sweep runs it. A ``whole`` cell (Table 1's bound: networks trained on the whole training
 set) has no set size: its ipc is 0 and its id says ``all``, e.g. ``MNIST-ConvNet-all-S-ours-whole``,
-so a grid's ipcs share one such cell per dataset.
+so a grid's ipcs share one such cell per dataset. An external set's cell (method ``set:<name>``) says
+``set-<name>``, e.g. ``MNIST-ConvNet-ipc1-S-ours-set-mine``; its seeds do not depend on the name, so
+every external set at one table position is evaluated by the same networks (a paired comparison,
+and ``python -m evaluation`` gives the numbers a sweep gives).
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 
-from condense.methods import BOUND, CONDENSATION, DEFAULT, METHODS
+from condense import methods
+from condense.methods import BOUND, CONDENSATION, DEFAULT, EXTERNAL
 from condense.synthetic import derive_seed
 from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations, eval_models
@@ -34,19 +38,29 @@ class Cell:
     @property
     def bound(self) -> bool:
         """The cell makes no set (the whole-dataset bound): it has no ipc."""
-        return METHODS[self.method].kind == BOUND
+        return methods.get(self.method).kind == BOUND
+
+    @property
+    def external(self) -> bool:
+        """The cell evaluates sets made elsewhere (``set:<name>``), read from the sweep's files."""
+        return methods.get(self.method).kind == EXTERNAL
+
+    @property
+    def base_id(self) -> str:
+        size = "all" if self.bound else f"ipc{self.ipc}"
+        return f"{self.dataset}-{self.model}-{size}-{self.eval_mode}-{self.metric}"
 
     @property
     def cell_id(self) -> str:
-        size = "all" if self.bound else f"ipc{self.ipc}"
-        base = f"{self.dataset}-{self.model}-{size}-{self.eval_mode}-{self.metric}"
-        return base if self.method == DEFAULT else f"{base}-{self.method}"
+        if self.method == DEFAULT:
+            return self.base_id
+        return f"{self.base_id}-{self.method.replace(':', '-')}"  # ids name folders and files: no colon
 
     def eval_models(self) -> list[str]:
         return eval_models(self.eval_mode, self.model)
 
     def exp_seed(self, base_seed: int, exp: int) -> int:
-        return derive_seed(base_seed, self.cell_id, exp)
+        return derive_seed(base_seed, f"{self.base_id}-set" if self.external else self.cell_id, exp)
 
     def to_config(self) -> dict:
         """Plain data for Ray Tune's param_space (and its trial names)."""
@@ -64,7 +78,8 @@ def expand(sweep: Sweep) -> list[Cell]:
     for g in sweep.grids:
         for dataset, model, ipc, mode, metric, method in itertools.product(
                 g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods):
-            cell = Cell(dataset, model, 0 if METHODS[method].kind == BOUND else ipc, mode, metric, method, (g.table,))
+            cell = Cell(dataset, model, 0 if methods.get(method).kind == BOUND else ipc, mode, metric, method,
+                        (g.table,))
             seen = cells.get(cell.cell_id)
             if seen is None:
                 cells[cell.cell_id] = cell
@@ -84,7 +99,11 @@ def describe(cell: Cell, s: Sweep) -> str:
                 f"for {s.reference_budget.epochs} epochs (method whole){tables}")
     epochs = sorted({s.eval_budget.epochs_for(eval_augmentation(cell.method, cell.dataset, m, s.dsa_strategy)) for m in models})
     evaluation = f"{n_models} x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs"
-    method = METHODS[cell.method]
+    method = methods.get(cell.method)
+    if cell.external:
+        files = s.set_files(cell.method, cell.dataset, cell.ipc)
+        shown = files[0] if len(files) == 1 else f"{files[0]} ... ({len(files)} files or patterns)"
+        return f"{cell.cell_id}  {s.num_exp} exp: sets read from {shown}; eval {evaluation}{tables}"
     if method.kind != CONDENSATION:
         source = f"{images} training images"
         if method.needs_reference:

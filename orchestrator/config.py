@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from condense import diffaug
 from condense.dm import DMBudget
-from condense.methods import DEFAULT, METHODS
+from condense import methods
+from condense.methods import DEFAULT
 from condense.synthetic import Budget
 from evaluation.reference import ReferenceBudget
 from evaluation.train import EvalBudget
@@ -31,6 +32,9 @@ class Grid:
     eval_modes: tuple[str, ...]
     metrics: tuple[str, ...] = ("ours",)
     methods: tuple[str, ...] = (DEFAULT,)
+    # a table of the sweep's own (layouts.own_layouts): results columns as its rows, and its column
+    rows: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class Sweep:
     data_root: str | None = None  # None: $DC_DATA, else ./data; for_run resolves it
     max_failures: int = 2
     checkpoint_every: int = 50
+    # external sets: name -> ((<dataset>-ipc<k>, (file per experiment, ...)), ...); spec resolves the
+    # paths and expands the globs; experiment.external reads them
+    sets: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = ()
     # Set by the driver, never by a sweep file:
     code_version: str = "unknown"
     cache_dir: str | None = None  # reference networks; on a cluster a folder every node sees
@@ -97,11 +104,20 @@ class Sweep:
 
     def budget_for(self, method: str):
         """The budget the method takes (the method table says which setting holds it)."""
-        return getattr(self, METHODS[method].budget)
+        return getattr(self, methods.get(method).budget)
+
+    def set_files(self, method: str, dataset: str, ipc: int) -> tuple[str, ...]:
+        """The files of the external set ``method`` (``set:<name>``) for a dataset and ipc (() if none)."""
+        by_key = dict(dict(self.sets).get(method.removeprefix(methods.EXTERNAL_PREFIX), ()))
+        return by_key.get(f"{dataset}-ipc{ipc}", ())
 
     def comparable(self) -> dict:
-        """The part that decides the numbers, as plain data (sweep.json, the results' metadata)."""
-        return {k: _plain(getattr(self, k)) for k in self.COMPARABLE}
+        """The part that decides the numbers, as plain data (sweep.json, the results' metadata); the
+        external sets' files where there are any (a sweep without has the same record as before them)."""
+        plain = {k: _plain(getattr(self, k)) for k in self.COMPARABLE}
+        if self.sets:
+            plain["sets"] = {name: {key: list(files) for key, files in by_key} for name, by_key in self.sets}
+        return plain
 
 
 def _plain(value):

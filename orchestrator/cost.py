@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condense.data import DATASETS
-from condense.methods import CONDENSATION, METHODS
+from condense import methods
+from condense.methods import CONDENSATION
 from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
@@ -161,7 +162,7 @@ class Estimator:
 
     def cell_seconds(self, cell, s) -> float:
         classes = DATASETS[cell.dataset].num_classes
-        method = METHODS[cell.method]
+        method = methods.get(cell.method)
         if cell.bound:  # per evaluation model, one network of seed + e per experiment, then its test
             n_test = SPLITS[cell.dataset][1]
             seeds = [s.whole_seed(e) for e in range(s.num_exp)]

@@ -8,15 +8,20 @@ augmentation whichever runs it:
 - a condensation starts with the method's budget, its default initialisation and the sweep's DSA
   strategy for the dataset (``start``); a coreset selects from the reference budget's pool with
   the experiment's reference network (``select``); the bound trains networks on the whole pool
-  (``whole_accuracy``).
+  (``whole_accuracy``); an external set (``set:<name>``) is the experiment's set of the files the
+  sweep names for the cell (``external``), checked before the run starts (``check_external``).
 """
 from __future__ import annotations
 
+import glob
+from pathlib import Path
+
 from condense import methods
-from condense.data import ImageSet
-from condense.methods import CONDENSATION, METHODS
+from condense.data import ImageSet, info
+from condense.errors import ConfigError
+from condense.methods import CONDENSATION
 from condense.synthetic import Condensation, SyntheticSet, derive_seed
-from evaluation import reference
+from evaluation import reference, set_files
 from evaluation.protocol import evaluate
 
 from .cells import Cell
@@ -32,12 +37,17 @@ def start(cell: Cell, train: ImageSet, sweep: Sweep, exp: int, init: str | None 
 
 def pool(cell: Cell, train: ImageSet, sweep: Sweep) -> ImageSet:
     """The training images the cell's method draws on (a coreset's and the bound's: the reference pool)."""
-    return train if METHODS[cell.method].kind == CONDENSATION else sweep.reference_budget.pool(train)
+    return train if methods.get(cell.method).kind == CONDENSATION else sweep.reference_budget.pool(train)
+
+
+def train_images(cell: Cell, train: ImageSet, sweep: Sweep) -> int | None:
+    """How many training images the cell's method drew on (unknown for a set made elsewhere)."""
+    return None if cell.external else len(pool(cell, train, sweep))
 
 
 def select(cell: Cell, train: ImageSet, sweep: Sweep, exp: int) -> SyntheticSet:
     """The coreset of the cell's experiment ``exp``, chosen with that experiment's reference network."""
-    method = METHODS[cell.method]
+    method = methods.get(cell.method)
     chosen_from = sweep.reference_budget.pool(train)
     guide = None
     if method.needs_reference:
@@ -48,15 +58,54 @@ def select(cell: Cell, train: ImageSet, sweep: Sweep, exp: int) -> SyntheticSet:
     return synthetic
 
 
+def external_sets(cell: Cell, sweep: Sweep) -> list[SyntheticSet]:
+    """Every set the sweep's files hold for the external cell, in the order of its list (a glob's
+    matches sorted, a res_ file's experiments in turn), each checked against the cell's dataset and ipc."""
+    name = cell.method
+    files = sweep.set_files(name, cell.dataset, cell.ipc)
+    # spec expanded the globs that matched: one left is a pattern that matched nothing
+    missing = [f for f in files if glob.has_magic(f) or not Path(f).is_file()]
+    if missing:
+        raise ConfigError(f"{name}: {cell.dataset}-ipc{cell.ipc}: no such file: {', '.join(missing)}")
+    sets = [s for f in files for s in set_files.read(f, cell.dataset)]
+    classes = info(cell.dataset).num_classes
+    for s in sets:
+        if len(s) != cell.ipc * classes:
+            raise ConfigError(f"{s.meta['source']}: {len(s)} images, but {name} is listed under "
+                              f"{cell.dataset}-ipc{cell.ipc}: {cell.ipc * classes} ({cell.ipc} per class)")
+    return sets
+
+
+def external(cell: Cell, sweep: Sweep, exp: int) -> SyntheticSet:
+    """Experiment ``exp``'s set of an external cell: the ``exp``-th set of its files."""
+    synthetic = external_sets(cell, sweep)[exp]
+    synthetic.meta.setdefault("model", cell.model)
+    return synthetic
+
+
+def check_external(cells: list[Cell], sweep: Sweep) -> None:
+    """Before the run: every external cell's files are there, readable and valid sets of its dataset
+    and ipc, enough of them for ``num_exp`` experiments (the first ``num_exp`` are evaluated)."""
+    for cell in cells:
+        if not cell.external:
+            continue
+        found = len(external_sets(cell, sweep))
+        if found < sweep.num_exp:
+            raise ConfigError(f"{cell.method}: {cell.dataset}-ipc{cell.ipc}: its files hold {found} set(s), but "
+                              f"num_exp is {sweep.num_exp}: give one set per experiment")
+
+
 def eval_seeds(exp_seed: int, model: str, iteration: int, num_eval: int) -> list[int]:
     return [derive_seed(exp_seed, "eval", model, iteration, i) for i in range(num_eval)]
 
 
 def evaluate_set(synthetic: SyntheticSet, test: ImageSet, sweep: Sweep, exp_seed: int, model: str, iteration: int,
-                 memory_share: float | None = None) -> tuple[list[int], list[float]]:
-    """Train ``sweep.num_eval`` fresh ``model`` networks on the set and test them: (seeds, accuracies)."""
+                 memory_share: float | None = None, strategy: str | None = None) -> tuple[list[int], list[float]]:
+    """Train ``sweep.num_eval`` fresh ``model`` networks on the set and test them: (seeds, accuracies).
+    ``strategy``: the augmentation (default: the policy's for the set, ``evaluation.augmentation``)."""
     seeds = eval_seeds(exp_seed, model, iteration, sweep.num_eval)
-    return seeds, evaluate(synthetic, test, model, seeds, sweep.eval_budget, memory_share=memory_share)
+    return seeds, evaluate(synthetic, test, model, seeds, sweep.eval_budget, strategy=strategy,
+                           memory_share=memory_share)
 
 
 def whole_accuracy(train: ImageSet, test: ImageSet, sweep: Sweep, exp: int, model: str) -> float:

@@ -1,14 +1,18 @@
-"""The paper's table layouts: which result columns make a table's rows and which its columns.
+"""Table layouts: which result columns make a table's rows and which its columns.
 
-A sweep names, for each grid, the table it fills. A layout shows some axes of the grid; every axis
-it does not show must hold a single value (``spec`` checks this), so a rendered cell never averages
-different experiments together.
+A sweep names, for each grid, the table it fills: one of the paper's (``TABLES``), or a table of its
+own name, laid out by the grid's ``rows:``/``columns:`` keys, else by the axes that vary (``generic``).
+A layout shows some axes of the grid; every axis it does not show must hold a single value (``spec``
+checks this), so a rendered cell never averages different experiments together. The layouts of a
+sweep's own tables travel in its results' metadata (``sweep.layouts``), so the tables, plots and
+report are drawn from the Parquet alone.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from condense.methods import WHOLE
+from condense.methods import BOUND, WHOLE, names
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,58 @@ AXES: dict[str, str] = {"datasets": "dataset", "models": "model", "ipcs": "ipc",
                         "eval_modes": "eval_mode", "metrics": "dis_metric", "methods": "method"}
 
 
-def hidden_axes(table: str) -> list[str]:
-    """The grid axes that ``table``'s layout does not show (each must have exactly one value)."""
-    layout = TABLES[table]
+# What a table of a sweep's own may show: the grid's axes' columns and, for the pools, eval_model.
+SHOWABLE = (*AXES.values(), "eval_model")
+# a table's name names its files (tables/<name>.md, plots/<name>.png)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def hidden_axes(layout: Layout) -> list[str]:
+    """The grid axes that ``layout`` does not show (each must have exactly one value)."""
     shown = {*layout.rows, layout.column}
     return [axis for axis, column in AXES.items() if column not in shown]
+
+
+def own(name: str, rows: tuple[str, ...], column: str) -> Layout:
+    """A sweep's own table: its name is its title; the whole-dataset bound spans the ipcs as in
+    Table 1 when methods are the columns and ipc the last row axis."""
+    spanning = names(BOUND) if column == "method" and rows and rows[-1] == "ipc" else ()
+    return Layout(name, tuple(rows), column, spanning=spanning)
+
+
+def generic(name: str, varying: list[str]) -> Layout:
+    """The layout of a table that names no rows or columns: the methods as columns when they vary,
+    else the last axis that varies; the other varying axes as rows (the dataset when none is left)."""
+    ordered = [c for c in SHOWABLE if c in varying]
+    column = "method" if "method" in ordered else (ordered[-1] if ordered else "method")
+    rows = tuple(c for c in ordered if c != column) or ("dataset",)
+    return own(name, rows, column)
+
+
+def to_plain(layout: Layout) -> dict:
+    return {"rows": list(layout.rows), "column": layout.column}
+
+
+def from_plain(name: str, plain: dict) -> Layout:
+    return own(name, tuple(plain["rows"]), plain["column"])
+
+
+def own_layouts(grids) -> dict[str, Layout]:
+    """The layouts of a sweep's own tables (every grid whose table is not the paper's): the rows and
+    column its grids' ``rows``/``columns`` give, the rest from the axes that vary across its grids
+    (``eval_model`` too where an eval mode is a pool of several models), as ``generic``."""
+    found: dict[str, Layout] = {}
+    for name in dict.fromkeys(g.table for g in grids if g.table not in TABLES):
+        mine = [g for g in grids if g.table == name]
+        varying = [column for axis, column in AXES.items() if len({v for g in mine for v in getattr(g, axis)}) > 1]
+        if any(mode != "S" for g in mine for mode in g.eval_modes):
+            varying.append("eval_model")
+        rows = next((g.rows for g in mine if g.rows), ())
+        columns = next((g.columns for g in mine if g.columns), ())
+        if not rows and not columns:
+            found[name] = generic(name, varying)
+            continue
+        column = columns[0] if columns else generic(name, [c for c in varying if c not in rows]).column
+        rows = rows or tuple(c for c in SHOWABLE if c in varying and c != column) or ("dataset",)
+        found[name] = own(name, tuple(rows), column)
+    return found

@@ -115,12 +115,18 @@ def run_metadata(out: Path, rows: list[dict]) -> dict:
     """What the results Parquet says about itself: the budgets and cells recorded in the run's
     sweep.json (a resumed run is refused if they changed) and the versions that made the rows."""
     recorded = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
-    versions = {name: _version(name) for name in ("torch", "ray", "pandas", "pyarrow")}
-    versions["python"] = platform.python_version()
-    versions["code"] = sorted({r["code_version"] for r in rows if r.get("code_version")})
-    return {"budgets": recorded.get("budgets", {}),
-            "sweep": {"name": out.name, "cells": recorded.get("cells", [])},
-            "versions": versions}
+    sweep = {"name": out.name, "cells": recorded.get("cells", [])}
+    if recorded.get("layouts"):
+        sweep["layouts"] = recorded["layouts"]
+    return {"budgets": recorded.get("budgets", {}), "sweep": sweep, "versions": versions(rows)}
+
+
+def versions(rows: list[dict]) -> dict:
+    """The versions behind ``rows``: the libraries', Python's and the code's (the rows' own)."""
+    found = {name: _version(name) for name in ("torch", "ray", "pandas", "pyarrow")}
+    found["python"] = platform.python_version()
+    found["code"] = sorted({r["code_version"] for r in rows if r.get("code_version")})
+    return found
 
 
 def _version(package: str) -> str | None:

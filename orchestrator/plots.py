@@ -69,17 +69,17 @@ _METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Creator":
 
 def _draw_table(plt, df, name: str):
     from . import tables
-    from .layouts import TABLES
 
     header, row_keys, cells = tables.grid(df, name)
     cols = tables.columns(df, name)
-    labels = header[len(TABLES[name].rows):]
+    layout = tables.layout_of(df, name)
+    labels = header[len(layout.rows):]
     with plt.rc_context(_STYLE):
         if name == "table1":
-            return _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, TABLES[name].title)
+            return _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, layout.title)
         if name in HEATMAPS:
-            return _heatmap(plt, row_keys, labels, cells, TABLES[name].title)
-        return _grouped_bars(plt, row_keys, cols, labels, cells, TABLES[name])
+            return _heatmap(plt, row_keys, labels, cells, layout.title)
+        return _grouped_bars(plt, row_keys, cols, labels, cells, layout)
 
 
 def _ok(s: dict) -> bool:

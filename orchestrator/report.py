@@ -42,7 +42,6 @@ def write_report(out: str | Path) -> Path:
 
 def render(out: Path) -> str:
     from . import results, tables
-    from .layouts import TABLES
 
     df = results.read(out / "results.parquet")
     meta = results.metadata(out / "results.parquet")
@@ -55,7 +54,7 @@ def render(out: Path) -> str:
              f"<p>{len(cells)} cells: {e(counts)}; {int((df.status == 'ok').sum())} accuracies.</p>",
              _links(out, ["results.parquet", "curves.parquet", "sweep.json"], "Data")]
     for table in tables.table_names(df):
-        layout = TABLES[table]
+        layout = tables.layout_of(df, table)
         parts.append(f"<h2>{e(layout.title)}</h2>")
         parts.append(_html_table(df, table))
         parts += [f'<p class="note">{e(n)}</p>' for n in tables.notes(df, table)]
@@ -74,10 +73,9 @@ def render(out: Path) -> str:
 
 def _html_table(df, name: str) -> str:
     from . import tables
-    from .layouts import TABLES
 
     header, row_keys, cells = tables.grid(df, name)
-    contenders = [c not in TABLES[name].spanning for c in tables.columns(df, name)]
+    contenders = [c not in tables.layout_of(df, name).spanning for c in tables.columns(df, name)]
     e = html.escape
     lines = ["<table>", "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"]
     for key, row in zip(row_keys, cells):

@@ -124,9 +124,15 @@ def metadata(path: str | Path) -> dict:
 
 def read(path: str | Path) -> pd.DataFrame:
     """The results as a DataFrame in the current shape; integer columns are nullable (``Int64``)
-    and ``table`` holds lists. An older file is brought to this shape (see the module docstring)."""
-    df = pq.read_table(path).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-    return _upgrade(df) if "epochs" not in df.columns else df
+    and ``table`` holds lists; ``attrs["layouts"]``: the layouts of the sweep's own tables, where it
+    has any. An older file is brought to this shape (see the module docstring)."""
+    table = pq.read_table(path)
+    df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    df = _upgrade(df) if "epochs" not in df.columns else df
+    sweep = json.loads((table.schema.metadata or {}).get(b"sweep", b"{}"))
+    if isinstance(sweep, dict) and isinstance(sweep.get("layouts"), dict):
+        df.attrs["layouts"] = sweep["layouts"]
+    return df
 
 
 def _upgrade(df: pd.DataFrame) -> pd.DataFrame:

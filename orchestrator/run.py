@@ -35,6 +35,7 @@ from condense.files import WriteError, remove_temporaries, write_error, write_te
 from condense.runtime import keep_freed_memory
 
 from . import preflight, resources
+from .layouts import own_layouts, to_plain
 from .local_ray import local_environment
 from .lock import RunLock
 
@@ -90,7 +91,11 @@ def code_version() -> str:
 
 def prepare_output(out: Path, cells: list[Cell], sweep: Sweep, resume: bool) -> None:
     """Refuse to mix two different sweeps (or a smoke and a full one) in one output folder."""
-    record = json.loads(json.dumps({"cells": [c.to_config() for c in cells], "budgets": sweep.comparable()}))
+    record = {"cells": [c.to_config() for c in cells], "budgets": sweep.comparable()}
+    own = own_layouts(sweep.grids)
+    if own:  # the layouts of the sweep's own tables, for the results' metadata (older runs have none)
+        record["layouts"] = {name: to_plain(layout) for name, layout in own.items()}
+    record = json.loads(json.dumps(record))
     from .resume import CHECKPOINTS
 
     marker = out / "sweep.json"
@@ -136,6 +141,10 @@ def main(argv=None) -> int:
         cells = expand(sweep)
         address = args.address or os.environ.get("RAY_ADDRESS")
         missing = check_data(cells, root)
+        if not args.dry_run:  # external sets' files: there, readable and valid before anything starts
+            from .experiment import check_external
+
+            check_external(cells, sweep)
         plan = resources.Plan(sweep.resources, args.gpu_share, args.cpus_per_cell)
         if args.dry_run:
             if missing and not address:  # first: the last line stays '<N> cells'

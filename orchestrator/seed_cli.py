@@ -95,6 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def validate(args: argparse.Namespace) -> None:
     """Reject bad names and numbers before any data is loaded."""
     method = methods.get(args.method)
+    if method.kind == methods.EXTERNAL:
+        raise ConfigError(f"--method {args.method}: a set made elsewhere is evaluated by `python -m evaluation "
+                          "SET --dataset D`, or named in a sweep's sets")
     if args.dataset not in dataset_names():
         raise unknown("dataset", args.dataset, dataset_names())
     if not networks.is_model(args.model):

@@ -2,15 +2,21 @@
 
 A sweep file is shaped like the tables it makes::
 
-    tables:                       # table name (a layout of layouts.TABLES) -> its grid
+    tables:                       # table name (a paper's layout, layouts.TABLES, or your own) -> its grid
       table2:
         datasets: [MNIST]
         models: [MLP, ConvNet, LeNet, AlexNet, VGG11BN, ResNet18BN_AP]
         ipcs: [1]
         eval_modes: [M]
         metrics: [ours]           # default [ours]
-        methods: [DC]             # default [DC]
+        methods: [DC]             # default [DC]; set:<name> for an external set (sets: below)
+      my_table:                   # a table of your own: any other name (letters, digits, _.-)
+        ...                       # the axes as above, and optionally
+        rows: [dataset, ipc]      # results columns as rows (default: the axes that vary)
+        columns: [method]         # the one results column as columns (default: method, if it varies)
     include: [table1.yaml]        # more grids, from other sweep files (their settings are not used)
+    sets:                         # external sets: name -> <dataset>-ipc<k> -> a file per experiment
+      mine: {MNIST-ipc1: [sets/mine-*.npz]}  # or globs (sorted), relative to this file
     num_exp: 5                    # the settings below default to the paper's protocol
     num_eval: 20
     seed: 0
@@ -35,6 +41,7 @@ allowed, before Ray starts.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
 import re
 import reprlib
@@ -44,16 +51,16 @@ from pathlib import Path
 
 import yaml
 
-from condense import diffaug, networks, numbers
+from condense import diffaug, methods, networks, numbers
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
 from condense.matching import METRICS
-from condense.methods import METHODS
+from condense.methods import EXTERNAL, EXTERNAL_PREFIX, METHODS
 from evaluation.pools import EVAL_MODES
 
 from .cells import expand
 from .config import Grid, Resources, Sweep
-from .layouts import AXES, TABLES, hidden_axes
+from .layouts import AXES, NAME, SHOWABLE, TABLES, hidden_axes, own_layouts
 
 
 # Names users may write in an axis, checked against the registries.
@@ -62,8 +69,18 @@ _ALLOWED = {
     "models": (networks.is_model, lambda: [*networks.list_models(), networks.CONVNET_GRAMMAR], "model"),
     "eval_modes": (lambda v: v in EVAL_MODES, lambda: EVAL_MODES, "eval mode"),
     "metrics": (lambda v: v in METRICS, lambda: METRICS, "metric"),
-    "methods": (lambda v: v in METHODS, lambda: tuple(METHODS), "method"),
+    "methods": (lambda v: _is_method(v), lambda: (*METHODS, f"{EXTERNAL_PREFIX}<name>"), "method"),
 }
+
+
+def _is_method(name) -> bool:
+    try:
+        methods.get(name)
+    except ConfigError:
+        return False
+    return True
+
+
 # Fields that may be zero; every other number in a sweep must be positive.
 _MAY_BE_ZERO = {"iterations", "momentum_img", "momentum", "weight_decay", "gpu", "max_failures", "seed"}
 # A sweep file is a few kB: bigger or deeper is a mistake (or an attack on the parser).
@@ -108,15 +125,18 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
         grids.append(_grid(table, grid, where))
     if not grids:
         raise ConfigError(f"{where}: no cells: give 'tables' (table name -> grid) or 'include'")
-    settings = {k: v for k, v in raw.items() if k not in ("tables", "include", "resources")}
+    settings = {k: v for k, v in raw.items() if k not in ("tables", "include", "resources", "sets")}
     sweep = dataclasses.replace(_build(Sweep, {**settings, "name": path.stem}, where, ""), grids=tuple(grids),
-                                resources=_resources(raw.get("resources", "auto"), where))
+                                resources=_resources(raw.get("resources", "auto"), where),
+                                sets=_sets(raw.get("sets", {}), path.parent, where))
+    _check_own_tables(sweep.grids, where)
+    _check_sets_named(sweep, where)
     if sweep.dsa_strategy != diffaug.AUTO:
         try:
             diffaug.check_strategy(sweep.dsa_strategy)
         except ConfigError as err:
             raise ConfigError(f"{where}: dsa_strategy: {err}") from None
-    for ipc in sorted({i for g in sweep.grids if any(METHODS[m].has_loops for m in g.methods) for i in g.ipcs}):
+    for ipc in sorted({i for g in sweep.grids if any(methods.get(m).has_loops for m in g.methods) for i in g.ipcs}):
         try:
             sweep.budget.loops(ipc)
         except ConfigError as err:
@@ -216,11 +236,24 @@ def _read_yaml(path: Path) -> dict:
 
 def _grid(table, raw, where: str) -> Grid:
     key = f"tables.{table}"
-    if table not in TABLES:
-        raise ConfigError(f"{where}: tables: unknown table {table!r}; allowed: {', '.join(TABLES)}")
+    if table not in TABLES and not (isinstance(table, str) and NAME.fullmatch(table)):
+        raise ConfigError(f"{where}: tables: table name {reprlib.repr(table)}: one of the paper's "
+                          f"({', '.join(TABLES)}) or a name of your own: letters, digits and _.- (up to 64)")
     raw = _typed(raw, dict, where, key)
+    if isinstance(raw.get("columns"), str):  # columns: method
+        raw = {**raw, "columns": [raw["columns"]]}
     _no_unknown(raw, [f.name for f in dataclasses.fields(Grid) if f.name != "table"], where, key)
     grid = _build(Grid, {**raw, "table": table}, where, key)
+    if table in TABLES and (grid.rows or grid.columns):
+        raise ConfigError(f"{where}: {key}: rows/columns: {table} has the paper's layout; give a table of your "
+                          "own name to choose its rows and columns")
+    for name, values in (("rows", grid.rows), ("columns", grid.columns)):
+        for v in values:
+            if v not in SHOWABLE:
+                raise ConfigError(f"{where}: {key}.{name}: {unknown('results column', v, SHOWABLE)}")
+    if len(grid.columns) > 1 or set(grid.rows) & set(grid.columns) or len(set(grid.rows)) != len(grid.rows):
+        raise ConfigError(f"{where}: {key}: rows {list(grid.rows)}, columns {list(grid.columns)}: give one "
+                          "column, and rows without it or a repeat")
     for axis in AXES:
         values = getattr(grid, axis)
         if not values:
@@ -232,12 +265,78 @@ def _grid(table, raw, where: str) -> Grid:
             for value in values:
                 if not ok(value):
                     raise ConfigError(f"{where}: {key}.{axis}: {unknown(kind, value, allowed())}")
-    for axis in hidden_axes(table):
-        if len(getattr(grid, axis)) != 1:
-            raise ConfigError(f"{where}: {key}.{axis}: the {table} layout shows rows "
-                              f"{'/'.join(TABLES[table].rows)} and columns {TABLES[table].column}, "
-                              f"so {axis} takes one value; got {list(getattr(grid, axis))}")
+    if table in TABLES:
+        _check_hidden(grid, TABLES[table], where)
     return grid
+
+
+def _check_hidden(grid: Grid, layout, where: str) -> None:
+    key = f"tables.{grid.table}"
+    for axis in hidden_axes(layout):
+        if len(getattr(grid, axis)) != 1:
+            raise ConfigError(f"{where}: {key}.{axis}: the {grid.table} layout shows rows "
+                              f"{'/'.join(layout.rows)} and columns {layout.column}, "
+                              f"so {axis} takes one value; got {list(getattr(grid, axis))}")
+
+
+def _check_own_tables(grids: tuple[Grid, ...], where: str) -> None:
+    """A table of the sweep's own shows every axis that varies: none is averaged in a cell."""
+    for name, layout in own_layouts(grids).items():
+        if layout.column in layout.rows:
+            raise ConfigError(f"{where}: tables.{name}: rows {list(layout.rows)} leave no axis for the columns; "
+                              "give columns:")
+        for grid in (g for g in grids if g.table == name):
+            _check_hidden(grid, layout, where)
+            if "eval_model" not in (*layout.rows, layout.column) and any(m != "S" for m in grid.eval_modes):
+                raise ConfigError(f"{where}: tables.{name}: eval_modes {list(grid.eval_modes)} train several "
+                                  "models per cell: add eval_model to rows or columns")
+
+
+def _sets(raw, base, where: str) -> tuple:
+    """``sets``: name -> ``<dataset>-ipc<k>`` -> files (a path or glob per entry, relative to the
+    sweep file). A glob is expanded here, sorted; one that matches nothing stays, and the run's
+    pre-flight names it (``experiment.check_external``), as a missing file."""
+    out = []
+    for name, by_key in _typed(raw, dict, where, "sets").items():
+        key = f"sets.{name}"
+        try:
+            methods.external(f"{EXTERNAL_PREFIX}{name}")
+        except (ConfigError, TypeError):
+            raise ConfigError(f"{where}: {key}: a set's name is letters, digits and _.+- (up to 64)") from None
+        entries = []
+        for position, files in _typed(by_key, dict, where, key).items():
+            dataset, _, ipc = str(position).rpartition("-ipc")
+            if dataset not in dataset_names() or not ipc.isdigit() or int(ipc) < 1:
+                raise ConfigError(f"{where}: {key}: {reprlib.repr(position)}: expected <dataset>-ipc<k>, e.g. "
+                                  f"MNIST-ipc1, with a dataset of {', '.join(dataset_names())}")
+            if isinstance(files, str):
+                files = [files]
+            paths = []
+            for i, f in enumerate(_typed(files, list[str], where, f"{key}.{position}")):
+                full = str(base / Path(f).expanduser())  # an absolute path stays as it is
+                matches = sorted(glob.glob(full)) if glob.has_magic(full) else []
+                paths += matches or [full]
+            if not paths:
+                raise ConfigError(f"{where}: {key}.{position}: empty; give a file per experiment or a glob")
+            entries.append((f"{dataset}-ipc{int(ipc)}", tuple(paths)))
+        out.append((name, tuple(entries)))
+    return tuple(out)
+
+
+def _check_sets_named(sweep: Sweep, where: str) -> None:
+    """Every ``set:<name>`` of a grid has files for each dataset and ipc of the grid."""
+    for grid in sweep.grids:
+        for method in (m for m in grid.methods if methods.get(m).kind == EXTERNAL):
+            name = method[len(EXTERNAL_PREFIX):]
+            given = dict(dict(sweep.sets).get(name, ()))
+            for dataset in grid.datasets:
+                for ipc in grid.ipcs:
+                    if f"{dataset}-ipc{ipc}" not in given:
+                        has = f"sets.{name} has {', '.join(given) or 'nothing'}" if name in dict(sweep.sets) \
+                            else "no sets entry of that name"
+                        raise ConfigError(f"{where}: tables.{grid.table}.methods: {method}: no files for "
+                                          f"{dataset}-ipc{ipc} ({has}); add sets: {{{name}: {{{dataset}-ipc{ipc}: "
+                                          "[file per experiment]}}")
 
 
 def _build(cls, raw: dict, where: str, key: str):

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from condense.methods import METHODS
+from condense import methods
 
 from .cells import Cell
 from .config import Sweep
@@ -30,7 +30,7 @@ def needed(cells: list[Cell], sweep: Sweep) -> list[Needed]:
     one); a whole cell's, one per evaluation model and experiment (seed + exp)."""
     keys = set()
     for cell in cells:
-        if METHODS[cell.method].needs_reference:
+        if methods.get(cell.method).needs_reference:
             keys |= {Needed(cell.dataset, cell.model, sweep.reference_seed(e)) for e in range(sweep.num_exp)}
         elif cell.bound:
             keys |= {Needed(cell.dataset, m, sweep.whole_seed(e)) for m in cell.eval_models() for e in range(sweep.num_exp)}

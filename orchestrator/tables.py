@@ -23,7 +23,7 @@ from condense.errors import ConfigError, OneLineParser, one_line
 from condense.files import write_text
 from condense.methods import BOUND, names
 
-from .layouts import TABLES
+from .layouts import TABLES, Layout, from_plain, generic
 from .published import published
 
 if TYPE_CHECKING:  # pandas is imported where it is used: --help answers at once
@@ -37,8 +37,21 @@ NOTE = ("Each cell: mean ± std (%) over all runs × networks; in brackets the p
 
 def table_names(df: pd.DataFrame) -> list[str]:
     """The tables the Parquet's cells belong to, in order of first appearance."""
-    names = dict.fromkeys(t for cell_tables in df["table"] for t in cell_tables)
-    return [n for n in names if n in TABLES]
+    return list(dict.fromkeys(t for cell_tables in df["table"] for t in cell_tables))
+
+
+def layout_of(df: pd.DataFrame, name: str) -> Layout:
+    """Table ``name``'s layout: the paper's, else the one its sweep recorded (``attrs["layouts"]``),
+    else the columns that vary among its rows (a Parquet without layouts, e.g. ``python -m evaluation``'s)."""
+    if name in TABLES:
+        return TABLES[name]
+    recorded = df.attrs.get("layouts", {}).get(name)
+    if recorded is not None:
+        return from_plain(name, recorded)
+    frame = _in_table(df, name)
+    varying = [c for c in ("dataset", "model", "ipc", "eval_mode", "dis_metric", "method", "eval_model")
+               if frame[c].nunique() > 1]  # nulls (a coreset's distance) do not count
+    return generic(name, varying)
 
 
 def _in_table(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -89,7 +102,7 @@ def cell_text(s: dict, pm: str, delta: str, paper: bool = True, bold: str = "{}"
 
 def grid(df: pd.DataFrame, name: str) -> tuple[list[str], list[tuple], list[list[dict]]]:
     """Header labels, row labels and the summary of every (row, column) of table ``name``."""
-    layout = TABLES[name]
+    layout = layout_of(df, name)
     frame = _in_table(df, name)
     rows, column = list(layout.rows), layout.column
     spans = frame[column].isin(layout.spanning)
@@ -145,7 +158,7 @@ def _notes(df: pd.DataFrame, name: str, paper: bool) -> list[str]:
 
 def markdown(df: pd.DataFrame, name: str, paper: bool = True) -> str:
     header, row_keys, cells = grid(df, name)
-    lines = [f"### {TABLES[name].title}", "", "| " + " | ".join(header) + " |",
+    lines = [f"### {layout_of(df, name).title}", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for key, row in zip(row_keys, cells):
         lines.append("| " + " | ".join([*map(label, key), *(cell_text(s, "±", "Δ ", paper) for s in row)]) + " |")
@@ -166,7 +179,7 @@ def _tex_escape(text: str) -> str:
 def latex(df: pd.DataFrame, name: str, paper: bool = True) -> str:
     """A table environment with booktabs rules (\\usepackage{booktabs}), each row's best in bold."""
     header, row_keys, cells = grid(df, name)
-    layout = TABLES[name]
+    layout = layout_of(df, name)
     labels = len(layout.rows)
     contenders = [c not in layout.spanning for c in columns(df, name)]
     lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex_escape(layout.title)}}}",
@@ -184,14 +197,14 @@ def latex(df: pd.DataFrame, name: str, paper: bool = True) -> str:
 
 def columns(df: pd.DataFrame, name: str) -> list:
     """The column values of table ``name``, in the order :func:`grid` shows them."""
-    layout = TABLES[name]
+    layout = layout_of(df, name)
     return _ordered([c[0] for c in _unique(_in_table(df, name), [layout.column])], layout.labels)
 
 
 def csv_text(df: pd.DataFrame, name: str, paper: bool = True) -> str:
     """One line per table cell: its row labels, column, state, mean, std, accuracies and the paper's."""
     header, row_keys, cells = grid(df, name)
-    layout = TABLES[name]
+    layout = layout_of(df, name)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*layout.rows, layout.column, "state", "mean", "std", "n",

@@ -24,8 +24,9 @@ import torch
 from ray import tune
 
 from condense.data import ImageSet, load
+from condense import methods
 from condense.errors import ConfigError, NonFiniteLossError
-from condense.methods import CONDENSATION, METHODS
+from condense.methods import CONDENSATION
 from condense.runtime import keep_freed_memory
 from condense.synthetic import Condensation, SyntheticSet, run_condensation
 from evaluation.pools import eval_iterations
@@ -70,7 +71,7 @@ def train_cell(config: dict, sweep: Sweep, starts: dict[str, str] | None = None)
                     continue
                 seed = cell.exp_seed(sweep.seed, trial.exp)
                 synthetic = make_set(cell, train, test, seed, sweep, trial)
-                trial.finish(synthetic, test, seed, len(experiment.pool(cell, train, sweep)))
+                trial.finish(synthetic, test, seed, experiment.train_images(cell, train, sweep))
     except (NonFiniteLossError, ConfigError) as err:
         # A diverged run diverges again from the same seed, and bad data or a bad setting stays bad:
         # the cell fails now, without Tune's retries.
@@ -82,10 +83,13 @@ def train_cell(config: dict, sweep: Sweep, starts: dict[str, str] | None = None)
 
 def make_set(cell: Cell, train, test, seed: int, sweep: Sweep, trial: "_Trial") -> SyntheticSet:
     """The experiment's set, by the method's kind (``experiment``: the same as the seed CLI's)."""
-    if METHODS[cell.method].kind == CONDENSATION:
+    if methods.get(cell.method).kind == CONDENSATION:
         return _condense(cell, train, test, seed, sweep, trial)
     trial.mark()  # selection time; the reference network comes from the driver's stage (stages.py)
-    synthetic = experiment.select(cell, train, sweep, trial.exp)
+    if cell.external:  # read from the sweep's files (checked before the run)
+        synthetic = experiment.external(cell, sweep, trial.exp)
+    else:
+        synthetic = experiment.select(cell, train, sweep, trial.exp)
     trial.tick()
     return synthetic
 
@@ -186,7 +190,7 @@ class _Trial:
         self.window.update(loss=0.0, iterations=0)
         return sum(accs) / len(accs)
 
-    def finish(self, synthetic: SyntheticSet, test, exp_seed: int, train_images: int) -> None:
+    def finish(self, synthetic: SyntheticSet, test, exp_seed: int, train_images: int | None) -> None:
         """Evaluate the experiment's set on the cell's pool, keep the accuracies, checkpoint."""
         iterations = int(synthetic.meta.get("iteration", 0))
         first = len(self.records)
@@ -214,7 +218,7 @@ class _Trial:
         self._end_experiment(training_sample(pool, self.cell.method), first, epochs)
 
     def _record(self, model: str, seed: int, accuracy: float, condense_seconds: float, eval_seconds: float,
-                iterations: int, train_images: int) -> dict:
+                iterations: int, train_images: int | None) -> dict:
         return {"exp": self.exp, "eval_model": model, "eval_seed": seed, "accuracy": accuracy,
                 "condense_seconds": condense_seconds, "eval_seconds": eval_seconds, "iterations": iterations,
                 "train_images": train_images, "code_version": self.sweep.code_version,

@@ -10,8 +10,9 @@ from conftest import REPO
 
 PACKAGES = ("condense", "evaluation", "orchestrator")
 LAYER = {"condense": 0, "evaluation": 1, "orchestrator": 2}
-# Entry points may hand over to a layer above: `python -m condense` runs the seed CLI (orchestrator).
-ENTRY_POINTS = {"condense.__main__"}
+# Entry points may hand over to a layer above: `python -m condense` runs the seed CLI, `python -m
+# evaluation` the set evaluation (both in orchestrator).
+ENTRY_POINTS = {"condense.__main__", "evaluation.__main__"}
 
 
 def modules() -> dict[str, ast.Module]:

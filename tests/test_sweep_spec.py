@@ -95,7 +95,7 @@ def test_every_shipped_sweep_loads_with_paper_defaults_unless_smoke():
     (edited(reference_budget={"max_train": "all"}), "reference_budget.max_train", "expected int"),
     (edited(reference_budget={"colour": 1}), "reference_budget.colour", "allowed"),
     (edited(tables__metric__models=None), "tables.metric.models", "required"),
-    (edited(tables={"table9": BASE["tables"]["metric"]}), "tables", "table9"),
+    (edited(tables={"my/table": BASE["tables"]["metric"]}), "tables", "letters, digits"),
     (edited(tables=None), "no cells", "tables"),
     (edited(dsa_strategy="crop_spin"), "dsa_strategy", "unknown op 'spin'"),
     (edited(dsa_strategy=3), "dsa_strategy", "str"),

@@ -1,0 +1,191 @@
+"""Evaluate sets made anywhere with the paper's protocol:
+
+    python -m evaluation SET... --dataset MNIST [--eval_mode S] [--model ConvNet] [--num_eval 20]
+                                [--epochs E] [--augment auto|none|dsa] [--output DIR]
+
+Each set trains ``--num_eval`` fresh networks per evaluation model (``--eval_mode``'s pool around
+``--model``), tested on the real test set; a line per set and model (mean ± std), then a summary
+over the sets, which are the experiments of one cell as a sweep's runs are (a res_ file's several
+sets count one each). The cell is a sweep's ``set:<name>`` cell: the same seeds, pools, budget and
+augmentation policy, so the numbers are those a sweep gives the same files. Results go to
+``DIR/<name>.parquet`` (a sweep's results columns; ``-2``, ``-3``, ... where one is there already):
+render them with ``python -m orchestrator.tables``. Formats and checks: ``evaluation/set_files.py``.
+Exit status: 0 evaluated, 1 a network's loss turned non-finite, 2 bad input (one line, nothing trained).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from condense import methods, networks, numbers
+from condense.data import dataset_names
+from condense.errors import ConfigError, NonFiniteLossError, one_line, unknown
+from evaluation.augmentation import AUGMENT, for_choice
+from evaluation.pools import EVAL_MODES
+from evaluation.train import EvalBudget
+
+from .cells import Cell
+from .config import Sweep
+
+TABLE = "evaluation"  # the table of the Parquet's rows (python -m orchestrator.tables renders it)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as every other bad input
+        self.exit(2, f"error: {message}\n")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = _Parser(prog="python -m evaluation", description=__doc__.split("\n\n")[0])
+    a = p.add_argument
+    a("sets", nargs="+", metavar="SET", help="set files: this project's (.pt), the original code's res_*.pt, "
+      ".pt or .npz with images and labels")
+    a("--dataset", required=True, help=f"the sets' dataset, whose test set scores them: {', '.join(dataset_names())}")
+    a("--eval_mode", default="S", help=f"S (--model itself) or a pool: {' '.join(EVAL_MODES[1:])} (default S)")
+    a("--model", default="ConvNet", help="the network the sets were made for (mode S trains it) (default ConvNet)")
+    a("--num_eval", type=int, default=20, help="networks trained per set and eval model (default 20)")
+    a("--epochs", type=int, default=None, help="epochs per network (default 1000 with augmentation, else 300)")
+    a("--augment", default="auto", help="auto: as the set's method is evaluated where its file says it (DSA, DM: "
+      "DSA augmentation), else DC's rule; none; dsa (default auto)")
+    a("--name", default=None, help="the sets' method name in the results, set:<name> (default: the first file's stem)")
+    a("--output", default="runs/evaluation", help="folder of the results Parquet (default runs/evaluation)")
+    a("--seed", type=int, default=0, help="base seed of the networks, as a sweep's seed (default 0)")
+    a("--data_path", default=None, help="data root (default: $DC_DATA, else ./data)")
+    a("--device", default=None, help="torch device (default cuda when available, else cpu)")
+    return p.parse_args(argv)
+
+
+def validate(args: argparse.Namespace) -> str:
+    """Bad names and numbers, before any file is read; returns the sets' method, ``set:<name>``."""
+    if args.dataset not in dataset_names():
+        raise unknown("dataset", args.dataset, dataset_names())
+    if not networks.is_model(args.model):
+        raise unknown("model", args.model, networks.list_models())
+    if args.eval_mode not in EVAL_MODES:
+        raise unknown("eval_mode", args.eval_mode, EVAL_MODES)
+    if args.augment not in AUGMENT:
+        raise unknown("augment", args.augment, AUGMENT)
+    for flag in ("num_eval", "epochs", "seed"):
+        value = getattr(args, flag)
+        wrong = value is not None and numbers.problem(value, int, ">= 0" if flag == "seed" else "> 0")
+        if wrong:
+            raise ConfigError(f"--{flag} {wrong}")
+    name = args.name if args.name is not None else _stem(args.sets[0])
+    method = f"{methods.EXTERNAL_PREFIX}{name}"
+    try:
+        methods.external(method)
+    except ConfigError:
+        raise ConfigError(f"--name {name!r}: letters, digits and _.+- (up to 64); give --name") from None
+    return method
+
+
+def _stem(path: str) -> str:
+    """A file's stem as a set name: other characters become '_'."""
+    return "".join(c if c.isalnum() or c in "_.+-" else "_" for c in Path(path).stem)[:64] or "set"
+
+
+def output_path(folder: str, name: str) -> Path:
+    """``folder/<name>.parquet``, or the first ``<name>-<k>.parquet`` not there: nothing is overwritten."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output {folder}: names an existing file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--output {folder}: cannot write there ({err.strerror or err})") from None
+    path, k = out / f"{name}.parquet", 1
+    while path.exists():
+        k += 1
+        path = out / f"{name}-{k}.parquet"
+    return path
+
+
+def run(args: argparse.Namespace) -> Path:
+    import torch
+
+    from condense.data import info, load
+    from evaluation import set_files
+
+    from . import experiment, results
+    from .outputs import versions
+    from .run import code_version
+    from .seed_cli import mean_std, resolve_device
+    from .trainable import device_name
+
+    method = validate(args)
+    device = resolve_device(args.device)
+    sets = []  # (how a line names it, the set): every file read and checked before anything trains
+    for path in args.sets:
+        found = set_files.read(path, args.dataset)
+        sets += [(path if len(found) == 1 else f"{path} (set {i})", s) for i, s in enumerate(found)]
+    classes = info(args.dataset).num_classes  # every set has every class (set_files checks it)
+    for shown, s in sets:
+        if len(s) % classes:
+            raise ConfigError(f"{shown}: {len(s)} images are not a whole number per class ({classes} classes)")
+    out = output_path(args.output, method[len(methods.EXTERNAL_PREFIX):])
+    test = load(args.dataset, args.data_path)[1].to(device)
+    sweep = Sweep(method, num_exp=len(sets), num_eval=args.num_eval, seed=args.seed,
+                  eval_budget=EvalBudget(epochs=args.epochs), data_root=args.data_path)
+    # the sets of one ipc are one cell's experiments, in the order given
+    cells: dict[int, Cell] = {}
+    for _, s in sets:
+        ipc = len(s) // classes
+        cells.setdefault(ipc, Cell(args.dataset, args.model, ipc, args.eval_mode, "ours", method, (TABLE,)))
+    models = next(iter(cells.values())).eval_models()
+    print(f"{method}: {len(sets)} set(s) of {args.dataset}; eval_mode {args.eval_mode} -> {', '.join(models)}; "
+          f"{args.num_eval} nets each; device {device}", flush=True)
+    provenance = {"code_version": code_version(), "torch_version": str(torch.__version__), "device": device.type,
+                  "device_name": device_name(device)}
+    start, rows = time.time(), []
+    sources: dict[str, list[str]] = {}  # cell id -> its sets' files, one per experiment
+    accuracies: dict[tuple[str, str], list[float]] = {}
+    for shown, s in sets:
+        cell = cells[len(s) // classes]
+        exp = len(sources.setdefault(cell.cell_id, []))
+        sources[cell.cell_id].append(shown)
+        records = []
+        for model in cell.eval_models():
+            strategy = for_choice(args.augment, s.meta, args.dataset, model)
+            t0, began = time.perf_counter(), time.time()
+            seeds, accs = experiment.evaluate_set(s.to(device), test, sweep, cell.exp_seed(sweep.seed, exp), model, 0,
+                                                  strategy=strategy)
+            seconds = time.perf_counter() - t0
+            accuracies.setdefault((cell.cell_id, model), []).extend(accs)
+            mu, sd = mean_std(accs)
+            print(f"{shown}  ipc {cell.ipc}  {model}: {mu:.2f} ± {sd:.2f} % ({len(accs)} nets, augment {strategy}, "
+                  f"{sweep.eval_budget.epochs_for(strategy)} epochs, {seconds:.1f} s)", flush=True)
+            records += [{"exp": exp, "eval_model": model, "eval_seed": seed, "accuracy": acc, "eval_seconds": seconds,
+                         "started_at": began, "finished_at": time.time(), **provenance}
+                        for seed, acc in zip(seeds, accs)]
+        rows += results.ok_rows(method, cell, records)
+    metadata = {"budgets": sweep.comparable(),
+                "sweep": {"name": method, "cells": [c.to_config() for c in cells.values()], "sets": sources},
+                "versions": versions(rows)}
+    results.write(rows, out, metadata)
+    for (cell_id, model), accs in accuracies.items():
+        mu, sd = mean_std(accs)
+        print(f"Summary {cell_id}, evaluated {model}: {len(sources[cell_id])} set(s) x {args.num_eval} nets, "
+              f"mean = {mu:.2f} ± {sd:.2f} %  ({time.time() - start:.0f} s)", flush=True)
+    print(f"results: {out} ({len(rows)} rows)", flush=True)
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("condense").setLevel(logging.WARNING)
+    try:
+        run(args)
+    except ConfigError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:  # a diverged network has no accuracy to report
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
