@@ -69,9 +69,17 @@ def _read_npz(path: Path) -> tuple[list, dict]:
         raise ConfigError(f"{path}: cannot read as .npz ({_reason(err)})") from None
 
 
+# The original code's files also hold its accuracies as numpy scalars (np.float64): admit numpy's
+# scalar and dtype constructors, which rebuild a number from its dtype and raw bytes and run nothing.
+NUMPY_SCALARS = [np._core.multiarray.scalar, np.dtype,
+                 *(getattr(np.dtypes, f"{kind}DType") for kind in ("Float16", "Float32", "Float64", "Int8", "Int16",
+                                                                     "Int32", "Int64", "UInt8", "Bool"))]
+
+
 def _read_pt(path: Path, ds: DatasetInfo) -> tuple[list, dict]:
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(NUMPY_SCALARS):
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # not a torch file, or one holding objects other than tensors and plain data
         raise ConfigError(f"{path}: cannot read as a torch file of tensors ({_reason(err)})") from None
     if not isinstance(content, dict):

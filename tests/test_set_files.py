@@ -86,6 +86,15 @@ def test_non_finite_values_are_refused_in_the_experiment_that_has_them(tmp_path)
         set_files.read(path, "MNIST")
 
 
+def test_the_original_codes_file_with_its_numpy_accuracies_is_read(tmp_path):
+    """main.py saves {'data': ..., 'accs_all_exps': {model: [np.float64, ...]}}: numpy scalars."""
+    good = normalised(pixels()[0])
+    path = tmp_path / "res_DC_MNIST_ConvNet_1ipc.pt"
+    torch.save({"data": [[good, torch.arange(10)]], "accs_all_exps": {"ConvNet": [np.float64(0.7055)]}}, path)
+    (s,) = set_files.read(path, "MNIST")
+    assert torch.equal(s.images, good) and s.meta["method"] == "DC"
+
+
 def test_a_file_holding_objects_is_refused_without_running_them(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"images": torch.zeros(10, 1, 28, 28), "labels": torch.arange(10), "x": Exploit()}, path)
