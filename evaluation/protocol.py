@@ -70,15 +70,10 @@ def training_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int) -> 
 def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: EvalBudget,
                    device: torch.device, max_parallel: int | None = None, memory_share: float | None = None) -> int:
     """How many seeds to train at once: ``max_parallel`` if given, else as many as half the memory
-    holds (the free memory, or ``memory_share`` x a GPU's total where trials share it); 1 (serial)
-    for a model with BatchNorm, whose running statistics are updated in train mode and cannot be
-    vmapped faithfully."""
+    holds (the free memory, or ``memory_share`` x a GPU's total where trials share it). BatchNorm
+    models vectorise too: each seed keeps its own running statistics (``train.train_networks``)."""
     with torch.device("meta"):
         net = networks.build(model_name, info.channels, info.num_classes, info.image_size)
-    if networks.has_batchnorm(net):
-        logger.info("%s has BatchNorm (running statistics in train mode): its seeds train one after "
-                    "another, not vectorised", model_name)
-        return 1
     if max_parallel is not None:
         return max(1, max_parallel)
     per_seed = training_bytes(net, (info.channels, *info.image_size), min(budget.batch_train, num_images))

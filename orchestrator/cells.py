@@ -2,7 +2,8 @@
 
 A cell is one entry of a paper table: what is condensed (dataset, model, ipc, metric, method) and
 how it is evaluated (eval mode). Its id is stable and readable, e.g. ``MNIST-ConvNetW64-ipc1-W-ours``,
-``MNIST-ConvNet-ipc10-S-ours-herding``; seeds derive from it, so a cell gives the same result
+``MNIST-ConvNet-ipc10-S-ours-herding``, and a cell of the DSA strategy axis ends in its strategy,
+``CIFAR10-ConvNet-ipc10-S-ours-DSA-crop``; seeds derive from it, so a cell gives the same result
 whichever sweep runs it. A ``whole`` cell (Table 1's bound: networks trained on the whole training
 set) has no set size: its ipc is 0 and its id says ``all``, e.g. ``MNIST-ConvNet-all-S-ours-whole``,
 so a grid's ipcs share one such cell per dataset.
@@ -30,6 +31,7 @@ class Cell:
     metric: str
     method: str
     tables: tuple[str, ...]  # every table this cell appears in (a cell shared by two runs once)
+    dsa_strategy: str | None = None  # the grid's dsa_strategies axis; None: the sweep's setting
 
     @property
     def bound(self) -> bool:
@@ -40,7 +42,8 @@ class Cell:
     def cell_id(self) -> str:
         size = "all" if self.bound else f"ipc{self.ipc}"
         base = f"{self.dataset}-{self.model}-{size}-{self.eval_mode}-{self.metric}"
-        return base if self.method == DEFAULT else f"{base}-{self.method}"
+        base = base if self.method == DEFAULT else f"{base}-{self.method}"
+        return base if self.dsa_strategy is None else f"{base}-{self.dsa_strategy}"
 
     def eval_models(self) -> list[str]:
         return eval_models(self.eval_mode, self.model)
@@ -62,9 +65,11 @@ def expand(sweep: Sweep) -> list[Cell]:
     """Every cell of the sweep's grids, in file order; a cell two tables share appears once."""
     cells: dict[str, Cell] = {}
     for g in sweep.grids:
-        for dataset, model, ipc, mode, metric, method in itertools.product(
-                g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods):
-            cell = Cell(dataset, model, 0 if METHODS[method].kind == BOUND else ipc, mode, metric, method, (g.table,))
+        for dataset, model, ipc, mode, metric, method, strategy in itertools.product(
+                g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods, g.dsa_strategies):
+            strategy = strategy if METHODS[method].uses_dsa else None  # the others take no DSA strategy
+            cell = Cell(dataset, model, 0 if METHODS[method].kind == BOUND else ipc, mode, metric, method, (g.table,),
+                        strategy)
             seen = cells.get(cell.cell_id)
             if seen is None:
                 cells[cell.cell_id] = cell
@@ -82,7 +87,8 @@ def describe(cell: Cell, s: Sweep) -> str:
     if cell.bound:
         return (f"{cell.cell_id}  {s.num_exp} exp: {n_models} x 1 net trained on {images} training images "
                 f"for {s.reference_budget.epochs} epochs (method whole){tables}")
-    epochs = sorted({s.eval_budget.epochs_for(eval_augmentation(cell.method, cell.dataset, m, s.dsa_strategy)) for m in models})
+    strategy = cell.dsa_strategy or s.dsa_strategy
+    epochs = sorted({s.eval_budget.epochs_for(eval_augmentation(cell.method, cell.dataset, m, strategy)) for m in models})
     evaluation = f"{n_models} x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs"
     method = METHODS[cell.method]
     if method.kind != CONDENSATION:
@@ -95,6 +101,6 @@ def describe(cell: Cell, s: Sweep) -> str:
     outer, inner = budget.loops(cell.ipc)
     points = "/".join(map(str, eval_iterations(cell.eval_mode, budget.iterations, budget.eval_every)))
     steps = s.num_exp * budget.iterations * outer
-    dsa = f", DSA {s.dsa_strategy_for(cell.dataset)}" if method.uses_dsa else ""
+    dsa = f", DSA {s.dsa_strategy_for(cell.dataset, cell.dsa_strategy)}" if method.uses_dsa else ""
     return (f"{cell.cell_id}  {s.num_exp} exp x {budget.iterations} it (loops {outer}/{inner}, "
             f"{steps} matching steps{dsa}); eval at it {points}: {evaluation}{tables}")

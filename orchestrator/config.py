@@ -31,6 +31,9 @@ class Grid:
     eval_modes: tuple[str, ...]
     metrics: tuple[str, ...] = ("ours",)
     methods: tuple[str, ...] = (DEFAULT,)
+    # DSA's augmentation ablation: one cell per strategy for the methods that use DSA; (None,), the
+    # axis left out, is the sweep's dsa_strategy and leaves cell ids as they were
+    dsa_strategies: tuple[str | None, ...] = (None,)
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,10 @@ class Sweep:
         that experiment), or with ``shared_reference`` the sweep's, one network for all."""
         return self.seed if self.shared_reference else self.seed + exp
 
-    def dsa_strategy_for(self, dataset: str) -> str:
-        return diffaug.resolve(self.dsa_strategy, dataset)
+    def dsa_strategy_for(self, dataset: str, strategy: str | None = None) -> str:
+        """The DSA ops a cell on ``dataset`` uses: its own ``strategy`` (the grid's dsa_strategies
+        axis) or else the sweep's, ``auto`` resolved per dataset."""
+        return diffaug.resolve(strategy or self.dsa_strategy, dataset)
 
     def budget_for(self, method: str):
         """The budget the method takes (the method table says which setting holds it)."""

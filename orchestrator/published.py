@@ -9,6 +9,7 @@ a cell that is the same experiment as a published one (e.g. the distance ablatio
 """
 from __future__ import annotations
 
+from condense import strategies
 from condense.methods import METHODS, WHOLE
 
 Key = tuple[str, str, int | None, str, str | None, str, str]
@@ -79,8 +80,11 @@ PUBLISHED = _build()
 
 
 def published(dataset: str, model: str, ipc: int | None, eval_mode: str, dis_metric: str | None, method: str,
-              eval_model: str) -> tuple[float, float | None] | None:
+              eval_model: str, dsa_strategy: str | None = None) -> tuple[float, float | None] | None:
     """The paper's (mean, std) for this evaluation, or None where it reports none (``ipc`` and
-    ``dis_metric`` None where they do not apply)."""
+    ``dis_metric`` None where they do not apply). A cell of the DSA strategy axis has the published
+    number only where its strategy is the one the source used (``auto``: no flip for digits)."""
+    if dsa_strategy is not None and strategies.resolve(dsa_strategy, dataset) != strategies.resolve(strategies.AUTO, dataset):
+        return None
     key = (dataset, model, None if ipc is None else int(ipc), eval_mode, dis_metric, method, eval_model)
     return PUBLISHED.get(key)

@@ -10,6 +10,7 @@ A sweep file is shaped like the tables it makes::
         eval_modes: [M]
         metrics: [ours]           # default [ours]
         methods: [DC]             # default [DC]
+        dsa_strategies: [crop, color]  # DSA and DM: one cell per strategy (default: the sweep's dsa_strategy)
     include: [table1.yaml]        # more grids, from other sweep files (their settings are not used)
     num_exp: 5                    # the settings below default to the paper's protocol
     num_eval: 20
@@ -61,6 +62,7 @@ _ALLOWED = {
     "eval_modes": (lambda v: v in EVAL_MODES, lambda: EVAL_MODES, "eval mode"),
     "metrics": (lambda v: v in METRICS, lambda: METRICS, "metric"),
     "methods": (lambda v: v in METHODS, lambda: tuple(METHODS), "method"),
+    "dsa_strategies": (lambda v: v is None or diffaug.is_strategy(v), lambda: diffaug.STRATEGY_FORMS, "DSA strategy"),
 }
 # Fields that may be zero; every other number in a sweep must be positive.
 _MAY_BE_ZERO = {"iterations", "momentum_img", "momentum", "weight_decay", "gpu", "max_failures", "seed"}
@@ -216,6 +218,10 @@ def _grid(table, raw, where: str) -> Grid:
             for value in values:
                 if not ok(value):
                     raise ConfigError(f"{where}: {key}.{axis}: {unknown(kind, value, allowed())}")
+    if "dsa_strategies" in raw and not any(METHODS[m].uses_dsa for m in grid.methods):
+        users = " and ".join(n for n, m in METHODS.items() if m.uses_dsa)
+        raise ConfigError(f"{where}: {key}.dsa_strategies: applies to the methods {users}; the grid has "
+                          f"{', '.join(grid.methods)}")
     for axis in hidden_axes(table):
         if len(getattr(grid, axis)) != 1:
             raise ConfigError(f"{where}: {key}.{axis}: the {table} layout shows rows "

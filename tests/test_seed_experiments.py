@@ -1,0 +1,104 @@
+"""The seed repository's experiment lists as sweep files: pools B and SS, the DSA strategy axis, the
+ipc curve and DM's large sets; the ids of cells without the new axis are what they were."""
+import pytest
+import yaml
+
+from condense.errors import ConfigError
+from conftest import REPO
+from orchestrator import results, spec, tables
+from orchestrator.cells import Cell, expand
+from orchestrator.config import Grid, Sweep
+from orchestrator.published import published
+from evaluation.pools import EVAL_MODES, POOLS, eval_iterations, eval_models
+
+SWEEPS = REPO / "sweeps"
+STRATEGIES = ["color", "crop", "cutout", "flip", "scale", "rotate", "color_crop_cutout_scale_rotate",
+              "color_crop_cutout_flip_scale_rotate"]
+
+
+def load(tmp_path, grid: dict, table: str = "methods", **settings):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"tables": {table: {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1],
+                                                       "eval_modes": ["S"], **grid}}, **settings}))
+    return spec.load(path)
+
+
+def test_pool_b_is_the_originals_batchnorm_pool_and_ss_keeps_bn():
+    assert POOLS["B"] == ("ConvNetBN", "ConvNetASwishBN", "AlexNetBN", "VGG11BN", "ResNet18BN")
+    assert {"S", "SS", "B"} <= set(EVAL_MODES)
+    assert eval_models("S", "ConvNetBN") == ["ConvNet"]  # S drops BN, as get_eval_pool
+    assert eval_models("SS", "ConvNetBN") == ["ConvNetBN"]
+    assert eval_iterations("SS", 1000) == eval_iterations("S", 1000) == [0, 500, 1000]
+    assert eval_iterations("B", 1000) == [1000]
+
+
+def test_cell_ids_without_the_strategy_axis_are_unchanged():
+    sweep = spec.load(SWEEPS / "methods.yaml")
+    ids = {c.cell_id for c in expand(sweep)}
+    assert "CIFAR10-ConvNet-ipc10-S-ours-DSA" in ids and "MNIST-ConvNet-ipc1-S-ours" in ids
+    assert all(c.dsa_strategy is None for c in expand(sweep))
+    assert Cell("MNIST", "ConvNet", 1, "S", "ours", "DC", ()).cell_id == "MNIST-ConvNet-ipc1-S-ours"
+
+
+def test_the_ablation_is_one_readable_cell_per_strategy():
+    cells = expand(spec.load(SWEEPS / "dsa_ablation.yaml"))
+    assert [c.dsa_strategy for c in cells] == STRATEGIES
+    assert [c.cell_id for c in cells] == [f"CIFAR10-ConvNet-ipc10-S-ours-DSA-{s}" for s in STRATEGIES]
+    assert Cell.from_config(cells[1].to_config()) == cells[1]  # travels through Ray's param space
+
+
+def test_the_strategy_axis_leaves_methods_without_dsa_alone():
+    grid = Grid("methods", ("MNIST",), ("ConvNet",), (1,), ("S",), methods=("DC", "DSA", "DM"),
+                dsa_strategies=("crop", "auto"))
+    sweep = Sweep("s", grids=(grid,))
+    ids = [c.cell_id for c in expand(sweep)]
+    assert ids == ["MNIST-ConvNet-ipc1-S-ours", "MNIST-ConvNet-ipc1-S-ours-DSA-crop", "MNIST-ConvNet-ipc1-S-ours-DSA-auto",
+                   "MNIST-ConvNet-ipc1-S-ours-DM-crop", "MNIST-ConvNet-ipc1-S-ours-DM-auto"]
+    # a cell's strategy, not the sweep's, is what it condenses and is evaluated with
+    crop = expand(sweep)[1]
+    assert sweep.dsa_strategy_for(crop.dataset, crop.dsa_strategy) == "crop"
+    assert sweep.dsa_strategy_for("MNIST") == "color_crop_cutout_scale_rotate"
+
+
+@pytest.mark.parametrize("grid, table, words", [
+    ({"methods": ["DSA"], "dsa_strategies": ["crop", "blur"]}, "methods", ["dsa_strategies", "blur", "crop"]),
+    ({"methods": ["DC"], "dsa_strategies": ["crop"]}, "methods", ["dsa_strategies", "DSA and DM", "DC"]),
+    ({"methods": ["DSA"], "dsa_strategies": ["crop", "color"]}, "methods", ["dsa_strategies", "one value"]),
+    ({"methods": ["DC"], "ipcs": [1250]}, "methods", ["ipc 1250", "1, 10, 20, 30, 40, 50"]),
+    ({"methods": ["DSA"], "eval_modes": ["Q"]}, "methods", ["eval_modes", "'Q'", "SS", "B"]),
+])
+def test_what_a_grid_cannot_take_is_one_line(tmp_path, grid, table, words):
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, grid, table)
+    message = str(err.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_shipped_sweeps_have_the_seed_readmes_cells():
+    cross = [c.cell_id for c in expand(spec.load(SWEEPS / "cross_bn.yaml"))]
+    assert cross == [f"{d}-ConvNetBN-ipc50-B-ours-{m}" for d in ("CIFAR10", "MNIST") for m in ("DSA", "DM")]
+    curve = expand(spec.load(SWEEPS / "ipc_curve.yaml"))
+    assert sorted({c.ipc for c in curve}) == [1, 10, 20, 30, 40, 50] and {c.method for c in curve} == {"DC", "DSA"}
+    large = spec.load(SWEEPS / "dm_large.yaml")
+    assert [c.ipc for c in expand(large)] == [100, 200, 500, 1000, 1250]
+    assert large.dm_budget.lr_img == 10  # the README: --lr_img 10 from ipc 100 on
+
+
+def test_published_numbers_hold_for_the_strategy_they_were_made_with():
+    key = ("CIFAR10", "ConvNet", 10, "S", "ours", "DSA", "ConvNet")
+    assert published(*key) == (52.1, None)
+    assert published(*key, dsa_strategy="color_crop_cutout_flip_scale_rotate") == (52.1, None)
+    assert published(*key, dsa_strategy="auto") == (52.1, None)
+    assert published(*key, dsa_strategy="crop") is None  # an ablation column is not the README's row
+
+
+def test_the_ablation_table_has_a_column_per_strategy(tmp_path):
+    rows = []
+    for i, cell in enumerate(expand(spec.load(SWEEPS / "dsa_ablation.yaml"))):
+        rows += results.ok_rows("a", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 1, "accuracy": 40.0 + i}])
+    results.write(rows, tmp_path / "r.parquet")
+    md = tables.markdown(results.read(tmp_path / "r.parquet"), "dsa_ablation")
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| dataset | model | ipc \\ dsa_strategy | " + " | ".join(STRATEGIES) + " |"
+    assert lines[1].startswith("| CIFAR10 | ConvNet | 10 | 40.00 ± 0.00 | 41.00 ± 0.00 |")
+    assert lines[1].endswith("| 47.00 ± 0.00 [52.1; Δ -5.10] |")  # only the README's strategy has its number
