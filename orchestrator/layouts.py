@@ -47,7 +47,8 @@ TABLES: dict[str, Layout] = {
                            "dsa_strategy"),
     "cross_bn": Layout("Cross-architecture with BatchNorm (pool B): rows condense with, columns evaluate on",
                        ("dataset", "method", "model"), "eval_model"),
-    "ipc_curve": Layout("Test accuracy (%) against images per class", ("dataset", "method"), "ipc"),
+    "ipc_curve": Layout("Test accuracy (%) of ConvNets against images per class", ("dataset", "ipc"), "method",
+                        labels={"DC": "DC", "DSA": "DSA", "DM": "DM"}),
 }
 
 # A sweep grid's axes and the results column each one fills.

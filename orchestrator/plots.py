@@ -3,9 +3,10 @@
     python -m orchestrator.plots runs/<sweep>/results.parquet [--output DIR]
 
 writes ``<table>.png`` and ``.pdf`` per table in the file into DIR (default ``plots/`` beside the
-Parquet): Table 1 as accuracy against images per class, one panel per dataset and one line per
-method (error bars: std over runs × networks; hollow markers: the paper's numbers; the
-whole-dataset bound as a horizontal line); Table 2 as a heatmap (rows condense with, columns
+Parquet): Table 1 and every layout with rows dataset/ipc (the methods table, the ipc curves) as
+accuracy against images per class on a log axis, one panel per dataset and one line per method
+(error bars: std over runs × networks; hollow markers: the published numbers; the whole-dataset
+bound as a horizontal line); Table 2 as a heatmap (rows condense with, columns
 evaluate on; ours and, below, the paper's); the ablations and the distance table as grouped bars
 with error bars (diamonds: the paper's numbers, docs/protocol.md). ``curves.png`` / ``.pdf``:
 test accuracy and matching loss against the outer iteration, one line per condensed cell (mean over
@@ -23,6 +24,7 @@ from condense.methods import BOUND, WHOLE, names
 WIDTH = 6.9  # inches: a two-column paper's text width
 DPI = 200
 HEATMAPS = ("table2",)
+IPC_ROWS = ("dataset", "ipc")  # a layout with these rows is drawn as accuracy against ipc
 CURVES = "curves"
 # the paper's method colours stay the same in every figure
 _COLOURS = {"random": "tab:gray", "herding": "tab:olive", "kcenter": "tab:cyan", "forgetting": "tab:purple",
@@ -73,7 +75,7 @@ def _draw_table(plt, df, name: str):
     cols = tables.columns(df, name)
     labels = header[len(TABLES[name].rows):]
     with plt.rc_context(_STYLE):
-        if name == "table1":
+        if TABLES[name].rows == IPC_ROWS:  # a line per method against ipc (Table 1, the ipc curves)
             return _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, TABLES[name].title)
         if name in HEATMAPS:
             return _heatmap(plt, row_keys, labels, cells, TABLES[name].title)

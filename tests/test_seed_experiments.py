@@ -102,3 +102,39 @@ def test_the_ablation_table_has_a_column_per_strategy(tmp_path):
     assert lines[0] == "| dataset | model | ipc \\ dsa_strategy | " + " | ".join(STRATEGIES) + " |"
     assert lines[1].startswith("| CIFAR10 | ConvNet | 10 | 40.00 ± 0.00 | 41.00 ± 0.00 |")
     assert lines[1].endswith("| 47.00 ± 0.00 [52.1; Δ -5.10] |")  # only the README's strategy has its number
+
+
+def test_a_sweep_over_ipcs_plots_accuracy_against_ipc_on_a_log_axis_with_hollow_published_points(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from orchestrator import plots
+
+    rows = []
+    for cell in expand(spec.load(SWEEPS / "dm_large.yaml")):
+        rows += results.ok_rows("d", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 1, "accuracy": 60.0}])
+    results.write(rows, tmp_path / "results.parquet")
+    fig = plots._draw_table(plt, results.read(tmp_path / "results.parquet"), "ipc_curve")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200", "500", "1000", "1250"]
+    hollow = [line for line in ax.lines if line.get_markerfacecolor() == "none"]
+    assert sorted(round(y, 1) for line in hollow for y in line.get_ydata()) == [67.0, 71.2, 76.1, 79.8, 80.8]
+    plt.close(fig)
+    assert (tmp_path / "plots" / "ipc_curve.png") in plots.write_plots(tmp_path / "results.parquet")
+
+
+def test_a_set_of_12500_images_plans_its_evaluation_memory_per_batch(monkeypatch):
+    """DM at 1250 images per class: evaluation trains on batch_train images at a time, so the seeds a
+    device holds do not shrink with the set (the images themselves, 12,500 x 3 x 32 x 32 float32, are 154 MB)."""
+    import torch
+
+    from condense.data import info
+    from evaluation import protocol
+    from evaluation.protocol import parallel_seeds
+    from evaluation.train import EvalBudget
+
+    monkeypatch.setattr(protocol, "_free_memory", lambda device: 8 * 2**30)  # the same 8 GB for both plans
+    cifar, cpu = info("CIFAR10"), torch.device("cpu")
+    assert parallel_seeds("ConvNet", cifar, 12500, EvalBudget(), cpu) == parallel_seeds("ConvNet", cifar, 256, EvalBudget(), cpu)
