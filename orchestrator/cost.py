@@ -34,7 +34,7 @@ CALIBRATIONS = Path(__file__).resolve().parent / "calibrations"
 FALLBACK_MODEL = "ConvNet"
 # Training and test set sizes (the reference network trains on all of it; evaluation tests on all of it)
 SPLITS = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "SVHN": (73257, 26032),
-          "CIFAR10": (50000, 10000)}
+          "CIFAR10": (50000, 10000), "CIFAR100": (50000, 10000), "TinyImageNet": (100000, 10000)}
 
 
 def slug(device: str) -> str:

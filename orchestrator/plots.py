@@ -10,7 +10,8 @@ bound as a horizontal line); Table 2 as a heatmap (rows condense with, columns
 evaluate on; ours and, below, the paper's); the ablations and the distance table as grouped bars
 with error bars (diamonds: the paper's numbers, docs/protocol.md). ``curves.png`` / ``.pdf``:
 test accuracy and matching loss against the outer iteration, one line per condensed cell (mean over
-its runs), from ``curves.parquet``. Sized for a two-column paper (6.9 in wide).
+its runs), from ``curves.parquet``. ``sets_ipc<k>.png`` / ``.pdf``: the condensed images of each ipc,
+from ``synthetic/`` beside the Parquet (orchestrator/set_figures.py). Sized for a two-column paper (6.9 in wide).
 """
 from __future__ import annotations
 
@@ -39,19 +40,20 @@ def write_plots(results_path: str | Path, folder: str | Path | None = None) -> l
     matplotlib.use("Agg")  # files only: never a window, also on a headless node
     import matplotlib.pyplot as plt
 
-    from . import curves, results, tables
+    from . import curves, results, set_figures, tables
 
     results_path = Path(results_path)
     folder = Path(folder) if folder is not None else results_path.parent / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     df = results.read(results_path)
     figures = {name: _draw_table(plt, df, name) for name in tables.table_names(df)}
+    with plt.rc_context(_STYLE):
+        written = set_figures.write_set_figures(results_path.parent, df, folder, plt, WIDTH, DPI, _METADATA)
     curves_path = results_path.parent / "curves.parquet"
     if curves_path.is_file():
         c = curves.read(curves_path)
         if not c.empty:
             figures[CURVES] = _draw_curves(plt, c)
-    written = []
     for name, fig in figures.items():
         for suffix in ("png", "pdf"):
             path = folder / f"{name}.{suffix}"
