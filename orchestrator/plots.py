@@ -120,7 +120,7 @@ def _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, title: str):
                                          color=colour, marker="o", ms=3.5, lw=1.2, capsize=2, label=label)
             paper = [(p[0], p[1]["paper"]) for p in points if p[1]["paper"] is not None]
             if paper:
-                ax.errorbar([p[0] * dodge for p in paper], [p[1][0] for p in paper], yerr=[p[1][1] for p in paper],
+                ax.errorbar([p[0] * dodge for p in paper], [p[1][0] for p in paper], yerr=[p[1][1] or 0.0 for p in paper],  # a source may give no std
                             color=colour, marker="o", ms=5, mfc="none", ls="none", capsize=0, lw=0.6, alpha=0.8)
         ax.set_xscale("log")
         ax.set_xticks(ipcs, [str(i) for i in ipcs])

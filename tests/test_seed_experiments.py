@@ -138,3 +138,45 @@ def test_a_set_of_12500_images_plans_its_evaluation_memory_per_batch(monkeypatch
     monkeypatch.setattr(protocol, "_free_memory", lambda device: 8 * 2**30)  # the same 8 GB for both plans
     cifar, cpu = info("CIFAR10"), torch.device("cpu")
     assert parallel_seeds("ConvNet", cifar, 12500, EvalBudget(), cpu) == parallel_seeds("ConvNet", cifar, 256, EvalBudget(), cpu)
+
+
+def test_set_figures_a_block_per_dataset_and_method_and_labelled_cell_grids(tmp_path):
+    """plots/sets_ipc<k>.png per ipc from synthetic/<cell>-exp0.pt; the first cell of each dataset and
+    method; a cell's grid has a column per class (wider than tall at ipc 1)."""
+    import torch
+    from PIL import Image
+
+    from condense.synthetic import SyntheticSet
+    from condense.visualise import class_grid, save_grid
+    from orchestrator import plots, report, set_figures
+
+    torch.manual_seed(0)
+    cells = [Cell("MNIST", "ConvNet", 1, "S", "ours", "DC", ("methods",)),
+             Cell("MNIST", "MLP", 1, "S", "ours", "DC", ("methods",)),  # a second DC cell: not drawn
+             Cell("MNIST", "ConvNet", 1, "S", "ours", "DSA", ("methods",)),
+             Cell("MNIST", "ConvNet", 10, "S", "ours", "DM", ("methods",))]
+    rows = []
+    for cell in cells:
+        ipc = cell.ipc
+        rows += results.ok_rows("f", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 1, "accuracy": 50.0}])
+        s = SyntheticSet(torch.randn(10 * ipc, 1, 28, 28), torch.arange(10).repeat_interleave(ipc), "MNIST")
+        (tmp_path / "synthetic").mkdir(exist_ok=True)
+        s.save(tmp_path / "synthetic" / f"{cell.cell_id}-exp0.pt")
+    results.write(rows, tmp_path / "results.parquet")
+    chosen = set_figures.first_sets(tmp_path, results.read(tmp_path / "results.parquet"))
+    assert list(chosen) == [1, 10]
+    assert [title for title, _ in chosen[1]] == ["MNIST, DC (MNIST-ConvNet-ipc1-S-ours)",
+                                                 "MNIST, DSA (MNIST-ConvNet-ipc1-S-ours-DSA)"]
+    written = plots.write_plots(tmp_path / "results.parquet")
+    assert {tmp_path / "plots" / f"sets_ipc{k}.{s}" for k in (1, 10) for s in ("png", "pdf")} <= set(written)
+    report.write_report(tmp_path)
+    assert 'src="plots/sets_ipc1.png"' in (tmp_path / "report.html").read_text()
+
+    one = SyntheticSet.load(tmp_path / "synthetic" / "MNIST-ConvNet-ipc1-S-ours-exp0.pt")
+    grid, centres = class_grid(one)
+    assert grid.shape == (2 + 112 + 2, 10 * (112 + 2) + 2) and len(centres) == 10  # 28 px x 4, nearest
+    assert grid.min() >= 0 and grid.max() <= 1  # denormalised and clipped
+    assert (grid[2:6, 2:6] == grid[2, 2]).all() and not (grid[2:10, 2:10] == grid[2, 2]).all()  # 4x4 blocks
+    save_grid(one, tmp_path / "cell.png")
+    width, height = Image.open(tmp_path / "cell.png").size
+    assert width > height
