@@ -52,8 +52,12 @@ class Cell:
         return derive_seed(base_seed, self.cell_id, exp)
 
     def to_config(self) -> dict:
-        """Plain data for Ray Tune's param_space (and its trial names)."""
-        return {**dataclasses.asdict(self), "tables": list(self.tables), "cell_id": self.cell_id}
+        """Plain data for Ray Tune's param_space (and its trial names); without a strategy axis, what it
+        was before the axis existed, so a run started then resumes (its sweep.json compares equal)."""
+        config = {**dataclasses.asdict(self), "tables": list(self.tables), "cell_id": self.cell_id}
+        if self.dsa_strategy is None:
+            del config["dsa_strategy"]
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> "Cell":

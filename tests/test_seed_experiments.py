@@ -37,7 +37,9 @@ def test_cell_ids_without_the_strategy_axis_are_unchanged():
     ids = {c.cell_id for c in expand(sweep)}
     assert "CIFAR10-ConvNet-ipc10-S-ours-DSA" in ids and "MNIST-ConvNet-ipc1-S-ours" in ids
     assert all(c.dsa_strategy is None for c in expand(sweep))
-    assert Cell("MNIST", "ConvNet", 1, "S", "ours", "DC", ()).cell_id == "MNIST-ConvNet-ipc1-S-ours"
+    plain = Cell("MNIST", "ConvNet", 1, "S", "ours", "DC", ())
+    assert plain.cell_id == "MNIST-ConvNet-ipc1-S-ours"
+    assert "dsa_strategy" not in plain.to_config() and Cell.from_config(plain.to_config()) == plain  # resumable
 
 
 def test_the_ablation_is_one_readable_cell_per_strategy():
