@@ -23,6 +23,11 @@ Where files are looked for, in this order (the first complete source wins)
                  (the latter is what ``torchvision.datasets.SVHN(root)`` and the original DC
                  code use)
    CIFAR10       ``<root>/cifar-10-batches-py/{data_batch_1..5,test_batch}``
+   CIFAR100      ``<root>/cifar-100-python/{train,test}`` (fine labels)
+   TinyImageNet  ``<root>/tiny-imagenet-200/`` (``wnids.txt``, ``train/<wnid>/images/*.JPEG``,
+                 ``val/val_annotations.txt``, ``val/images/``), else the original code's
+                 ``<root>/tinyimagenet.pt`` (uint8 ``images_train``/``images_val``, read with
+                 ``weights_only``)
    ============  ==============================================================================
 
    Every layout is parsed here, not by torchvision's constructors, which insist on the MD5 sums of
@@ -97,6 +102,14 @@ class DatasetInfo:
 
 
 _DIGITS = tuple(str(i) for i in range(10))
+# CIFAR-100's fine label names, in label order (its meta file's fine_label_names)
+_CIFAR100_CLASSES = tuple("""apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
+butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur
+dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster
+man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree
+plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper snail snake
+spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger tractor train trout tulip turtle
+wardrobe whale willow_tree wolf woman worm""".split())
 
 DATASETS: dict[str, DatasetInfo] = {
     d.name: d
@@ -145,6 +158,12 @@ DATASETS: dict[str, DatasetInfo] = {
                 "truck",
             ),
         ),
+        # the original's get_dataset: fine labels, its mean/std
+        DatasetInfo("CIFAR100", 3, (32, 32), 100, (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762),
+                    _CIFAR100_CLASSES),
+        # 200 classes, 64x64; classes in the order of wnids.txt (or the .pt's ``classes``), shown by index
+        DatasetInfo("TinyImageNet", 3, (64, 64), 200, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                    tuple(str(i) for i in range(200))),
     )
 }
 
@@ -265,6 +284,15 @@ def _sources(ds: DatasetInfo, root: Path) -> list[_Source]:
                     f"{d}{os.sep}{{train,test}}_32x32.mat",
                 )
             )
+    elif ds.name == "CIFAR100":
+        d = root / "cifar-100-python"
+        out.append(_Source("cifar100", (d / "train",), (d / "test",), f"{d}{os.sep}{{train,test}}"))
+    elif ds.name == "TinyImageNet":
+        d = root / "tiny-imagenet-200"
+        out.append(_Source("tiny_folder", (d / "wnids.txt",), (d / "val" / "val_annotations.txt",),
+                           f"{d}{os.sep}{{wnids.txt,train/<wnid>/images/*.JPEG,val/val_annotations.txt}}"))
+        out.append(_Source("tiny_pt", (root / "tinyimagenet.pt",), (root / "tinyimagenet.pt",),
+                           str(root / "tinyimagenet.pt")))
     elif ds.name == "CIFAR10":
         d = root / "cifar-10-batches-py"
         out.append(
@@ -389,6 +417,88 @@ def _read_cifar(paths: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only: a file we are pointed at must not run code."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refuses {module}.{name}: a CIFAR file holds arrays and lists only")
+        return super().find_class(module, name)
+
+
+def _read_cifar100(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """torchvision's cifar-100-python/{train,test}, fine labels. Keys are str in the official (Python 2)
+    files read as latin1, bytes in a Python 3 pickle: both are read."""
+    with open(path, "rb") as f:
+        entry = _ArraysOnly(f, encoding="latin1").load()
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: not a CIFAR-100 batch (a {type(entry).__name__}, not a dict)")
+    entry = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+    missing = {"data", "fine_labels"} - set(entry)
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(sorted(missing))} (has: {', '.join(map(str, entry))})")
+    images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.asarray(entry["fine_labels"], dtype=np.int64)
+
+
+def _read_tiny_folder(d: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The standard tiny-imagenet-200 folder: train/<wnid>/images/*.JPEG per class of wnids.txt, and
+    val/images/* labelled by val/val_annotations.txt; classes in wnids.txt's order. A missing class
+    folder, an unknown class or an unreadable image is one ConfigError naming the path."""
+    wnids = (d / "wnids.txt").read_text().split()
+    index = {w: i for i, w in enumerate(wnids)}
+    files: list[tuple[Path, int]] = []
+    if split == "train":
+        for w in wnids:
+            folder = d / "train" / w / "images"
+            found = sorted(folder.glob("*.JPEG")) if folder.is_dir() else []
+            if not found:
+                raise ConfigError(f"{folder}: no training images of class {w} (listed in {d / 'wnids.txt'}); "
+                                  "Tiny ImageNet needs train/<wnid>/images/*.JPEG for every class")
+            files += [(f, index[w]) for f in found]
+    else:
+        annotations = d / "val" / "val_annotations.txt"
+        for n, line in enumerate(annotations.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            name, wnid = (line.split("	") + [""])[:2]
+            if wnid not in index:
+                raise ConfigError(f"{annotations}: line {n}: class {wnid!r} is not in {d / 'wnids.txt'}")
+            files.append((d / "val" / "images" / name, index[wnid]))
+    from PIL import Image
+
+    images = np.empty((len(files), 64, 64, 3), dtype=np.uint8)
+    for i, (f, _) in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                pixels = np.asarray(im.convert("RGB"))  # a few Tiny ImageNet JPEGs are greyscale
+        except (OSError, ValueError, SyntaxError) as err:
+            raise ConfigError(f"{f}: not a readable image ({' '.join(str(err).split()) or type(err).__name__})") from None
+        if pixels.shape != (64, 64, 3):
+            raise ConfigError(f"{f}: {pixels.shape[1]}x{pixels.shape[0]} pixels; Tiny ImageNet images are 64x64")
+        images[i] = pixels
+    return images, np.asarray([label for _, label in files], dtype=np.int64)
+
+
+def _read_tiny_pt(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The original code's tinyimagenet.pt: ``images_train``/``images_val`` uint8 N x 3 x 64 x 64 and
+    ``labels_train``/``labels_val``; loaded with weights_only (tensors, lists and strings, no code)."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    part = "train" if split == "train" else "val"
+    keys = (f"images_{part}", f"labels_{part}")
+    if not isinstance(data, dict) or any(k not in data for k in keys):
+        has = ", ".join(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise ConfigError(f"{path}: needs {' and '.join(keys)} (has: {has})")
+    images, labels = data[keys[0]], data[keys[1]]
+    if not isinstance(images, Tensor) or images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        got = f"{list(images.shape)} {images.dtype}" if isinstance(images, Tensor) else type(images).__name__
+        raise ConfigError(f"{path}: {keys[0]} is {got}; the original's file holds uint8 N x 3 x 64 x 64")
+    return images.permute(0, 2, 3, 1).numpy(), torch.as_tensor(labels).numpy().astype(np.int64)
+
+
 def _check(ds: DatasetInfo, images: np.ndarray, labels: np.ndarray, where: str, split: str) -> None:
     h, w = ds.image_size
     want = f"[N, {h}, {w}, {ds.channels}] uint8"
@@ -431,6 +541,12 @@ def _read_cached(ds: DatasetInfo, src: _Source, stamp: tuple) -> tuple[Tensor, .
                 images, labels = _read_idx(paths)
             elif src.kind == "svhn":
                 images, labels = _read_svhn(paths[0])
+            elif src.kind == "cifar100":
+                images, labels = _read_cifar100(paths[0])
+            elif src.kind == "tiny_folder":
+                images, labels = _read_tiny_folder(src.train[0].parent, split)  # the folder holding wnids.txt
+            elif src.kind == "tiny_pt":
+                images, labels = _read_tiny_pt(paths[0], split)
             else:
                 images, labels = _read_cifar(paths)
         except ConfigError:
@@ -474,11 +590,14 @@ def _download(ds: DatasetInfo, root: Path) -> None:
 
     root.mkdir(parents=True, exist_ok=True)
     r = str(root)
+    if ds.name == "TinyImageNet":
+        raise ValueError("torchvision has no Tiny ImageNet downloader: unpack tiny-imagenet-200.zip there")
     if ds.name == "SVHN":
         for split in ("train", "test"):
             tvd.SVHN(r, split=split, download=True)
     else:
-        cls = {"MNIST": tvd.MNIST, "FashionMNIST": tvd.FashionMNIST, "CIFAR10": tvd.CIFAR10}[ds.name]
+        cls = {"MNIST": tvd.MNIST, "FashionMNIST": tvd.FashionMNIST, "CIFAR10": tvd.CIFAR10,
+               "CIFAR100": tvd.CIFAR100}[ds.name]
         for train in (True, False):
             cls(r, train=train, download=True)
 

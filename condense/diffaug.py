@@ -33,15 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import ConfigError
+# The strategy names live torch-free in .strategies; callers ask them here too, beside the ops.
+from .strategies import (AUTO, DEFAULT_STRATEGY, NO_FLIP_DATASETS, NO_FLIP_STRATEGY, OPS,  # noqa: F401
+                         STRATEGY_FORMS, check_strategy, is_strategy, resolve)
 
-OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
-DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"  # main.py's and main_DM.py's default
-# The seed README's DSA table: "flip augmentation is not good for digit datasets (MNIST and SVHN)".
-# ``auto`` picks it per dataset, the setting behind the published DSA numbers.
-AUTO = "auto"
-NO_FLIP_DATASETS = ("MNIST", "SVHN")
-NO_FLIP_STRATEGY = "color_crop_cutout_scale_rotate"
 # How an evaluation strategy names DSA (DC's strategies have ops called crop and scale too).
 EVAL_PREFIX = "dsa:"
 
@@ -57,26 +52,6 @@ class DSAParams:
     brightness: float = 1.0
     saturation: float = 2.0
     contrast: float = 0.5
-
-
-def check_strategy(strategy: str) -> str:
-    """``strategy`` if every op in it is known (or it is ``none``); else a ConfigError."""
-    if strategy == "none":
-        return strategy
-    ops = strategy.split("_")
-    bad = [o for o in ops if o not in OPS]
-    if bad or len(set(ops)) != len(ops):
-        what = f"unknown op {bad[0]!r}" if bad else "an op listed twice"
-        raise ConfigError(f"DSA strategy {strategy!r}: {what}; give ops from {', '.join(OPS)} joined by '_' "
-                          f"(e.g. {DEFAULT_STRATEGY}), none, or {AUTO} (no flip for {'/'.join(NO_FLIP_DATASETS)})")
-    return strategy
-
-
-def resolve(strategy: str, dataset: str) -> str:
-    """A strategy for ``dataset``: ``auto`` is the README's choice (no flip for digits), else as given."""
-    if strategy != AUTO:
-        return check_strategy(strategy)
-    return NO_FLIP_STRATEGY if dataset in NO_FLIP_DATASETS else DEFAULT_STRATEGY
 
 
 def is_eval_strategy(name: str) -> bool:

@@ -140,7 +140,7 @@ class StaticTraining:
                      lambda graph: self._epochs(range(start, self.total), graph))
         else:
             self._epochs(range(self.total), None)
-        unstack_networks(self.params, self.nets)
+        unstack_networks(self.params, self.nets, self.buffers)  # BatchNorm's running statistics too
         return self.losses
 
     def _epochs(self, epochs: range, graph) -> None:

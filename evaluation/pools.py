@@ -5,13 +5,17 @@ from condense.errors import unknown
 
 POOLS = {
     "M": ("MLP", "ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18"),
+    # DSA's and DM's cross-architecture pool, BatchNorm kept (the seed README's --eval_mode B)
+    "B": ("ConvNetBN", "ConvNetASwishBN", "AlexNetBN", "VGG11BN", "ResNet18BN"),
     "W": ("ConvNetW32", "ConvNetW64", "ConvNetW128", "ConvNetW256"),
     "D": ("ConvNetD1", "ConvNetD2", "ConvNetD3", "ConvNetD4"),
     "A": ("ConvNetAS", "ConvNetAR", "ConvNetAL", "ConvNetASwish"),
     "P": ("ConvNetNP", "ConvNetMP", "ConvNetAP"),
     "N": ("ConvNetNN", "ConvNetBN", "ConvNetLN", "ConvNetIN", "ConvNetGN"),
 }
-EVAL_MODES = ("S", *POOLS)
+# The modes that evaluate the training model itself: S in its non-BN form, SS as it is (BN kept).
+SELF_MODES = ("S", "SS")
+EVAL_MODES = (*SELF_MODES, *POOLS)
 
 
 def self_eval_model(model: str) -> str:
@@ -26,16 +30,18 @@ def self_eval_model(model: str) -> str:
 def eval_models(eval_mode: str, model: str) -> list[str]:
     if eval_mode == "S":
         return [self_eval_model(model)]
+    if eval_mode == "SS":
+        return [model]
     if eval_mode not in POOLS:
         raise unknown("eval_mode", eval_mode, EVAL_MODES)
     return list(POOLS[eval_mode])
 
 
 def eval_iterations(eval_mode: str, iterations: int, every: int | None = None) -> list[int]:
-    """Mode S evaluates at iterations 0, half and last (DC's 0/500/1000 at the paper's budget), or,
-    given ``every``, at each multiple of it and the last (main_DM.py: every 2000); the pools only at
-    the end."""
-    if eval_mode != "S":
+    """Modes S and SS evaluate at iterations 0, half and last (DC's 0/500/1000 at the paper's budget),
+    or, given ``every``, at each multiple of it and the last (main_DM.py: every 2000); the pools only
+    at the end."""
+    if eval_mode not in SELF_MODES:
         return [iterations]
     if every is None:
         return sorted({0, iterations // 2, iterations})

@@ -72,16 +72,12 @@ def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: 
                    strategy: str | None = None) -> int:
     """How many seeds to train at once: ``max_parallel`` if given, else as many as half the memory
     holds (the free memory, or ``memory_share`` x a GPU's total where trials share it, so a cell never
-    plans past its share); 1 (serial) for a model with BatchNorm, whose running statistics are
-    updated in train mode and cannot be vmapped faithfully. Given the augmentation ``strategy``, a
-    group that will train as a CUDA graph is planned with the graph's memory (``graphed.memory_bytes``:
-    its private pool, the warm-up's cache and the drawn-ahead parameters)."""
+    plans past its share). BatchNorm models vectorise too: each seed keeps its own running statistics
+    (``train.train_networks``). Given the augmentation ``strategy``, a group that will train as a CUDA
+    graph is planned with the graph's memory (``graphed.memory_bytes``: its private pool, the
+    warm-up's cache and the drawn-ahead parameters)."""
     with torch.device("meta"):
         net = networks.build(model_name, info.channels, info.num_classes, info.image_size)
-    if networks.has_batchnorm(net):
-        logger.info("%s has BatchNorm (running statistics in train mode): its seeds train one after "
-                    "another, not vectorised", model_name)
-        return 1
     if max_parallel is not None:
         return max(1, max_parallel)
     image_shape = (info.channels, *info.image_size)

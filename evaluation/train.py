@@ -120,12 +120,15 @@ def stack_networks(nets: Sequence[nn.Module]) -> tuple[nn.Module, dict, dict]:
     return template, params, buffers
 
 
-def unstack_networks(params: dict, nets: Sequence[nn.Module]) -> None:
-    """Write the stacked parameters back into the K networks."""
+def unstack_networks(params: dict, nets: Sequence[nn.Module], buffers: dict | None = None) -> None:
+    """Write the stacked parameters (and buffers: BatchNorm's running statistics, which the vmapped
+    forward updated in place, per seed) back into the K networks."""
     with torch.no_grad():
         for k, net in enumerate(nets):
             for name, p in net.named_parameters():
                 p.copy_(params[name][k])
+            for name, b in net.named_buffers() if buffers else ():
+                b.copy_(buffers[name][k])
 
 
 def train_networks(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, budget: EvalBudget,
@@ -134,7 +137,9 @@ def train_networks(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, bu
 
     Network k, driven by ``generators[k]``, gets the shuffles, augmentation draws (with its own batch
     mean as crop fill) and SGD updates it would get alone; its trained weights are written back
-    into ``nets[k]``. Not for BatchNorm in train mode (running statistics). Returns (K, steps) losses.
+    into ``nets[k]``. BatchNorm keeps its exact semantics: each seed normalises with its own batch's
+    statistics and updates its own running statistics (stacked buffers, updated in place under vmap,
+    written back), which test_accuracy's eval mode then uses. Returns (K, steps) losses.
     """
     k, n = len(nets), images.shape[0]
     template, params, buffers = stack_networks(nets)
@@ -159,7 +164,7 @@ def train_networks(nets: Sequence[nn.Module], images: Tensor, labels: Tensor, bu
             loss.sum().backward()  # the seeds share no weight: each gets the gradient of its own loss
             opt.step()
             losses.append(loss.detach())
-    unstack_networks(params, nets)
+    unstack_networks(params, nets, buffers)
     return torch.stack(losses, 1) if losses else images.new_zeros(k, 0)
 
 

@@ -2,7 +2,8 @@
 
 A cell is one entry of a paper table: what is condensed (dataset, model, ipc, metric, method) and
 how it is evaluated (eval mode). Its id is stable and readable, e.g. ``MNIST-ConvNetW64-ipc1-W-ours``,
-``MNIST-ConvNet-ipc10-S-ours-herding``; seeds derive from it, so a cell gives the same result
+``MNIST-ConvNet-ipc10-S-ours-herding``, and a cell of the DSA strategy axis ends in its strategy,
+``CIFAR10-ConvNet-ipc10-S-ours-DSA-crop``; seeds derive from it, so a cell gives the same result
 whichever sweep runs it. A ``whole`` cell (Table 1's bound: networks trained on the whole training
 set) has no set size: its ipc is 0 and its id says ``all``, e.g. ``MNIST-ConvNet-all-S-ours-whole``,
 so a grid's ipcs share one such cell per dataset. An external set's cell (method ``set:<name>``) says
@@ -34,6 +35,7 @@ class Cell:
     metric: str
     method: str
     tables: tuple[str, ...]  # every table this cell appears in (a cell shared by two runs once)
+    dsa_strategy: str | None = None  # the grid's dsa_strategies axis; None: the sweep's setting
 
     @property
     def bound(self) -> bool:
@@ -52,9 +54,9 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        if self.method == DEFAULT:
-            return self.base_id
-        return f"{self.base_id}-{self.method.replace(':', '-')}"  # ids name folders and files: no colon
+        base = self.base_id if self.method == DEFAULT else f"{self.base_id}-{self.method.replace(':', '-')}"
+        # ids name folders and files: no colon; a strategy of DSA's ablation axis ends the id
+        return base if self.dsa_strategy is None else f"{base}-{self.dsa_strategy}"
 
     def eval_models(self) -> list[str]:
         return eval_models(self.eval_mode, self.model)
@@ -63,8 +65,12 @@ class Cell:
         return derive_seed(base_seed, f"{self.base_id}-set" if self.external else self.cell_id, exp)
 
     def to_config(self) -> dict:
-        """Plain data for Ray Tune's param_space (and its trial names)."""
-        return {**dataclasses.asdict(self), "tables": list(self.tables), "cell_id": self.cell_id}
+        """Plain data for Ray Tune's param_space (and its trial names); without a strategy axis, what it
+        was before the axis existed, so a run started then resumes (its sweep.json compares equal)."""
+        config = {**dataclasses.asdict(self), "tables": list(self.tables), "cell_id": self.cell_id}
+        if self.dsa_strategy is None:
+            del config["dsa_strategy"]
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> "Cell":
@@ -76,10 +82,11 @@ def expand(sweep: Sweep) -> list[Cell]:
     """Every cell of the sweep's grids, in file order; a cell two tables share appears once."""
     cells: dict[str, Cell] = {}
     for g in sweep.grids:
-        for dataset, model, ipc, mode, metric, method in itertools.product(
-                g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods):
-            cell = Cell(dataset, model, 0 if methods.get(method).kind == BOUND else ipc, mode, metric, method,
-                        (g.table,))
+        for dataset, model, ipc, mode, metric, method, strategy in itertools.product(
+                g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods, g.dsa_strategies):
+            entry = methods.get(method)
+            strategy = strategy if entry.uses_dsa else None  # the others take no DSA strategy
+            cell = Cell(dataset, model, 0 if entry.kind == BOUND else ipc, mode, metric, method, (g.table,), strategy)
             seen = cells.get(cell.cell_id)
             if seen is None:
                 cells[cell.cell_id] = cell
@@ -97,7 +104,8 @@ def describe(cell: Cell, s: Sweep) -> str:
     if cell.bound:
         return (f"{cell.cell_id}  {s.num_exp} exp: {n_models} x 1 net trained on {images} training images "
                 f"for {s.reference_budget.epochs} epochs (method whole){tables}")
-    epochs = sorted({s.eval_budget.epochs_for(eval_augmentation(cell.method, cell.dataset, m, s.dsa_strategy)) for m in models})
+    strategy = cell.dsa_strategy or s.dsa_strategy
+    epochs = sorted({s.eval_budget.epochs_for(eval_augmentation(cell.method, cell.dataset, m, strategy)) for m in models})
     evaluation = f"{n_models} x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs"
     method = methods.get(cell.method)
     if cell.external:
@@ -114,6 +122,6 @@ def describe(cell: Cell, s: Sweep) -> str:
     outer, inner = budget.loops(cell.ipc)
     points = "/".join(map(str, eval_iterations(cell.eval_mode, budget.iterations, budget.eval_every)))
     steps = s.num_exp * budget.iterations * outer
-    dsa = f", DSA {s.dsa_strategy_for(cell.dataset)}" if method.uses_dsa else ""
+    dsa = f", DSA {s.dsa_strategy_for(cell.dataset, cell.dsa_strategy)}" if method.uses_dsa else ""
     return (f"{cell.cell_id}  {s.num_exp} exp x {budget.iterations} it (loops {outer}/{inner}, "
             f"{steps} matching steps{dsa}); eval at it {points}: {evaluation}{tables}")

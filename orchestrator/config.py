@@ -32,6 +32,9 @@ class Grid:
     eval_modes: tuple[str, ...]
     metrics: tuple[str, ...] = ("ours",)
     methods: tuple[str, ...] = (DEFAULT,)
+    # DSA's augmentation ablation: one cell per strategy for the methods that use DSA; (None,), the
+    # axis left out, is the sweep's dsa_strategy and leaves cell ids as they were
+    dsa_strategies: tuple[str | None, ...] = (None,)
     # a table of the sweep's own (layouts.own_layouts): results columns as its rows, and its column
     rows: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
@@ -99,8 +102,10 @@ class Sweep:
         the coresets' reference network of that experiment (one cached network serves both)."""
         return self.seed + exp
 
-    def dsa_strategy_for(self, dataset: str) -> str:
-        return diffaug.resolve(self.dsa_strategy, dataset)
+    def dsa_strategy_for(self, dataset: str, strategy: str | None = None) -> str:
+        """The DSA ops a cell on ``dataset`` uses: its own ``strategy`` (the grid's dsa_strategies
+        axis) or else the sweep's, ``auto`` resolved per dataset."""
+        return diffaug.resolve(strategy or self.dsa_strategy, dataset)
 
     def budget_for(self, method: str):
         """The budget the method takes (the method table says which setting holds it)."""

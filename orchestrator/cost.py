@@ -38,7 +38,7 @@ CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve(
 FALLBACK_MODEL = "ConvNet"
 # Training and test set sizes (the reference network trains on all of it; evaluation tests on all of it)
 SPLITS = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "SVHN": (73257, 26032),
-          "CIFAR10": (50000, 10000)}
+          "CIFAR10": (50000, 10000), "CIFAR100": (50000, 10000), "TinyImageNet": (100000, 10000)}
 
 
 def slug(device: str) -> str:
@@ -146,7 +146,7 @@ class Estimator:
         n_test = SPLITS[cell.dataset][1] if eb.max_test is None else min(eb.max_test, SPLITS[cell.dataset][1])
         total = 0.0
         for m in cell.eval_models():
-            epochs = schedule(eb.epochs_for(eval_augmentation(cell.method, cell.dataset, m, s.dsa_strategy)))[0]
+            epochs = schedule(eb.epochs_for(eval_augmentation(cell.method, cell.dataset, m, cell.dsa_strategy or s.dsa_strategy)))[0]
             per_net = epochs * self._epoch(cell.dataset, m, "eval", images, eb.batch_train)
             per_net += self._fit(cell.dataset, m, "test", n_test)
             total += s.num_eval * per_net

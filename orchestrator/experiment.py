@@ -32,7 +32,7 @@ def start(cell: Cell, train: ImageSet, sweep: Sweep, exp: int, init: str | None 
     """A fresh condensation run of the cell's experiment ``exp`` (``init``: the method's own by default)."""
     return methods.start(cell.method, train, cell.model, cell.ipc, sweep.budget_for(cell.method),
                          seed=cell.exp_seed(sweep.seed, exp), metric=cell.metric, init=init,
-                         dsa_strategy=sweep.dsa_strategy_for(cell.dataset))
+                         dsa_strategy=sweep.dsa_strategy_for(cell.dataset, cell.dsa_strategy))
 
 
 def pool(cell: Cell, train: ImageSet, sweep: Sweep) -> ImageSet:

@@ -47,11 +47,18 @@ TABLES: dict[str, Layout] = {
     "metric": Layout("Ablation: gradient distance", ("model",), "dis_metric"),
     "methods": Layout("The seed repository's methods: test accuracy (%) of ConvNets trained on the condensed set",
                       ("dataset", "ipc"), "method", labels={"DC": "DC", "DSA": "DSA", "DM": "DM"}),
+    "dsa_ablation": Layout("DSA's augmentation ablation: one strategy per column", ("dataset", "model", "ipc"),
+                           "dsa_strategy"),
+    "cross_bn": Layout("Cross-architecture with BatchNorm (pool B): rows condense with, columns evaluate on",
+                       ("dataset", "method", "model"), "eval_model"),
+    "ipc_curve": Layout("Test accuracy (%) of ConvNets against images per class", ("dataset", "ipc"), "method",
+                        labels={"DC": "DC", "DSA": "DSA", "DM": "DM"}),
 }
 
 # A sweep grid's axes and the results column each one fills.
 AXES: dict[str, str] = {"datasets": "dataset", "models": "model", "ipcs": "ipc",
-                        "eval_modes": "eval_mode", "metrics": "dis_metric", "methods": "method"}
+                        "eval_modes": "eval_mode", "metrics": "dis_metric", "methods": "method",
+                        "dsa_strategies": "dsa_strategy"}
 
 
 # What a table of a sweep's own may show: the grid's axes' columns and, for the pools, eval_model.

@@ -3,13 +3,15 @@
     python -m orchestrator.plots runs/<sweep>/results.parquet [--output DIR]
 
 writes ``<table>.png`` and ``.pdf`` per table in the file into DIR (default ``plots/`` beside the
-Parquet): Table 1 as accuracy against images per class, one panel per dataset and one line per
-method (error bars: std over runs × networks; hollow markers: the paper's numbers; the
-whole-dataset bound as a horizontal line); Table 2 as a heatmap (rows condense with, columns
+Parquet): Table 1 and every layout with rows dataset/ipc (the methods table, the ipc curves) as
+accuracy against images per class on a log axis, one panel per dataset and one line per method
+(error bars: std over runs × networks; hollow markers: the published numbers; the whole-dataset
+bound as a horizontal line); Table 2 as a heatmap (rows condense with, columns
 evaluate on; ours and, below, the paper's); the ablations and the distance table as grouped bars
 with error bars (diamonds: the paper's numbers, docs/protocol.md). ``curves.png`` / ``.pdf``:
 test accuracy and matching loss against the outer iteration, one line per condensed cell (mean over
-its runs), from ``curves.parquet``. Sized for a two-column paper (6.9 in wide).
+its runs), from ``curves.parquet``. ``sets_ipc<k>.png`` / ``.pdf``: the condensed images of each ipc,
+from ``synthetic/`` beside the Parquet (orchestrator/set_figures.py). Sized for a two-column paper (6.9 in wide).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from condense.methods import BOUND, WHOLE, names
 WIDTH = 6.9  # inches: a two-column paper's text width
 DPI = 200
 HEATMAPS = ("table2",)
+IPC_ROWS = ("dataset", "ipc")  # a layout with these rows is drawn as accuracy against ipc
 CURVES = "curves"
 # the paper's method colours stay the same in every figure
 _COLOURS = {"random": "tab:gray", "herding": "tab:olive", "kcenter": "tab:cyan", "forgetting": "tab:purple",
@@ -38,19 +41,20 @@ def write_plots(results_path: str | Path, folder: str | Path | None = None) -> l
     matplotlib.use("Agg")  # files only: never a window, also on a headless node
     import matplotlib.pyplot as plt
 
-    from . import curves, results, tables
+    from . import curves, results, set_figures, tables
 
     results_path = Path(results_path)
     folder = Path(folder) if folder is not None else results_path.parent / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     df = results.read(results_path)
     figures = {name: _draw_table(plt, df, name) for name in tables.table_names(df)}
+    with plt.rc_context(_STYLE):
+        written = set_figures.write_set_figures(results_path.parent, df, folder, plt, WIDTH, DPI, _METADATA)
     curves_path = results_path.parent / "curves.parquet"
     if curves_path.is_file():
         c = curves.read(curves_path)
         if not c.empty:
             figures[CURVES] = _draw_curves(plt, c)
-    written = []
     for name, fig in figures.items():
         for suffix in ("png", "pdf"):
             path = folder / f"{name}.{suffix}"
@@ -75,7 +79,7 @@ def _draw_table(plt, df, name: str):
     layout = tables.layout_of(df, name)
     labels = header[len(layout.rows):]
     with plt.rc_context(_STYLE):
-        if name == "table1":
+        if layout.rows == IPC_ROWS:  # a line per method against ipc (Table 1, the ipc curves)
             return _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, layout.title)
         if name in HEATMAPS:
             return _heatmap(plt, row_keys, labels, cells, layout.title)
@@ -118,7 +122,7 @@ def _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, title: str):
                                          color=colour, marker="o", ms=3.5, lw=1.2, capsize=2, label=label)
             paper = [(p[0], p[1]["paper"]) for p in points if p[1]["paper"] is not None]
             if paper:
-                ax.errorbar([p[0] * dodge for p in paper], [p[1][0] for p in paper], yerr=[p[1][1] for p in paper],
+                ax.errorbar([p[0] * dodge for p in paper], [p[1][0] for p in paper], yerr=[p[1][1] or 0.0 for p in paper],  # a source may give no std
                             color=colour, marker="o", ms=5, mfc="none", ls="none", capsize=0, lw=0.6, alpha=0.8)
         ax.set_xscale("log")
         ax.set_xticks(ipcs, [str(i) for i in ipcs])

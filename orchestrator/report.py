@@ -1,5 +1,5 @@
-"""A sweep's one-page report, ``runs/<sweep>/report.html``: every table, its figure and the
-learning curves, with the budgets and versions the rows were made with.
+"""A sweep's one-page report, ``runs/<sweep>/report.html``: every table, its figure, the condensed
+sets (``plots/sets_ipc<k>.png``) and the learning curves, with the budgets and versions the rows were made with.
 
     python -m orchestrator.report runs/<sweep>
 
@@ -60,6 +60,12 @@ def render(out: Path) -> str:
         parts += [f'<p class="note">{e(n)}</p>' for n in tables.notes(df, table)]
         parts.append(_figure(out, f"plots/{table}", layout.title))
         parts.append(_links(out, [f"tables/{table}.{f}" for f in tables.FORMATS] + [f"plots/{table}.pdf"], "Files"))
+    set_figures = sorted((out / "plots").glob("sets_ipc*.png"), key=lambda p: int(p.stem[len("sets_ipc"):]))
+    if set_figures:
+        parts.append("<h2>Condensed sets</h2>")
+        for png in set_figures:
+            parts += [_figure(out, f"plots/{png.stem}", f"condensed sets, {png.stem}"),
+                      _links(out, [f"plots/{png.stem}.pdf"], "Files")]
     if (out / "plots" / "curves.png").is_file():
         parts += ["<h2>Learning curves</h2>", _figure(out, "plots/curves", "learning curves"),
                   _links(out, ["plots/curves.pdf"], "Files")]

@@ -9,7 +9,8 @@ Beyond the first schema: ``train_images``, the training images the cell's method
 whole set, or a coreset pool / whole-dataset network's first ``max_train`` in reduced runs);
 ``epochs``, the training epochs of a ``whole`` cell's networks (Table 1's bound); and provenance a
 SQL user filters on: ``device_name`` (the GPU or CPU model), ``started_at`` and ``finished_at``
-(UTC) of the row's experiment. No sentinels: what does not apply is null (a whole cell's ``ipc``
+(UTC) of the row's experiment; ``dsa_strategy``, the cell's value of a grid's DSA strategy axis
+(null without one; a file from before the axis reads as null). No sentinels: what does not apply is null (a whole cell's ``ipc``
 and ``iterations``, a coreset's or whole cell's ``dis_metric`` and ``iterations``).
 
 The file is self-describing: its key-value metadata holds ``budgets`` (the settings behind every
@@ -55,6 +56,7 @@ SCHEMA = pa.schema([
     ("code_version", pa.string()), ("torch_version", pa.string()), ("device", pa.string()),
     ("device_name", pa.string()), ("started_at", _TIME), ("finished_at", _TIME),
     ("status", pa.string()), ("error", pa.string()),
+    ("dsa_strategy", pa.string()),  # the grid's DSA strategy axis; null where the cell has none
 ])
 COLUMNS = SCHEMA.names
 # What a result row takes from the trainable's record; records of an older checkpoint may lack
@@ -68,7 +70,8 @@ METADATA_KEYS = ("budgets", "sweep", "versions")
 def cell_columns(sweep: str, cell: "Cell") -> dict:
     return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
             "model": cell.model, "ipc": None if cell.bound else cell.ipc, "eval_mode": cell.eval_mode,
-            "dis_metric": cell.metric if learns(cell.method) else None, "method": cell.method}
+            "dis_metric": cell.metric if learns(cell.method) else None, "method": cell.method,
+            "dsa_strategy": cell.dsa_strategy}
 
 
 def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
@@ -129,6 +132,8 @@ def read(path: str | Path) -> pd.DataFrame:
     table = pq.read_table(path)
     df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     df = _upgrade(df) if "epochs" not in df.columns else df
+    if "dsa_strategy" not in df.columns:  # written before the DSA strategy axis: none had one
+        df["dsa_strategy"] = pd.Series(None, index=df.index, dtype=object)
     sweep = json.loads((table.schema.metadata or {}).get(b"sweep", b"{}"))
     if isinstance(sweep, dict) and isinstance(sweep.get("layouts"), dict):
         df.attrs["layouts"] = sweep["layouts"]

@@ -33,7 +33,7 @@ from condense.precision import PRECISIONS, check_precision
 from condense.runtime import keep_freed_memory
 from condense.synthetic import INITS, Budget, Condensation, run_condensation
 from condense.visualise import save_grid
-from evaluation.pools import EVAL_MODES, eval_iterations
+from evaluation.pools import EVAL_MODES, POOLS, eval_iterations
 from evaluation.reference import ReferenceBudget, resolve_cache_dir
 from evaluation.train import EvalBudget
 
@@ -46,14 +46,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineParser(prog="python -m condense", description=__doc__.split("\n\n")[0])
     a = p.add_argument
     kinds = "; ".join(f"{kind}: {', '.join(methods.names(kind))}" for kind in methods.KINDS)
+    pools = "; ".join(f"{mode}: {' '.join(models)}" for mode, models in POOLS.items())
     a("--method", default=methods.DEFAULT, help=f"how the set is made, from the method table (--list-methods): {kinds}; "
       "a bound makes no set: one network per experiment trained on the whole training set (--ipc and --num_eval "
       f"do not apply) (default {methods.DEFAULT})")
     a("--dataset", default="CIFAR10", help=f"one of {', '.join(dataset_names())} (default CIFAR10, as the seed)")
     a("--model", default="ConvNet", help="network to condense with (see --list-models)")
     a("--ipc", type=int, default=1, help="images per class (default 1)")
-    a("--eval_mode", default="S", help="S (the model itself; evaluated at iteration 0, half and last, DM every 2000 and last) "
-      "or a pool: M W D A P N, evaluated at the last iteration (default S)")
+    a("--eval_mode", default="S", help="S (the model itself, a BN model without its BN) or SS (the model itself, BN kept), "
+      "evaluated at iteration 0, half and last (DM every 2000 and last); or a pool, evaluated at the last iteration: "
+      f"{pools} (default S)")
     a("--num_exp", type=int, default=None, help="condensation runs (default 5; 1 with --smoke)")
     a("--num_eval", type=int, default=None, help="networks trained per eval model and run (default 20; 2 with --smoke)")
     a("--epoch_eval_train", type=int, default=None,

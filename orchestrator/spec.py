@@ -10,6 +10,7 @@ A sweep file is shaped like the tables it makes::
         eval_modes: [M]
         metrics: [ours]           # default [ours]
         methods: [DC]             # default [DC]; set:<name> for an external set (sets: below)
+        dsa_strategies: [crop, color]  # DSA and DM: one cell per strategy (default: the sweep's dsa_strategy)
       my_table:                   # a table of your own: any other name (letters, digits, _.-)
         ...                       # the axes as above, and optionally
         rows: [dataset, ipc]      # results columns as rows (default: the axes that vary)
@@ -70,6 +71,7 @@ _ALLOWED = {
     "eval_modes": (lambda v: v in EVAL_MODES, lambda: EVAL_MODES, "eval mode"),
     "metrics": (lambda v: v in METRICS, lambda: METRICS, "metric"),
     "methods": (lambda v: _is_method(v), lambda: (*METHODS, f"{EXTERNAL_PREFIX}<name>"), "method"),
+    "dsa_strategies": (lambda v: v is None or diffaug.is_strategy(v), lambda: diffaug.STRATEGY_FORMS, "DSA strategy"),
 }
 
 
@@ -265,6 +267,10 @@ def _grid(table, raw, where: str) -> Grid:
             for value in values:
                 if not ok(value):
                     raise ConfigError(f"{where}: {key}.{axis}: {unknown(kind, value, allowed())}")
+    if "dsa_strategies" in raw and not any(methods.get(m).uses_dsa for m in grid.methods):
+        users = " and ".join(n for n, m in METHODS.items() if m.uses_dsa)
+        raise ConfigError(f"{where}: {key}.dsa_strategies: applies to the methods {users}; the grid has "
+                          f"{', '.join(grid.methods)}")
     if table in TABLES:
         _check_hidden(grid, TABLES[table], where)
     return grid

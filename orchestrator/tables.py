@@ -83,7 +83,8 @@ def _summary(group: pd.DataFrame) -> dict:
     acc = ok["accuracy"].astype(float)
     first = ok.iloc[0]
     paper = published(first["dataset"], first["model"], _value(first["ipc"]), first["eval_mode"],
-                      _value(first["dis_metric"]), first["method"], first["eval_model"])
+                      _value(first["dis_metric"]), first["method"], first["eval_model"],
+                      _value(first.get("dsa_strategy")))
     return {"state": "ok", "mean": acc.mean(), "std": acc.std(ddof=0), "n": len(acc), "paper": paper}
 
 

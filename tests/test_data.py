@@ -64,7 +64,7 @@ def _write_npz(d: Path, split: str, images: np.ndarray, labels: np.ndarray) -> N
 
 
 def test_registry_constants():
-    assert data.dataset_names() == ["MNIST", "FashionMNIST", "SVHN", "CIFAR10"]
+    assert data.dataset_names() == ["MNIST", "FashionMNIST", "SVHN", "CIFAR10", "CIFAR100", "TinyImageNet"]
     m = data.info("MNIST")
     assert (m.channels, m.image_size, m.num_classes) == (1, (28, 28), 10)
     assert m.mean == (0.1307,) and m.std == (0.3081,)
@@ -78,7 +78,7 @@ def test_registry_constants():
     assert c.class_names[0] == "airplane" and c.class_names[-1] == "truck"
     for d in data.DATASETS.values():
         assert len(d.mean) == len(d.std) == d.channels
-        assert len(d.class_names) == d.num_classes == 10
+        assert len(d.class_names) == d.num_classes == {"CIFAR100": 100, "TinyImageNet": 200}.get(d.name, 10)
     with pytest.raises(Exception):
         m.channels = 3  # frozen
 

@@ -24,7 +24,8 @@ def nets_for(model, train, device):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model,strategy", [("ConvNetW32", "crop_scale_rotate"), ("MLP", "none")])
+@pytest.mark.parametrize("model,strategy", [("ConvNetW32", "crop_scale_rotate"), ("MLP", "none"),
+                                            ("ConvNetW32BN", "none")])  # BN: each seed's running statistics too
 def test_static_step_matches_serial_trainings(mnist_small, device, model, strategy):
     train, _ = mnist_small
     syn = real_subset(train, 1).to(device)
@@ -38,9 +39,14 @@ def test_static_step_matches_serial_trainings(mnist_small, device, model, strate
                                                   static_gens, capture=device.type == "cuda")
     assert static_losses.shape == (3, 7)
     assert torch.allclose(static_losses, serial_losses, rtol=1e-4, atol=1e-5)
+    # BN over 10 images amplifies float32 rounding (the vmapped trainer matches to 1e-9 in float64:
+    # test_speed_eval); the static step's hand-written SGD adds its own rounding
+    tol = {"rtol": 1e-3, "atol": 1e-3} if "BN" in model else {"rtol": 1e-4, "atol": 1e-5}
     for a, b in zip(serial, static):
         for (name, p), q in zip(a.named_parameters(), b.parameters()):
-            assert torch.allclose(p, q, rtol=1e-4, atol=1e-5), name
+            assert torch.allclose(p, q, **tol), name
+        for (name, p), q in zip(a.named_buffers(), b.buffers()):
+            assert torch.allclose(p.float(), q.float(), **tol), name  # running statistics written back
     for g, h in zip(serial_gens, static_gens):
         assert torch.equal(g.get_state(), h.get_state())  # every seed drew what it draws alone
     assert not torch.allclose(static_losses[0], static_losses[1])
