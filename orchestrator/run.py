@@ -188,14 +188,14 @@ def check_data(cells: list[Cell], root: Path) -> str | None:
     the cells that start from real images, as the method table says). Bad data is a ConfigError;
     a dataset that is not under the driver's data root is returned as its message (a cluster's nodes
     may hold it: preflight asks them)."""
+    from condense import methods
     from condense.data import check
-    from condense.methods import METHODS
 
     missing = None
     for dataset in dict.fromkeys(c.dataset for c in cells):
         own = [c for c in cells if c.dataset == dataset]
-        needs = max(own, key=lambda c: METHODS[c.method].real_images(c.ipc))
-        per_class = METHODS[needs.method].real_images(needs.ipc)
+        needs = max(own, key=lambda c: methods.get(c.method).real_images(c.ipc))
+        per_class = methods.get(needs.method).real_images(needs.ipc)
         try:
             check(dataset, root, per_class, f"per class that cell {needs.cell_id} starts from")
         except DataNotFoundError as err:
