@@ -4,6 +4,7 @@ Entry points print ``str(err)`` as one line and exit with status 2; library code
 A bad flag is such an input too: every entry point parses with ``OneLineParser``.
 """
 import argparse
+import sys
 
 
 class ConfigError(ValueError):
@@ -36,3 +37,17 @@ def unknown(kind: str, value, allowed) -> ConfigError:
 class NonFiniteLossError(RuntimeError):
     """A loss turned nan or infinite: the run diverged (a learning rate too large, say). Its numbers
     are not results; the message names where it happened."""
+
+
+def exit_status(work) -> int:
+    """Run an entry point's ``work()``: 0; bad input is one line on stderr and 2; a run that diverged
+    (it has no result to report) is one line and 1."""
+    try:
+        work()
+    except ConfigError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+    return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from condense import methods, networks, numbers
 from condense.data import dataset_names
-from condense.errors import ConfigError, NonFiniteLossError, one_line, unknown
+from condense.errors import ConfigError, exit_status, unknown
 from evaluation.augmentation import AUGMENT, for_choice
 from evaluation.pools import EVAL_MODES
 from evaluation.train import EvalBudget
@@ -176,15 +176,7 @@ def run(args: argparse.Namespace) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.getLogger("condense").setLevel(logging.WARNING)
-    try:
-        run(args)
-    except ConfigError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as err:  # a diverged network has no accuracy to report
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import torch
 from condense import diffaug, methods, networks, numbers
 from condense.data import ImageSet, check, dataset_names, load
 from condense.dm import DMBudget
-from condense.errors import ConfigError, NonFiniteLossError, OneLineParser, one_line, unknown
+from condense.errors import ConfigError, OneLineParser, exit_status, unknown
 from condense.files import write_text
 from condense.matching import METRICS
 from condense.methods import BOUND, CONDENSATION, METHODS
@@ -377,15 +377,7 @@ def main(argv=None) -> int:
         log.setLevel(logging.INFO)
         if not log.handlers:
             log.addHandler(logging.StreamHandler(sys.stdout))
-    try:
-        run(args)
-    except ConfigError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as err:  # a diverged run has no result to report
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":
