@@ -164,11 +164,17 @@ def _cache_path(train: ImageSet, model: str, budget: ReferenceBudget, seed: int,
     return cache_dir / "reference" / f"{train.info.name}-{model}-seed{seed}-e{budget.epochs}-{h.hexdigest()[:16]}.pt"
 
 
+def cache_file(train: ImageSet, model: str, budget: ReferenceBudget, seed: int,
+               cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where ``reference`` keeps the network for these arguments."""
+    return _cache_path(budget.pool(train), model, budget, seed, resolve_cache_dir(cache_dir))
+
+
 def reference(train: ImageSet, model: str = "ConvNet", budget: ReferenceBudget = ReferenceBudget(),
               seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Reference:
     """The reference network for ``budget.pool(train)``: from the cache, else trained and cached."""
     pool = budget.pool(train)
-    path = _cache_path(pool, model, budget, seed, resolve_cache_dir(cache_dir))
+    path = cache_file(train, model, budget, seed, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Concurrent callers (a sweep's coreset cells start together) wait for the first one's network
     # instead of each training their own; the lock is released when the file closes.

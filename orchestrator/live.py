@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import types
 from pathlib import Path
+from typing import Callable
 
 from ray import tune
 
@@ -20,9 +21,11 @@ _ENDED = ("TERMINATED", "ERROR")
 
 
 class LiveResults(tune.Callback):
-    def __init__(self, cells: list[Cell], sweep: str, out: Path, known: dict[str, outputs.Outcome] | None = None):
+    def __init__(self, cells: list[Cell], sweep: str, out: Path, known: dict[str, outputs.Outcome] | None = None,
+                 publish: Callable[[], object] | None = None):
         self.cells, self.sweep, self.out = {c.cell_id: c for c in cells}, sweep, Path(out)
         self.known = known or {}  # the cells a resumed run found finished: written with the first to end
+        self.publish = publish  # uploads what changed, where the run lives on object storage
 
     def setup(self, **info):
         self.seen: set[str] = set(self.known)
@@ -55,6 +58,8 @@ class LiveResults(tune.Callback):
             return
         try:
             outputs.write(self.outcome, self.out, final=False)
+            if self.publish is not None:
+                self.publish()
         except Exception as err:  # the final write after the run still comes; the run goes on
             print(f"warning: could not update {self.out / 'results.parquet'} yet: {error_line(err)}",
                   file=sys.stderr, flush=True)

@@ -7,6 +7,9 @@ seen empty or half-written while its driver lives. A lock is stale when its driv
 host its pid no longer runs; from another host its heartbeat (the file's mtime, touched every
 ``HEARTBEAT_S``) is older than ``STALE_S``; an empty or unreadable lock (a driver stopped by a full
 disk) at once. A stale lock is taken over, with a message.
+
+On object storage (``StoreLock``) the lock is an object created only if absent (S3's conditional
+``If-None-Match: *``), its heartbeat a rewrite, its age the server's ``LastModified``.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ class RunLock:
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / LOCK_FILE
+        self.where, self.label = str(Path(folder)), str(self.path)  # for messages
         self.record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -49,16 +53,16 @@ class RunLock:
             held = self._read()
             if held is None:
                 continue  # released just now: try again
-            why = stale(held, self.path)
+            why = stale(held, self._age())
             if why is None:
-                raise ConfigError(f"{self.path.parent} is in use by a driver running on {held.get('host')} "
+                raise ConfigError(f"{self.where} is in use by a driver running on {held.get('host')} "
                                   f"(pid {held.get('pid')}, since {_when(held)}); wait for it to finish or stop it "
-                                  f"(its lock: {self.path})")
+                                  f"(its lock: {self.label})")
             if self._take_over(held):
-                print(f"taking over the lock of a driver that is gone ({why}): {self.path}", file=sys.stderr)
+                print(f"taking over the lock of a driver that is gone ({why}): {self.label}", file=sys.stderr)
                 break
         else:
-            raise ConfigError(f"{self.path.parent}: could not take the lock {self.path}; another driver is "
+            raise ConfigError(f"{self.where}: could not take the lock {self.label}; another driver is "
                               "starting on this folder")
         self._beat = threading.Thread(target=self._heartbeat, name="run-lock-heartbeat", daemon=True)
         self._beat.start()
@@ -69,6 +73,9 @@ class RunLock:
         if self._beat is not None:
             self._beat.join()
             self._beat = None
+        self._remove_if_ours()
+
+    def _remove_if_ours(self) -> None:
         try:
             if self.path.read_text() == self.record:
                 self.path.unlink()
@@ -91,6 +98,12 @@ class RunLock:
     def _read(self) -> dict | None:
         try:
             return _parse(self.path)
+        except FileNotFoundError:
+            return None
+
+    def _age(self) -> float | None:
+        try:
+            return time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
             return None
 
@@ -118,9 +131,62 @@ class RunLock:
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
-                os.utime(self.path)
+                self._touch()
             except OSError:
                 pass
+
+    def _touch(self) -> None:
+        os.utime(self.path)
+
+
+class StoreLock(RunLock):
+    """The run lock on object storage (``storage.Remote``): the object ``driver.lock`` under the run's
+    prefix. Taking over a stale lock deletes it and creates ours conditionally: of two drivers that
+    do so at once, one wins the create and the other, finding a fresh lock, yields."""
+
+    def __init__(self, remote):
+        super().__init__(Path("."))
+        self.remote = remote
+        self.where, self.label = str(remote), f"{remote}/{LOCK_FILE}"
+        self._seen_age: float | None = None
+
+    def _create(self) -> bool:
+        return self.remote.create_if_absent(LOCK_FILE, self.record.encode())
+
+    def _read(self) -> dict | None:
+        got = self.remote.read(LOCK_FILE)
+        if got is None:
+            return None
+        body, self._seen_age = got
+        try:
+            held = json.loads(body)
+        except ValueError:
+            return {}
+        return held if isinstance(held, dict) else {}
+
+    def _age(self) -> float | None:
+        return self._seen_age
+
+    def _take_over(self, held: dict) -> bool:
+        if self._read() != held:
+            return False  # another driver was quicker
+        self.remote.delete(LOCK_FILE)
+        return self._create()
+
+    def _touch(self) -> None:
+        if self._read_record() == self.record:  # never rewrite a lock another driver took over
+            self.remote.write(LOCK_FILE, self.record.encode())
+
+    def _read_record(self) -> str | None:
+        got = self.remote.read(LOCK_FILE)
+        return None if got is None else got[0].decode(errors="replace")
+
+    def _remove_if_ours(self) -> None:
+        try:
+            if self._read_record() == self.record:
+                self.remote.delete(LOCK_FILE)
+        except OSError:
+            pass
 
 
 def _parse(path: Path) -> dict:
@@ -135,8 +201,9 @@ def _parse(path: Path) -> dict:
     return held if isinstance(held, dict) else {}
 
 
-def stale(held: dict, path: Path) -> str | None:
-    """Why the lock ``held`` (read from ``path``) belongs to a driver that is gone, or None if it may live."""
+def stale(held: dict, age: float | None) -> str | None:
+    """Why the lock ``held`` (``age`` seconds since its last heartbeat, None if it was just released)
+    belongs to a driver that is gone, or None if it may live."""
     host, pid = held.get("host"), held.get("pid")
     if not held:
         return "its lock file is empty or unreadable"
@@ -150,9 +217,7 @@ def stale(held: dict, path: Path) -> str | None:
         except PermissionError:
             return None  # alive, another user's
         return None
-    try:
-        age = time.time() - path.stat().st_mtime
-    except FileNotFoundError:
+    if age is None:
         return "released"
     if age > STALE_S:
         return f"no heartbeat from {host or 'its host'} for {age / 60:.0f} minutes"

@@ -9,6 +9,7 @@ small task pinned to each alive node.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -71,8 +72,9 @@ def _offer(resources: dict, asked: list[str]) -> str:
     return f"{show(shown)}" + (" + 0 GPUs" if not shown["GPU"] else "")
 
 
-def probe(data_root: str, datasets: list[str], out: str) -> dict:
-    """Runs on one node: can it read the data root and each dataset, and write in ``out``?"""
+def probe(data_root: str, datasets: list[str], out) -> dict:
+    """Runs on one node: can it read the data root and each dataset, and write in ``out`` (a folder,
+    or a ``storage.Remote``: write, read back and delete there)?"""
     from condense.data import readable
 
     report = {"root": None, "datasets": {}, "output": None}
@@ -80,6 +82,9 @@ def probe(data_root: str, datasets: list[str], out: str) -> dict:
         report["root"] = "missing" if not os.path.exists(data_root) else "not a readable folder"
     else:
         report["datasets"] = {name: readable(name, data_root) for name in datasets}
+    if not isinstance(out, str):
+        report["output"] = out.probe(f"{socket.gethostname()}-{os.getpid()}")
+        return report
     try:
         with tempfile.NamedTemporaryFile(dir=out, prefix=".preflight-"):
             pass
@@ -88,7 +93,7 @@ def probe(data_root: str, datasets: list[str], out: str) -> dict:
     return report
 
 
-def check_nodes(ray, data_root: str, datasets: list[str], out: Path) -> None:
+def check_nodes(ray, data_root: str, datasets: list[str], out) -> None:
     """One ``probe`` per alive node, pinned to it; refuses what some node cannot do."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -97,7 +102,7 @@ def check_nodes(ray, data_root: str, datasets: list[str], out: Path) -> None:
     for n in ray.nodes():
         if n.get("Alive"):
             ref = task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
-                data_root, datasets, str(out))
+                data_root, datasets, str(out) if isinstance(out, Path) else out)
             nodes[ref] = f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})"
     ready, late = ray.wait(list(nodes), num_returns=len(nodes), timeout=NODE_TIMEOUT_S)
     if late:
@@ -119,6 +124,7 @@ def check_nodes(ray, data_root: str, datasets: list[str], out: Path) -> None:
                               "though other nodes have it: every node needs the same data")
     bad_out = {n: r["output"] for n, r in reports.items() if r["output"]}
     if bad_out:
+        where = "shared storage at the same path" if isinstance(out, Path) else "with credentials on every node"
         raise ConfigError(f"--output {out} is not writable on node(s) "
                           f"{', '.join(f'{n}: {why}' for n, why in bad_out.items())}; every node writes "
-                          "checkpoints there: shared storage at the same path")
+                          f"checkpoints there: {where}")

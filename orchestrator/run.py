@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,10 +35,10 @@ from condense.errors import ConfigError, DataNotFoundError, OneLineParser, one_l
 from condense.files import WriteError, remove_temporaries, write_error, write_text
 from condense.runtime import keep_freed_memory
 
-from . import preflight, resources
+from . import preflight, resources, storage
 from .layouts import own_layouts, to_plain
 from .local_ray import local_environment
-from .lock import RunLock
+from .lock import RunLock, StoreLock
 
 if TYPE_CHECKING:  # the modules below import torch: not before the arguments are parsed (fast --help)
     from .cells import Cell
@@ -56,7 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true",
                    help="continue the sweep in --output (finished cells are not recomputed)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and their budgets; start nothing")
-    p.add_argument("--output", default="runs", help="output root, shared by all nodes on a cluster (default runs)")
+    p.add_argument("--output", default="runs",
+                   help="output root: a folder every node of a cluster mounts, or object storage s3://bucket/prefix "
+                        "(default runs)")
     p.add_argument("--gpu-share", type=float, default=None, metavar="F",
                    help=f"resources: auto: the fraction of a GPU each cell gets (default {resources.GPU_SHARE} where "
                         "the cluster has GPUs; given, it is asked for even where it has none)")
@@ -135,6 +138,7 @@ def main(argv=None) -> int:
 
     previous = _handle_sigterm_as_ctrl_c()
     try:
+        output = storage.parse(args.output)
         sweep = spec.load(args.sweep)
         root = resolve_root(sweep.data_root)
         sweep = sweep.for_run(str(root), code_version(), args.smoke)
@@ -161,16 +165,31 @@ def main(argv=None) -> int:
         check_reachable(address)
         # nothing is written to the output before the checks above
         name = sweep.name + ("-smoke" if args.smoke else "")
-        out = Path(args.output).resolve() / name
-        # reference networks of the coreset baselines live with the run: every node sees --output
-        sweep = dataclasses.replace(sweep, cache_dir=str(out / "cache"))
-        preflight.check_output(out)
+        if isinstance(output, storage.Remote):
+            remote = output.child(name)
+            remote.check()  # a bad bucket, endpoint or credentials: one line, before Ray
+            out, lock = storage.staging(remote), StoreLock(remote)
+            mirror = storage.Mirror(remote, out)
+            # the nodes cannot see the driver's folder: each keeps reference networks in its own cache,
+            # shipped to it through Ray's object store (stages.py)
+            sweep = dataclasses.replace(sweep, cache_dir=None)
+        else:
+            out, mirror = output.resolve() / name, None
+            preflight.check_output(out)
+            lock = RunLock(out)
+            # reference networks of the coreset baselines live with the run: every node sees --output
+            sweep = dataclasses.replace(sweep, cache_dir=str(out / "cache"))
         if not address:
             local_environment()  # before Ray is imported
-        with RunLock(out):
+        with lock:
+            if mirror is not None:
+                _start_mirror(mirror, args.resume)
             remove_temporaries(out, skip=(TUNE_NAME,))  # left by a driver killed mid-write
             prepare_output(out, cells, sweep, args.resume)
-            return _run(sweep, name, cells, plan, out, address, args.resume)
+            code = _run(sweep, name, cells, plan, out, address, args.resume, mirror)
+            if mirror is not None:
+                shutil.rmtree(out, ignore_errors=True)  # everything is in the storage now
+            return code
     except ConfigError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
@@ -180,6 +199,16 @@ def main(argv=None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _start_mirror(mirror: storage.Mirror, resume: bool) -> None:
+    """The driver's working copy of a run on object storage: empty, or with --resume the run as stored."""
+    storage.empty(mirror.local)
+    if resume:
+        print(f"resuming from {mirror.remote}: {mirror.download()} files", flush=True)
+    elif mirror.has_run():
+        raise ConfigError(f"{mirror.remote} already holds a run of this sweep; pass --resume to continue it, "
+                          "or give another --output")
 
 
 def check_data(cells: list[Cell], root: Path) -> str | None:
@@ -221,26 +250,33 @@ def _handle_sigterm_as_ctrl_c():
 
 
 def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: Path,
-         address: str | None, resume: bool) -> int:
+         address: str | None, resume: bool, mirror: storage.Mirror | None = None) -> int:
     from . import outputs
     from .resume import prepare
 
     # a resume continues from the run folder's own records (resume.py), never Tune's pickled state
     known, starts = prepare(out, out / TUNE_NAME, cells, sweep, name) if resume else ({}, {})
+    if mirror is not None:
+        mirror.sync()  # the storage as the working copy now is: Tune's old folder gone, checkpoints kept
     if known or starts:
         print(f"resuming: {len(known)} of {len(cells)} cells finished before, {len(starts)} continue from "
               "their checkpoints", flush=True)
     todo = [c for c in cells if c.cell_id not in known]
     result_grid = []
     if todo:  # a resume of a finished run only rewrites the outputs: no Ray
-        result_grid = _tune(sweep, name, cells, todo, known, starts, plan, out, address)
+        result_grid = _tune(sweep, name, cells, todo, known, starts, plan, out, address, mirror)
         if result_grid is None:
+            if mirror is not None:
+                mirror.push()
             return 1
     outcome = outputs.collect(result_grid, cells, name, out, known)
     for md in outputs.write(outcome, out):
         print("\n" + md)
-    print(f"results: {out / 'results.parquet'} ({len(outcome.rows)} rows); curves, tables, plots, figures, "
-          f"synthetic sets beside it\nreport: {out / 'report.html'}")
+    where = out if mirror is None else mirror.remote
+    if mirror is not None:
+        mirror.push()
+    print(f"results: {where}/results.parquet ({len(outcome.rows)} rows); curves, tables, plots, figures, "
+          f"synthetic sets beside it\nreport: {where}/report.html")
     summary = f"{len(cells)} cells: {len(outcome.ok)} ok"
     if outcome.failed:
         summary += f", {len(outcome.failed)} failed: " + "; ".join(f"{c} ({e})" for c, e in outcome.failed.items())
@@ -251,7 +287,7 @@ def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: 
 
 
 def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: dict, starts: dict[str, str],
-          plan: resources.Plan, out: Path, address: str | None):
+          plan: resources.Plan, out: Path, address: str | None, mirror: storage.Mirror | None):
     """The cells ``todo`` as a fresh Tune experiment in ``out/tune``; its result grid, or None when Ray
     itself gave up (said on stderr)."""
     # Before Ray is imported: the legacy reporter is silent at verbose=0 (the driver prints its own
@@ -290,10 +326,21 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
         if joined:  # a cluster we were given: on SLURM, its nodes must be the allocation's
             preflight.check_slurm(ray.nodes())
         preflight.check_request(request, ray.nodes())
-        preflight.check_nodes(ray, sweep.data_root, sorted({c.dataset for c in todo}), out)
+        target = out if mirror is None else mirror.remote
+        preflight.check_nodes(ray, sweep.data_root, sorted({c.dataset for c in todo}), target)
         try:
-            stages.run(ray, stages.needed(todo, sweep), request, sweep, say)
-            trainable = tune.with_resources(tune.with_parameters(train_cell, sweep=sweep, starts=starts), request)
+            shipped = stages.run(ray, stages.needed(todo, sweep), request, sweep, say,
+                                 None if mirror is None else out / "cache")
+            if mirror is None:
+                storage_path, filesystem = str(out), None
+                begin = {c: tune.Checkpoint.from_directory(folder) for c, folder in starts.items()}
+            else:  # Tune writes to the storage from every node; resumed cells start from their stored checkpoint
+                mirror.push()
+                storage_path, filesystem = mirror.remote.tune_storage()
+                begin = {c: tune.Checkpoint(mirror.remote.checkpoint_path(Path(folder).relative_to(out).as_posix()),
+                                            filesystem) for c, folder in starts.items()}
+            trainable = tune.with_resources(
+                tune.with_parameters(train_cell, sweep=sweep, starts=begin, references=shipped), request)
             tuner = tune.Tuner(
                 trainable,
                 param_space={"cell": tune.grid_search([c.to_config() for c in todo])},
@@ -301,9 +348,9 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
                 tune_config=tune.TuneConfig(trial_name_creator=trial_name, trial_dirname_creator=trial_name,
                                             reuse_actors=True),
                 run_config=tune.RunConfig(
-                    name=TUNE_NAME, storage_path=str(out), verbose=0,
+                    name=TUNE_NAME, storage_path=storage_path, storage_filesystem=filesystem, verbose=0,
                     callbacks=[ProgressPrinter(len(cells), out / "errors", len(known)),
-                               LiveResults(cells, name, out, known)],
+                               LiveResults(cells, name, out, known, None if mirror is None else mirror.push)],
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
             ctrl_c = signal.getsignal(signal.SIGINT)

@@ -26,10 +26,12 @@ from ray import tune
 from condense.data import ImageSet, load
 from condense import methods
 from condense.errors import ConfigError, NonFiniteLossError
+from condense.files import write_bytes
 from condense.methods import CONDENSATION
 from condense.runtime import keep_freed_memory
 from condense.synthetic import Condensation, SyntheticSet, run_condensation
 from evaluation.pools import eval_iterations
+from evaluation.reference import resolve_cache_dir
 
 from . import experiment
 from .cells import Cell
@@ -47,17 +49,18 @@ def trial_name(trial) -> str:
     return trial.config["cell"]["cell_id"]
 
 
-def train_cell(config: dict, sweep: Sweep, starts: dict[str, str] | None = None) -> None:
-    """``starts``: cell id -> the checkpoint folder a resumed run continues the cell from
-    (``resume.py``); a retry within the run continues from Tune's newer checkpoint."""
+def train_cell(config: dict, sweep: Sweep, starts: dict[str, tune.Checkpoint] | None = None,
+               references: dict[str, ray.ObjectRef] | None = None) -> None:
+    """``starts``: cell id -> the checkpoint a resumed run continues the cell from (``resume.py``); a
+    retry within the run continues from Tune's newer checkpoint. ``references``: the reference
+    networks' cache files, shipped through the object store where nodes share no folder (stages.py)."""
     keep_freed_memory()
     cell = Cell.from_config(config["cell"])
     required = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(required.get("CPU", 1))))
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None and cell.cell_id in (starts or {}):
-        checkpoint = tune.Checkpoint.from_directory(starts[cell.cell_id])
+    receive(references or {}, sweep.cache_dir)
+    checkpoint = tune.get_checkpoint() or (starts or {}).get(cell.cell_id)
     trial = _Trial(cell, sweep, device, checkpoint)
     # a GPU shared by trials: evaluation plans its memory from this trial's share, not what is free
     trial.memory_share = min(1.0, required["GPU"]) if required.get("GPU", 0) > 0 else None
@@ -79,6 +82,14 @@ def train_cell(config: dict, sweep: Sweep, starts: dict[str, str] | None = None)
         return
     # the last checkpoint (trial.finish's) holds everything; the node shows in the trial's result.json
     trial.report({"done": True, "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=False)
+
+
+def receive(references: dict[str, ray.ObjectRef], cache_dir: str | None) -> None:
+    """Puts the shipped reference networks that this node's cache lacks into it."""
+    folder = resolve_cache_dir(cache_dir) / "reference"
+    for name, ref in references.items():
+        if not (folder / name).is_file():
+            write_bytes(folder / name, ray.get(ref))
 
 
 def make_set(cell: Cell, train, test, seed: int, sweep: Sweep, trial: "_Trial") -> SyntheticSet:

@@ -47,10 +47,11 @@ def base_env(**extra) -> dict:
 
 
 @contextmanager
-def ray_node(log: Path, env: dict, *args: str):
-    """One `ray start --block` node on 127.0.0.1 with ports of its own; ended by terminating it."""
+def ray_node(log: Path, env: dict, *args: str, wrap: tuple[str, ...] = ()):
+    """One `ray start --block` node on 127.0.0.1 with ports of its own; ended by terminating it.
+    ``wrap``: a command that execs the rest (e.g. into a private mount namespace)."""
     agent, grpc, metrics, runtime_env, objects, manager = map(str, free_ports(6))
-    proc = subprocess.Popen([RAY, "start", "--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--block",
+    proc = subprocess.Popen([*wrap, RAY, "start", "--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--block",
                              "--dashboard-agent-listen-port", agent, "--dashboard-agent-grpc-port", grpc,
                              "--metrics-export-port", metrics, "--runtime-env-agent-port", runtime_env,
                              "--object-manager-port", objects, "--node-manager-port", manager, *args],

@@ -122,7 +122,7 @@ def test_restart_from_a_mid_condensation_checkpoint_matches_an_uninterrupted_tri
         assert r["started_at"] == torch.load(Path(d) / trainable.STATE_FILE, weights_only=True)["started_at"]
 
     # --resume hands the trial the same checkpoint as its starting point (a fresh Tune trial has none)
-    started = run(monkeypatch, tmp_path / "started", settings, starts={CELL.cell_id: str(last.path)})
+    started = run(monkeypatch, tmp_path / "started", settings, starts={CELL.cell_id: last})
     assert started.reports[0]["resumed_from"] == {"exp": 1, "iteration": 2}
     state3, _ = final_state(started)
     assert [key(r) for r in state3["records"]] == [key(r) for r in state["records"]]
