@@ -14,6 +14,18 @@ def data_root() -> Path:
     return Path(os.environ.get("DC_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True)
+def restore_environment():
+    """A driver run in-process sets its local Ray's settings in os.environ (``local_environment``):
+    a token, and Ray's single-machine switch, which would make a Ray node that a later test starts
+    refuse to join a cluster. Each test starts from the environment as it was."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def device():
     """Where the equivalence tests compute: the CPU, or DC_TEST_DEVICE (e.g. cuda on a GPU machine)."""
