@@ -1,4 +1,5 @@
-"""Sweeps end to end through Ray Tune, with tiny budgets: a failing cell, a crash and --resume,
+"""Sweeps end to end through Ray Tune, with tiny budgets: a failing cell, a crash and --resume, a
+trial retried after its worker died,
 and a real `ray start` head (token auth on) joined with --address."""
 import os
 import re
@@ -325,3 +326,35 @@ def test_a_driver_killed_outright_takes_its_local_ray_along(tmp_path):
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait(timeout=60)
         log.close()
+
+
+def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, ray_head):
+    """Tune's retry (``max_failures``): the trial's worker process is killed part-way; Tune starts
+    the trial again from its last checkpoint, not from zero, and the cell ends ok."""
+    import psutil
+
+    address, head_env = ray_head
+    grid = {"metric": {**MLP_METRICS["metric"], "metrics": ["ours"]}}
+    path = sweep_file(tmp_path, grid, budget={"iterations": 60, "batch_real": 16}, checkpoint_every=5,
+                      max_failures=1, eval_budget={"epochs": 2, "max_test": 200})
+    tune_dir = tmp_path / "runs" / "tiny" / "tune"
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.run", str(path), "--output", str(tmp_path / "runs"),
+                               "--address", address], cwd=REPO, env=head_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    head = psutil.Process(next(p.pid for p in psutil.process_iter(["cmdline"])
+                               if address.split(":")[1] in " ".join(p.info["cmdline"] or []) and "--head" in
+                               (p.info["cmdline"] or [])))
+    deadline = time.time() + 300
+    while not list(tune_dir.glob("*/checkpoint_*")):  # the trial has saved once: kill its worker
+        assert driver.poll() is None and time.time() < deadline, driver.stdout.read()
+        time.sleep(0.2)
+    workers = [p for p in head.children(recursive=True) if "ImplicitFunc" in " ".join(p.cmdline())]
+    assert len(workers) == 1, [p.cmdline() for p in head.children(recursive=True)]
+    workers[0].kill()
+    out, _ = driver.communicate(timeout=600)
+    assert driver.returncode == 0, out
+    assert "MNIST-MLP-ipc1-S-ours: crashed" in out and "1 cells: 1 ok" in out, out
+    resumed = re.search(r"MNIST-MLP-ipc1-S-ours: resumed from its checkpoint at exp 1 it (\d+)", out)
+    assert resumed and int(resumed[1]) >= 5, out  # from the checkpoint, not from zero
+    df = results.read(tmp_path / "runs" / "tiny" / "results.parquet")
+    assert (df.status == "ok").all() and len(df) == 2
