@@ -1,6 +1,5 @@
 """Sweeps end to end through Ray Tune, with tiny budgets: a failing cell, a crash and --resume, a
-trial retried after its worker died,
-and a real `ray start` head (token auth on) joined with --address."""
+trial retried after its worker died, and a real `ray start` head (token auth on) joined with --address."""
 import os
 import re
 import secrets
