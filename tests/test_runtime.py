@@ -10,7 +10,7 @@ from conftest import REPO
 
 # Trains a small network for a few steps on 2 threads and prints a digest of its weights.
 TRAIN = """
-import hashlib, sys
+import hashlib
 from condense.runtime import wait_passively
 print(wait_passively())
 import os, torch
