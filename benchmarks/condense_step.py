@@ -49,7 +49,7 @@ class Floor:
         net = build_network(r.model, r.train, r.generator, r.device)
         params = list(net.parameters())
         for _ in range(r.outer_loop):
-            real = r.train.images[r.sampler.sample(r.budget.batch_real, r.generator)]
+            real = r.train.batch(r.sampler.sample(r.budget.batch_real, r.generator))
             for c in range(real.shape[0]):
                 target = torch.full((real.shape[1],), c, device=real.device)
                 torch.autograd.grad(F.cross_entropy(net(real[c]), target), params)

@@ -5,7 +5,10 @@ evaluation layer (``orchestrator/seed_cli.py``); this entry point only hands ove
 """
 import sys
 
-from orchestrator.seed_cli import main
+from condense.runtime import wait_passively
+
+wait_passively()  # before torch loads
+from orchestrator.seed_cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -95,8 +95,8 @@ class _Context:
 # Each rule picks ``ipc`` positions within ``idx``, one class's indices into the pool.
 RULES: dict[str, Callable[[Tensor, int, _Context], Tensor]] = {
     "random": lambda idx, ipc, ctx: torch.randperm(len(idx), device=idx.device, generator=ctx.generator)[:ipc],
-    "herding": lambda idx, ipc, ctx: herding(embed(ctx.reference.net, ctx.pool.images[idx]), ipc),
-    "kcenter": lambda idx, ipc, ctx: k_center(embed(ctx.reference.net, ctx.pool.images[idx]), ipc),
+    "herding": lambda idx, ipc, ctx: herding(embed(ctx.reference.net, ctx.pool.batch(idx)), ipc),
+    "kcenter": lambda idx, ipc, ctx: k_center(embed(ctx.reference.net, ctx.pool.batch(idx)), ipc),
     "forgetting": lambda idx, ipc, ctx: most_forgotten(ctx.reference.forgetting[idx], ipc, ctx.generator),
 }
 
@@ -120,10 +120,10 @@ def select(method: str, pool: ImageSet, ipc: int, seed: int,
     if short:
         raise ConfigError(f"{method} needs {ipc} images per class, but classes {short} of the "
                           f"{len(pool)} {pool.info.name} training images have fewer")
-    device = pool.images.device
+    device = pool.device
     ctx = _Context(pool, seeded_generator(seed, device), reference if needs_reference else None)
     chosen = torch.cat([idx[RULES[method](idx, ipc, ctx)] for idx in per_class])
     meta = {"method": method, "ipc": ipc, "seed": seed, "indices": chosen.tolist()}
     if ctx.reference is not None:
         meta.update(ctx.reference.meta)
-    return SyntheticSet(pool.images[chosen].clone(), pool.labels[chosen].clone(), pool.info.name, meta)
+    return SyntheticSet(pool.batch(chosen), pool.labels[chosen], pool.info.name, meta)

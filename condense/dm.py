@@ -5,8 +5,10 @@ squared distance between the mean embedding of the real batch and that of the sy
 augmented with one shared DSA draw, summed over classes; one image update per iteration, no inner
 loop. The real images of all classes are embedded in one batch and the synthetic ones in another,
 which is the original's BatchNorm branch (batch statistics over every class) and, without BatchNorm,
-the same as its per-class loop. Like DC's, a run stops with ``NonFiniteLossError`` once the loss or
-the images turn non-finite (``Condensation.check_finite``).
+the same as its per-class loop; there the real images of many classes (CIFAR-100, Tiny ImageNet) are
+embedded a few classes at a time (``synthetic.class_passes``), so that a pass's activations stay a
+few GB. Like DC's, a run stops with ``NonFiniteLossError`` once the loss or the images turn
+non-finite (``Condensation.check_finite``).
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from . import diffaug
+from . import diffaug, networks
 from .data import ImageSet
 from .methods import METHODS
-from .synthetic import Condensation, build_network
+from .synthetic import Condensation, build_network, class_passes
 
 
 
@@ -45,14 +47,18 @@ class DMBudget:
         return self.lr_img
 
 
-def distribution_matching_loss(embed: Callable[[Tensor], Tensor], real: Tensor, syn: Tensor) -> Tensor:
+def distribution_matching_loss(embed: Callable[[Tensor], Tensor], real: Tensor, syn: Tensor,
+                               one_pass: bool = False) -> Tensor:
     """sum_c || mean_i embed(real[c, i]) - mean_j embed(syn[c, j]) ||^2.
 
-    real: (classes, batch, C, H, W), a constant; syn: (classes, ipc, C, H, W).
+    real: (classes, batch, C, H, W), a constant; syn: (classes, ipc, C, H, W). The real images are
+    embedded in ``class_passes`` (one pass up to CIFAR-10's size), or all at once with ``one_pass``:
+    a network with BatchNorm, whose batch statistics span every class.
     """
-    k = real.shape[0]
+    k, b = real.shape[:2]
     with torch.no_grad():
-        mean_real = embed(real.flatten(0, 1)).view(k, real.shape[1], -1).mean(1)
+        passes = (real,) if one_pass else class_passes(real)
+        mean_real = torch.cat([embed(part.flatten(0, 1)).view(len(part), b, -1).mean(1) for part in passes])
     mean_syn = embed(syn.flatten(0, 1)).view(k, syn.shape[1], -1).mean(1)
     return ((mean_real - mean_syn) ** 2).sum()
 
@@ -71,10 +77,10 @@ class DMCondensation(Condensation):
         net.train()  # BatchNorm uses the batch's statistics, as the original
         net.requires_grad_(False)  # only the images learn
         k = self.train.info.num_classes
-        real = self.train.images[self.sampler.sample(self.budget.batch_real, self.generator)]
+        real = self.train.batch(self.sampler.sample(self.budget.batch_real, self.generator))
         syn = self.images.view(k, self.ipc, *self.images.shape[1:])
         real, syn = diffaug.siamese(real, syn, self.dsa_strategy, self.generator)
-        loss = distribution_matching_loss(net.embed, real, syn)
+        loss = distribution_matching_loss(net.embed, real, syn, one_pass=networks.has_batchnorm(net))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -154,17 +154,35 @@ def class_gradients_loss(net: nn.Module, real: Tensor, syn: Tensor, metric: str)
     return loss
 
 
+# Input values in one forward of real images where the classes' batches are taken together (DM's
+# embedding, DC's batched real gradients), whole classes at a time. MNIST's and CIFAR-10's paper
+# batches (2,560 images) stay one pass; CIFAR-100's and Tiny ImageNet's (25,600 and 51,200 images,
+# whose first ConvNet layer alone would output 13 and 107 GB) go in passes of about 3 GB of it.
+REAL_PASS_VALUES = 2**24
+
+
+def class_passes(real: Tensor) -> tuple[Tensor, ...]:
+    """``real`` (classes, batch, C, H, W) split along the classes into passes of at most
+    ``REAL_PASS_VALUES`` input values (one class at least)."""
+    return real.split(max(1, REAL_PASS_VALUES // max(1, real[0].numel())))
+
+
 def real_gradients_batched(net: nn.Module, real: Tensor, params: list[Tensor]) -> list[Tensor]:
-    """Every class's real-loss gradient from one forward of all classes' batches and one batched
-    backward (``is_grads_batched``: the per-class losses' gradients, vmapped over the backward).
-    Returns per parameter (classes, *shape). For a GPU, where the per-class passes are launch-bound;
-    valid when no layer mixes images of different classes (no BatchNorm in train mode)."""
-    c, b = real.shape[:2]
-    logits = net(real.flatten(0, 1))
-    targets = torch.arange(c, device=real.device).repeat_interleave(b)
-    per_class = F.cross_entropy(logits, targets, reduction="none").view(c, b).mean(1)
-    eye = torch.eye(c, device=real.device, dtype=per_class.dtype)
-    return list(torch.autograd.grad(per_class, params, grad_outputs=eye, is_grads_batched=True))
+    """Every class's real-loss gradient from one forward of the classes' batches and one batched
+    backward (``is_grads_batched``: the per-class losses' gradients, vmapped over the backward), in
+    ``class_passes`` for a dataset with many classes. Returns per parameter (classes, *shape). For a
+    GPU, where the per-class passes are launch-bound; valid when no layer mixes images of different
+    classes (no BatchNorm in train mode)."""
+    grads, first = [], 0
+    for part in class_passes(real):
+        c, b = part.shape[:2]
+        logits = net(part.flatten(0, 1))
+        targets = torch.arange(first, first + c, device=real.device).repeat_interleave(b)
+        per_class = F.cross_entropy(logits, targets, reduction="none").view(c, b).mean(1)
+        eye = torch.eye(c, device=real.device, dtype=per_class.dtype)
+        grads.append(torch.autograd.grad(per_class, params, grad_outputs=eye, is_grads_batched=True))
+        first += c
+    return [torch.cat(per_param) for per_param in zip(*grads)]
 
 
 def class_gradients_loss_fast(net: nn.Module, real: Tensor, syn: Tensor, metric: str,
@@ -257,7 +275,7 @@ class Condensation:
         self.metric, self.budget = check_metric(metric), budget
         self.inner_augment: Callable[[Tensor], Tensor] | None = None  # DSA augments the inner loop
         self.outer_loop, self.inner_loop = budget.loops(ipc)
-        self.device = train.images.device
+        self.device = train.device
         batched_real = self.device.type == "cuda" if batched_real is None else batched_real
         self.matching_loss = (functools.partial(class_gradients_loss_fast, batched_real=batched_real) if fast
                               else class_gradients_loss)
@@ -275,7 +293,7 @@ class Condensation:
         if init == "noise":
             images = torch.randn((k * ipc, c, h, w), device=self.device, generator=self.generator)
         else:
-            images = train.images[self.sampler.sample(ipc, self.generator).flatten()].clone()
+            images = train.batch(self.sampler.sample(ipc, self.generator).flatten())  # an index: a copy
         self.images = images.requires_grad_(True)
         check_lr(budget.image_lr(model), images.dtype, "image lr")
         if hasattr(budget, "lr_net"):  # DM's budget trains no network
@@ -301,8 +319,8 @@ class Condensation:
         for outer in range(self.outer_loop):
             if bn:
                 idx = self.sampler.sample(b.bn_real_per_class, self.generator).flatten()
-                freeze_batchnorm_on(net, self.train.images[idx])
-            real = self.train.images[self.sampler.sample(b.batch_real, self.generator)]
+                freeze_batchnorm_on(net, self.train.batch(idx))
+            real = self.train.batch(self.sampler.sample(b.batch_real, self.generator))
             loss = self.matching_loss(net, real, self.images.view(k, self.ipc, *shape), self.metric)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -6,7 +6,10 @@ evaluation layer (``orchestrator/evaluate_cli.py``); this entry point only hands
 """
 import sys
 
-from orchestrator.evaluate_cli import main
+from condense.runtime import wait_passively
+
+wait_passively()  # before torch loads
+from orchestrator.evaluate_cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

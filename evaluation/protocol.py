@@ -83,7 +83,8 @@ def parallel_seeds(model_name: str, info: DatasetInfo, num_images: int, budget: 
     image_shape = (info.channels, *info.image_size)
     per_seed = training_bytes(net, image_shape, min(budget.batch_train, num_images))
     if strategy is not None and _graphable(device, num_images, budget, strategy):
-        per_seed = graphed.memory_bytes(per_seed, image_shape, num_images, budget.epochs_for(strategy), strategy)
+        epochs = budget.epochs_for(strategy, num_images * info.image_values)
+        per_seed = graphed.memory_bytes(per_seed, image_shape, num_images, epochs, strategy)
     k = max(1, _memory_for_seeds(device, memory_share) // 2 // per_seed)
     logger.debug("%s: %d seeds at a time (%.2f GB each, estimated)", model_name, k, per_seed / 1e9)
     return k
@@ -117,8 +118,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageSet, model_name: str, seeds: Se
     """
     if strategy is None:
         strategy = for_set(synthetic.meta, test.info.name, model_name)
-    epochs = budget.epochs_for(strategy)
-    device = test.images.device
+    epochs = budget.epochs_for(strategy, synthetic.images.numel())
+    device = test.device
     images, labels = synthetic.images.to(device), synthetic.labels.to(device)
     train_like = ImageSet(images, labels, test.info)
     seeds = list(seeds)

@@ -117,7 +117,7 @@ class Reference:
 
 def train_reference(train: ImageSet, model: str, budget: ReferenceBudget, seed: int) -> Reference:
     """Train ``model`` on all of ``train`` with the evaluation trainer, counting forgetting events."""
-    device = train.images.device
+    device = train.device
     g = seeded_generator(seed, device)
     net = build_network(model, train, g, device)
     # the augmentation of the whole bound's networks, which these are: DC's for the dataset and model
@@ -133,7 +133,7 @@ def train_reference(train: ImageSet, model: str, budget: ReferenceBudget, seed: 
             log.info("reference %s seed %d: epoch %d/%d, train accuracy %.2f %%", model, seed, epoch + 1,
                      budget.epochs, acc)
 
-    losses = train_network(net, train.images, train.labels, budget, budget.epochs, strategy, g,
+    losses = train_network(net, train, train.labels, budget, budget.epochs, strategy, g,
                            plan=(budget.epochs, budget.epochs // 2), on_batch=count, on_epoch=report)
     bad = first_nonfinite(losses)
     if bad is not None:  # never cached: a diverged network is not a reference
@@ -209,7 +209,7 @@ def for_selection(pool: ImageSet, model: str, budget: ReferenceBudget, seed: int
     """What a coreset selects by (``condense.baselines``): the reference network of ``pool``
     (``budget.pool(train)``), from the cache or trained, on the pool's device."""
     ref = reference(pool, model, budget, seed, cache_dir)
-    return SelectionReference(ref.network(pool, pool.images.device), ref.forgetting.to(pool.images.device),
+    return SelectionReference(ref.network(pool, pool.device), ref.forgetting.to(pool.device),
                               {"model": model, "reference_seed": seed, "reference_epochs": ref.epochs,
                                "reference_images": len(pool)})
 
@@ -220,6 +220,6 @@ def whole(train: ImageSet, test: ImageSet, seeds: Sequence[int], budget: Referen
     """The whole-dataset bound: test accuracy (%) of one reference network per seed, each trained on
     all of ``budget.pool(train)`` for ``budget.epochs`` epochs (cached, shared with the baselines) and
     tested as an evaluation network (``eval_budget``'s test images)."""
-    device = test.images.device
+    device = test.device
     return [test_accuracy(reference(train, model, budget, s, cache_dir).network(train, device), test, eval_budget)
             for s in seeds]

@@ -36,6 +36,10 @@ class EvalBudget:
     weight_decay: float = 5e-4
     batch_test: int = 1024  # inference only: any size gives the same accuracy
     max_test: int | None = None  # test on the first N test images (smoke runs only)
+    # smoke runs only: fewer epochs where epochs x the set's values (images x C x H x W) would pass
+    # this, so that a smoke run of a big set stays short (Tiny ImageNet's 200 images at ipc 1 hold
+    # 31 times MNIST ipc 10's 100, whose 100 smoke epochs this keeps)
+    max_train_values: int | None = None
     precision: str = "default"  # condense.precision.PRECISIONS; tf32/bf16 act on CUDA only
 
     def __post_init__(self) -> None:
@@ -43,13 +47,15 @@ class EvalBudget:
 
     @classmethod
     def smoke(cls, **overrides) -> "EvalBudget":
-        return dataclasses.replace(cls(epochs=100, max_test=2000), **overrides)
+        return dataclasses.replace(cls(epochs=100, max_test=2000, max_train_values=100 * 100 * 28 * 28), **overrides)
 
-    def epochs_for(self, strategy: str) -> int:
-        """Epochs for a set trained with augmentation ``strategy`` (``evaluation.augmentation``)."""
-        if self.epochs is not None:
-            return self.epochs
-        return 300 if strategy == "none" else 1000
+    def epochs_for(self, strategy: str, set_values: int = 0) -> int:
+        """Epochs for a set trained with augmentation ``strategy`` (``evaluation.augmentation``) that
+        holds ``set_values`` values (images x C x H x W; 0: not capped by ``max_train_values``)."""
+        epochs = self.epochs if self.epochs is not None else (300 if strategy == "none" else 1000)
+        if self.max_train_values is None or set_values <= 0:
+            return epochs
+        return max(1, min(epochs, self.max_train_values // set_values))
 
 
 class Optimised(Protocol):
@@ -73,29 +79,31 @@ def sgd(params: Iterable[Tensor], lr: float, budget: Optimised) -> torch.optim.S
     return torch.optim.SGD(params, lr=lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
 
 
-def train_network(net: nn.Module, images: Tensor, labels: Tensor, budget: Optimised, epochs: int,
+def train_network(net: nn.Module, images: Tensor | ImageSet, labels: Tensor, budget: Optimised, epochs: int,
                   strategy: str, generator: torch.Generator, *, plan: tuple[int, int] | None = None,
                   on_batch: Callable[[Tensor, Tensor], None] | None = None,
                   on_epoch: Callable[[int], None] | None = None) -> Tensor:
     """SGD with momentum and weight decay, on the original's ``schedule(epochs)`` (lr x 0.1 a little
     after half the epochs, with a fresh optimiser as the paper's code), or on ``plan`` (epochs
-    trained, first epoch at the lower rate). ``on_batch(indices, logits)`` sees every batch and
-    ``on_epoch(epoch)`` every epoch's end. Returns
-    every step's loss, on the device (reading it is the caller's sync)."""
+    trained, first epoch at the lower rate). ``images``: a set's tensor, or a real ImageSet, whose
+    batches come normalised from ``ImageSet.batch`` (uint8 pixels stay uint8 on the device).
+    ``on_batch(indices, logits)`` sees every batch and ``on_epoch(epoch)`` every epoch's end.
+    Returns every step's loss, on the device (reading it is the caller's sync)."""
     lr = budget.lr
     opt = sgd(net.parameters(), lr, budget)
     net.train()
-    n = images.shape[0]
+    rows = images.batch if isinstance(images, ImageSet) else images.__getitem__
+    n, device = len(images), labels.device
     losses = []
     total, decay = schedule(epochs) if plan is None else plan
     for ep in range(total):
         if ep == decay:
             lr *= 0.1
             opt = sgd(net.parameters(), lr, budget)
-        order = torch.randperm(n, device=images.device, generator=generator)
+        order = torch.randperm(n, device=device, generator=generator)
         for start in range(0, n, budget.batch_train):
             idx = order[start:start + budget.batch_train]
-            x = augment(images[idx], strategy, generator)
+            x = augment(rows(idx), strategy, generator)
             opt.zero_grad(set_to_none=True)
             logits = net(x)
             loss = F.cross_entropy(logits, labels[idx])
@@ -106,7 +114,7 @@ def train_network(net: nn.Module, images: Tensor, labels: Tensor, budget: Optimi
                 on_batch(idx, logits.detach())
         if on_epoch is not None:
             on_epoch(ep)
-    return torch.stack(losses) if losses else images.new_zeros(0)
+    return torch.stack(losses) if losses else torch.zeros(0, device=device)
 
 
 def stack_networks(nets: Sequence[nn.Module]) -> tuple[nn.Module, dict, dict]:
@@ -173,9 +181,9 @@ def test_accuracy(net: nn.Module, test: ImageSet, budget: EvalBudget) -> float:
     """Accuracy in percent on the (first ``budget.max_test``) real test images."""
     net.eval()
     n = len(test) if budget.max_test is None else min(budget.max_test, len(test))
-    correct = torch.zeros((), dtype=torch.long, device=test.images.device)
+    correct = torch.zeros((), dtype=torch.long, device=test.device)
     for start in range(0, n, budget.batch_test):
-        x = test.images[start:min(n, start + budget.batch_test)]
+        x = test.batch(slice(start, min(n, start + budget.batch_test)))
         y = test.labels[start:min(n, start + budget.batch_test)]
         correct += (net(x).argmax(1) == y).sum()
     return 100.0 * int(correct) / n

@@ -18,6 +18,7 @@ import itertools
 from dataclasses import dataclass
 
 from condense import methods
+from condense.data import info
 from condense.methods import BOUND, CONDENSATION, DEFAULT, EXTERNAL
 from condense.synthetic import derive_seed
 from evaluation.augmentation import eval_augmentation
@@ -105,7 +106,9 @@ def describe(cell: Cell, s: Sweep) -> str:
         return (f"{cell.cell_id}  {s.num_exp} exp: {n_models} x 1 net trained on {images} training images "
                 f"for {s.reference_budget.epochs} epochs (method whole){tables}")
     strategy = cell.dsa_strategy or s.dsa_strategy
-    epochs = sorted({s.eval_budget.epochs_for(eval_augmentation(cell.method, cell.dataset, m, strategy)) for m in models})
+    values = cell.ipc * info(cell.dataset).num_classes * info(cell.dataset).image_values
+    epochs = sorted({s.eval_budget.epochs_for(eval_augmentation(cell.method, cell.dataset, m, strategy), values)
+                     for m in models})
     evaluation = f"{n_models} x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs"
     method = methods.get(cell.method)
     if cell.external:

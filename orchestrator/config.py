@@ -120,6 +120,8 @@ class Sweep:
         """The part that decides the numbers, as plain data (sweep.json, the results' metadata); the
         external sets' files where there are any (a sweep without has the same record as before them)."""
         plain = {k: _plain(getattr(self, k)) for k in self.COMPARABLE}
+        if plain["eval_budget"]["max_train_values"] is None:  # recorded as before the field: older runs resume
+            del plain["eval_budget"]["max_train_values"]
         if self.sets:
             plain["sets"] = {name: {key: list(files) for key, files in by_key} for name, by_key in self.sets}
         return plain

@@ -146,7 +146,8 @@ class Estimator:
         n_test = SPLITS[cell.dataset][1] if eb.max_test is None else min(eb.max_test, SPLITS[cell.dataset][1])
         total = 0.0
         for m in cell.eval_models():
-            epochs = schedule(eb.epochs_for(eval_augmentation(cell.method, cell.dataset, m, cell.dsa_strategy or s.dsa_strategy)))[0]
+            strategy = eval_augmentation(cell.method, cell.dataset, m, cell.dsa_strategy or s.dsa_strategy)
+            epochs = schedule(eb.epochs_for(strategy, images * DATASETS[cell.dataset].image_values))[0]
             per_net = epochs * self._epoch(cell.dataset, m, "eval", images, eb.batch_train)
             per_net += self._fit(cell.dataset, m, "test", n_test)
             total += s.num_eval * per_net

@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> Path:
             accuracies.setdefault((cell.cell_id, model), []).extend(accs)
             mu, sd = mean_std(accs)
             print(f"{shown}  ipc {cell.ipc}  {model}: {mu:.2f} ± {sd:.2f} % ({len(accs)} nets, augment {strategy}, "
-                  f"{sweep.eval_budget.epochs_for(strategy)} epochs, {seconds:.1f} s)", flush=True)
+                  f"{sweep.eval_budget.epochs_for(strategy, s.images.numel())} epochs, {seconds:.1f} s)", flush=True)
             records += [{"exp": exp, "eval_model": model, "eval_seed": seed, "accuracy": acc, "eval_seconds": seconds,
                          "started_at": began, "finished_at": time.time(), **provenance}
                         for seed, acc in zip(seeds, accs)]

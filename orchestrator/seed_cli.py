@@ -191,7 +191,7 @@ def sweep_for(args: argparse.Namespace) -> Sweep:
     eval_budget = dataclasses.replace(EvalBudget.smoke() if args.smoke else EvalBudget(), lr=args.lr_net,
                                       batch_train=args.batch_train, precision=args.precision)
     if args.epoch_eval_train is not None:
-        eval_budget = dataclasses.replace(eval_budget, epochs=args.epoch_eval_train)
+        eval_budget = dataclasses.replace(eval_budget, epochs=args.epoch_eval_train, max_train_values=None)  # as asked
     # the reference network's budget (coresets and whole): the evaluation trainer's lr and batch
     reference = dataclasses.replace(ReferenceBudget.smoke() if args.smoke else ReferenceBudget(),
                                     lr=args.lr_net, batch_train=args.batch_train)
@@ -231,7 +231,7 @@ class Run:
         s = self.sweep
         nets = f" x {s.num_eval} nets" if not self.cell.bound else ""
         print(f"{tag}: eval_mode {self.cell.eval_mode} -> {', '.join(self.models)}; {s.num_exp} exp{nets}; "
-              f"{what}; device {self.test.images.device}", flush=True)
+              f"{what}; device {self.test.device}", flush=True)
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -277,5 +277,5 @@ def device_name(device: torch.device) -> str:
 def training_sample(train: ImageSet, method: str, per_class: int = 10) -> SyntheticSet:
     """What a whole cell shows in place of a set: the first training images of each class."""
     idx = torch.cat([i[:per_class] for i in train.indices_per_class()])
-    return SyntheticSet(train.images[idx].cpu(), train.labels[idx].cpu(), train.info.name,
+    return SyntheticSet(train.batch(idx).cpu(), train.labels[idx].cpu(), train.info.name,
                         {"method": method, "sample": f"first {per_class} training images per class"})

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from condense.runtime import keep_freed_memory
+from condense.runtime import keep_freed_memory, wait_passively
 
+wait_passively()  # before the tests import torch
 keep_freed_memory()
 
 REPO = Path(__file__).resolve().parents[1]

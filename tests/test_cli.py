@@ -152,6 +152,27 @@ def test_missing_data_is_one_line_exit_2(seed_cli, tmp_path):
     assert len(lines) == 1 and "CIFAR10" in lines[0] and str(tmp_path) in lines[0], r.stderr
 
 
+@pytest.mark.parametrize("broken, named", [
+    ("class", "train/n00000007/images"),  # a class of wnids.txt without its folder
+    ("train", "train/n00000007/images/n00000007_0.JPEG"),  # an unreadable training JPEG
+    ("val", "val/images/val_5.JPEG"),  # an unreadable validation JPEG
+])
+def test_a_broken_tiny_imagenet_folder_is_one_line_naming_it(seed_cli, tmp_path, broken, named):
+    import shutil
+
+    from test_datasets_seed import tiny_folder
+
+    t = tiny_folder(tmp_path / "data")
+    if broken == "class":
+        shutil.rmtree(t / "train" / "n00000007")
+    else:
+        (t / named).write_bytes(b"not a jpeg")
+    r = seed_cli("--dataset", "TinyImageNet", "--ipc", "1", "--smoke", "--Iteration", "1",
+                 "--data_path", str(tmp_path / "data"), "--save_path", str(tmp_path / "out"))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and str(t / named) in lines[0], r.stderr
+
+
 @pytest.mark.parametrize("flag", ["--lr_img", "--lr_net"])
 def test_a_learning_rate_beyond_float32_is_the_one_line_divergence_error(seed_cli, tmp_path, flag):
     r = seed_cli("--dataset", "MNIST", "--smoke", "--num_eval", "1", flag, "1e308", "--save_path", str(tmp_path))

@@ -10,7 +10,7 @@ from condense import diffaug
 from condense.errors import NonFiniteLossError
 from condense.dm import DMBudget, DMCondensation, distribution_matching_loss
 from condense.dsa import DSACondensation
-from condense import methods
+from condense import methods, synthetic
 from evaluation.augmentation import for_set
 from condense.synthetic import Budget, build_network, class_gradients_loss, seeded_generator
 from conftest import step_twice_second_without_sync
@@ -50,7 +50,22 @@ def test_dm_loss_matches_the_per_class_loop_without_batchnorm(mnist_small):
     torch.testing.assert_close(g_batched, g_loop, rtol=1e-4, atol=1e-6)
 
 
-def test_dm_embeds_batchnorm_models_over_all_classes_at_once(mnist_small):
+def test_dm_embeds_many_classes_a_few_at_a_time(mnist_small, monkeypatch):
+    """CIFAR-100's and Tiny ImageNet's real batches are embedded in passes of a few classes: the
+    same loss and image gradient as one pass (float rounding apart)."""
+    train, _ = mnist_small
+    net = build_network(SMALL, train, seeded_generator(0), "cpu").requires_grad_(False)
+    real = train.images[:40].view(10, 4, 1, 28, 28)
+    syn = torch.randn(10, 2, 1, 28, 28, requires_grad=True)
+    whole = distribution_matching_loss(net.embed, real, syn)
+    monkeypatch.setattr(synthetic, "REAL_PASS_VALUES", 4 * real[0].numel())
+    assert [len(p) for p in synthetic.class_passes(real)] == [4, 4, 2]
+    passes = distribution_matching_loss(net.embed, real, syn)
+    torch.testing.assert_close(passes, whole)
+    torch.testing.assert_close(torch.autograd.grad(passes, syn)[0], torch.autograd.grad(whole, syn)[0])
+
+
+def test_dm_embeds_batchnorm_models_over_all_classes_at_once(mnist_small, monkeypatch):
     """The original's BN branch: batch statistics over the real images of every class."""
     train, _ = mnist_small
     net = build_network("ConvNetBN", train, seeded_generator(0), "cpu").train().requires_grad_(False)
@@ -58,7 +73,14 @@ def test_dm_embeds_batchnorm_models_over_all_classes_at_once(mnist_small):
     syn = torch.randn(10, 1, 1, 28, 28)
     expected = ((net.embed(real.flatten(0, 1)).view(10, 4, -1).mean(1)
                  - net.embed(syn.flatten(0, 1)).view(10, 1, -1).mean(1)) ** 2).sum()
-    torch.testing.assert_close(distribution_matching_loss(net.embed, real, syn), expected)
+    torch.testing.assert_close(distribution_matching_loss(net.embed, real, syn, one_pass=True), expected)
+    stepped = []
+    for elements in (synthetic.REAL_PASS_VALUES, 1):  # a BN network's step is one pass whatever the limit
+        monkeypatch.setattr(synthetic, "REAL_PASS_VALUES", elements)
+        run = methods.start("DM", train, "ConvNetW16BN", 1, TINY_DM, seed=0)
+        run.step()
+        stepped.append(run.images.detach())
+    assert torch.equal(*stepped)
 
 
 @pytest.mark.parametrize("method, budget", [("DM", TINY_DM),

@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 import torch
 
+from condense import synthetic
 from condense.synthetic import (Budget, Condensation, build_network, class_gradients_loss,
                                 class_gradients_loss_fast, freeze_batchnorm_on, seeded_generator)
 from conftest import step_twice_second_without_sync
@@ -102,10 +103,15 @@ def test_an_outer_iteration_never_waits_for_the_device(mnist_small, device):
 
 
 @pytest.mark.parametrize("model", ["ConvNetW16", "ConvNetW16BN", "MLP"])
-def test_batched_real_gradients_equal_the_per_class_loop(train64, model, device):
-    """One forward of all classes' real batches and one batched backward: the per-class gradients."""
+@pytest.mark.parametrize("classes_per_pass", [None, 3])
+def test_batched_real_gradients_equal_the_per_class_loop(train64, model, device, classes_per_pass, monkeypatch):
+    """One forward of all classes' real batches and one batched backward: the per-class gradients;
+    also in passes of a few classes (10 = 3 + 3 + 3 + 1), as a dataset of many classes goes."""
     train = train64
     real, syn = batches(train, 2, 8)
+    if classes_per_pass:
+        monkeypatch.setattr(synthetic, "REAL_PASS_VALUES", classes_per_pass * real[0].numel())
+        assert [len(p) for p in synthetic.class_passes(real)] == [3, 3, 3, 1]
     net = build_network(model, train, seeded_generator(1, device), device)
     if model.endswith("BN"):
         freeze_batchnorm_on(net, real.flatten(0, 1))

@@ -194,7 +194,7 @@ def test_a_dm_cell_uses_its_own_budget_and_a_non_finite_loss_fails_it(tmp_path, 
     chosen = dataclasses.replace(settings, dsa_strategy="crop_flip")
     _, sets = final_state(run(monkeypatch, tmp_path / "chosen", chosen, cell=cell))
     assert sets[0].meta["dsa_strategy"] == "crop_flip"
-    monkeypatch.setattr(dm, "distribution_matching_loss", lambda embed, real, syn: syn.sum() * float("nan"))
+    monkeypatch.setattr(dm, "distribution_matching_loss", lambda embed, real, syn, **kw: syn.sum() * float("nan"))
     failed = run(monkeypatch, tmp_path / "nan", settings, cell=cell).reports[-1]["failed"]
     assert failed.startswith("NonFiniteLossError: exp 0: ") and "matching loss is nan" in failed
 
