@@ -11,6 +11,11 @@ It is trained by the evaluation trainer (``evaluation.train``: SGD lr 0.01, mome
 decay 5e-4, batch 256, DC's augmentation for the dataset) on its own plan: ``epochs`` epochs, lr x 0.1
 with a fresh optimiser at half. The paper gives no epoch count, so ``epochs`` is a setting reported
 beside every number it produces.
+
+A reduced run (``max_train``) trains it on a subset of the training images, the same for the
+coresets that select by it: by default a per-class subset drawn with the network's own seed
+(``stratified``), so a class-sorted training set keeps every class; ``first`` keeps the first N
+images, as before (for numbers pinned across versions).
 """
 from __future__ import annotations
 
@@ -31,10 +36,10 @@ from torch import Tensor
 from condense.baselines import SelectionReference
 from condense.data import ImageSet
 from condense.divergence import first_nonfinite
-from condense.errors import ConfigError, NonFiniteLossError
+from condense.errors import ConfigError, NonFiniteLossError, unknown
 from condense.files import replacing
 from condense.methods import WHOLE
-from condense.synthetic import build_network, seeded_generator
+from condense.synthetic import build_network, derive_seed, seeded_generator
 
 from .augmentation import eval_augmentation
 from .train import EvalBudget, test_accuracy, train_network
@@ -44,6 +49,9 @@ log = logging.getLogger(__name__)
 # Part of every cache key: bumped when what a cached file holds changes meaning (2: forgetting
 # scores count a never-learned image as most forgotten), so no stale file is read.
 CACHE_FORMAT = 2
+
+STRATIFIED, FIRST = "stratified", "first"
+SUBSETS = (STRATIFIED, FIRST)  # ReferenceBudget.subset: which max_train images a reduced run uses
 
 
 @dataclass(frozen=True)
@@ -55,22 +63,66 @@ class ReferenceBudget:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     augment: bool = True  # DC's evaluation augmentation for the dataset, as the eval trainer
-    max_train: int | None = None  # use only the first N training images (smoke/reduced runs only)
+    max_train: int | None = None  # use only N training images (smoke/reduced runs only)
+    subset: str = STRATIFIED  # which N: SUBSETS
 
     @classmethod
     def smoke(cls, **overrides) -> "ReferenceBudget":
-        """Seconds on a CPU: 5 epochs on the first 1000 images (>= 87 per MNIST class)."""
+        """Seconds on a CPU: 5 epochs on 1000 images (100 per MNIST class)."""
         return dataclasses.replace(cls(epochs=5, max_train=1000), **overrides)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_train < 1 or (self.max_train is not None and self.max_train < 1):
             raise ConfigError(f"reference budget needs epochs, batch_train and max_train >= 1, got {self}")
+        if self.subset not in SUBSETS:
+            raise unknown("subset", self.subset, SUBSETS)
 
-    def pool(self, train: ImageSet) -> ImageSet:
-        """The training images the reference network sees and coresets are selected from."""
+    def record(self) -> dict:
+        """The budget as plain data (cache keys, sweep.json, the results' metadata); ``subset`` only
+        where it picks other images than versions before it did (the first N), so their caches,
+        records and resumable runs stay valid."""
+        plain = dataclasses.asdict(self)
+        if self.max_train is None or self.subset == FIRST:
+            del plain["subset"]
+        return plain
+
+    def pool(self, train: ImageSet, seed: int) -> ImageSet:
+        """The training images the reference network of ``seed`` sees, and the coresets that select
+        by it select from: all of them, or ``max_train`` of them (``subset``: per class, drawn with
+        ``seed``; or the first ones)."""
         if self.max_train is None or self.max_train >= len(train):
             return train
-        return ImageSet(train.images[: self.max_train], train.labels[: self.max_train], train.info)
+        if self.subset == FIRST:
+            idx = torch.arange(self.max_train, device=train.labels.device)
+        else:
+            idx = stratified(train.labels, self.max_train, seed).to(train.labels.device)
+        return ImageSet(train.images[idx], train.labels[idx], train.info)
+
+
+def stratified(labels: Tensor, n: int, seed: int) -> Tensor:
+    """Indices of ``n`` of ``labels`` (n <= len), in their order: each class present an equal share
+    (floor or ceil of n / classes; which classes get the ceil drawn with ``seed``), a class with
+    fewer images all of them and the others the rest; the images of a class drawn with ``seed``."""
+    g = torch.Generator().manual_seed(derive_seed(seed, "reference pool"))
+    labels = labels.cpu()
+    counts = torch.bincount(labels).tolist()
+    classes = [c for c, k in enumerate(counts) if k]
+    quota = dict.fromkeys(classes, 0)
+    left, open_ = n, classes
+    while open_ and left >= len(open_):  # equal shares; a class that runs out leaves the rest to others
+        share = left // len(open_)
+        for c in open_:
+            take = min(share, counts[c] - quota[c])
+            quota[c] += take
+            left -= take
+        open_ = [c for c in open_ if quota[c] < counts[c]]
+    for k in torch.randperm(len(open_), generator=g)[:left].tolist():  # fewer left than classes: one each
+        quota[open_[k]] += 1
+    chosen = []
+    for c in classes:
+        own = torch.nonzero(labels == c, as_tuple=False).flatten()
+        chosen.append(own[torch.randperm(len(own), generator=g)[:quota[c]]])
+    return torch.cat(chosen).sort().values
 
 
 class ForgettingCounter:
@@ -158,7 +210,7 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 def _cache_path(train: ImageSet, model: str, budget: ReferenceBudget, seed: int, cache_dir: Path) -> Path:
     """One file per (dataset, model, seed, budget, exact training data): a changed copy of the data
     or any budget field gives a new file instead of a stale network."""
-    h = hashlib.sha256(repr((CACHE_FORMAT, model, seed, dataclasses.asdict(budget))).encode())
+    h = hashlib.sha256(repr((CACHE_FORMAT, model, seed, budget.record())).encode())
     h.update(train.images.detach().cpu().contiguous().numpy().tobytes())
     h.update(train.labels.cpu().numpy().tobytes())
     return cache_dir / "reference" / f"{train.info.name}-{model}-seed{seed}-e{budget.epochs}-{h.hexdigest()[:16]}.pt"
@@ -167,14 +219,14 @@ def _cache_path(train: ImageSet, model: str, budget: ReferenceBudget, seed: int,
 def cache_file(train: ImageSet, model: str, budget: ReferenceBudget, seed: int,
                cache_dir: str | os.PathLike | None = None) -> Path:
     """Where ``reference`` keeps the network for these arguments."""
-    return _cache_path(budget.pool(train), model, budget, seed, resolve_cache_dir(cache_dir))
+    return _cache_path(budget.pool(train, seed), model, budget, seed, resolve_cache_dir(cache_dir))
 
 
 def reference(train: ImageSet, model: str = "ConvNet", budget: ReferenceBudget = ReferenceBudget(),
               seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Reference:
-    """The reference network for ``budget.pool(train)``: from the cache, else trained and cached."""
-    pool = budget.pool(train)
-    path = cache_file(train, model, budget, seed, cache_dir)
+    """The reference network for ``budget.pool(train, seed)``: from the cache, else trained and cached."""
+    pool = budget.pool(train, seed)
+    path = _cache_path(pool, model, budget, seed, resolve_cache_dir(cache_dir))
     path.parent.mkdir(parents=True, exist_ok=True)
     # Concurrent callers (a sweep's coreset cells start together) wait for the first one's network
     # instead of each training their own; the lock is released when the file closes.
@@ -207,7 +259,7 @@ def _read_cache(path: Path) -> Reference | None:
 def for_selection(pool: ImageSet, model: str, budget: ReferenceBudget, seed: int,
                   cache_dir: str | os.PathLike | None = None) -> SelectionReference:
     """What a coreset selects by (``condense.baselines``): the reference network of ``pool``
-    (``budget.pool(train)``), from the cache or trained, on the pool's device."""
+    (``budget.pool(train, seed)``), from the cache or trained, on the pool's device."""
     ref = reference(pool, model, budget, seed, cache_dir)
     return SelectionReference(ref.network(pool, pool.device), ref.forgetting.to(pool.device),
                               {"model": model, "reference_seed": seed, "reference_epochs": ref.epochs,
@@ -218,7 +270,7 @@ def whole(train: ImageSet, test: ImageSet, seeds: Sequence[int], budget: Referen
           model: str = "ConvNet", cache_dir: str | os.PathLike | None = None,
           eval_budget: EvalBudget = EvalBudget()) -> list[float]:
     """The whole-dataset bound: test accuracy (%) of one reference network per seed, each trained on
-    all of ``budget.pool(train)`` for ``budget.epochs`` epochs (cached, shared with the baselines) and
+    all of ``budget.pool(train, seed)`` for ``budget.epochs`` epochs (cached, shared with the baselines) and
     tested as an evaluation network (``eval_budget``'s test images)."""
     device = test.device
     return [test_accuracy(reference(train, model, budget, s, cache_dir).network(train, device), test, eval_budget)

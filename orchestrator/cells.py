@@ -23,6 +23,7 @@ from condense.methods import BOUND, CONDENSATION, DEFAULT, EXTERNAL
 from condense.synthetic import derive_seed
 from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations, eval_models
+from evaluation.reference import FIRST
 
 from .config import Sweep
 
@@ -98,9 +99,12 @@ def expand(sweep: Sweep) -> list[Cell]:
 
 def describe(cell: Cell, s: Sweep) -> str:
     """One dry-run line: the cell id, how its sets are made and the budget it will spend."""
+    s = s.for_cell(cell)
     models = cell.eval_models()
     n_models = f"{len(models)} model{'s' * (len(models) > 1)}"
-    images = "all" if s.reference_budget.max_train is None else f"the first {s.reference_budget.max_train}"
+    r = s.reference_budget
+    images = "all" if r.max_train is None else (f"the first {r.max_train}" if r.subset == FIRST else
+                                                f"a per-class subset of {r.max_train}")
     tables = f"  tables {','.join(cell.tables)}"
     if cell.bound:
         return (f"{cell.cell_id}  {s.num_exp} exp: {n_models} x 1 net trained on {images} training images "
@@ -110,6 +114,8 @@ def describe(cell: Cell, s: Sweep) -> str:
     epochs = sorted({s.eval_budget.epochs_for(eval_augmentation(cell.method, cell.dataset, m, strategy), values)
                      for m in models})
     evaluation = f"{n_models} x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs"
+    if s.eval_budget.max_test is not None:
+        evaluation += f" (first {s.eval_budget.max_test} test images)"
     method = methods.get(cell.method)
     if cell.external:
         files = s.set_files(cell.method, cell.dataset, cell.ipc)

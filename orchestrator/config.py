@@ -3,14 +3,16 @@
 ``Sweep`` holds the grids (which cells) and the settings every trial shares (budgets, runs, seeds,
 augmentation), each under the name its sweep file gives it; the driver adds what only it knows
 (``for_run``: the data root, the code version, the reference-network cache, ``--smoke``'s caps) and
-hands the same object to every trial.
+hands the same object to every trial (under --smoke, scaled to the trial's cell: ``for_cell``).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from condense import diffaug
+from condense.data import info
 from condense.dm import DMBudget
 from condense import methods
 from condense.methods import DEFAULT
@@ -18,8 +20,16 @@ from condense.synthetic import Budget
 from evaluation.reference import ReferenceBudget
 from evaluation.train import EvalBudget
 
+if TYPE_CHECKING:
+    from .cells import Cell
+
 # What --smoke keeps of any sweep: runs and networks per cell, on top of the smoke budget presets.
 SMOKE_NUM_EXP, SMOKE_NUM_EVAL = 1, 2
+# ... and a condensation's iterations times its set's values (images x C x H x W) within this, as the
+# smoke evaluation's epochs times them (EvalBudget.smoke's max_train_values): a pass costs about as
+# much per value at any ipc, so a smoke cell takes minutes on one CPU core whatever its set. MNIST's
+# ipc-1 set keeps the presets (20 iterations, 100 epochs); its ipc 10 gets 10 and 10, ipc 50 2 and 2.
+SMOKE_SET_VALUES = EvalBudget.smoke().max_train_values
 
 
 @dataclass(frozen=True)
@@ -72,12 +82,13 @@ class Sweep:
     # Set by the driver, never by a sweep file:
     code_version: str = "unknown"
     cache_dir: str | None = None  # reference networks; on a cluster a folder every node sees
+    smoke: bool = False  # --smoke: budgets capped at the presets, and scaled to each cell's set (for_cell)
 
     # The fields that decide the numbers: a resumed sweep must not change them.
     COMPARABLE = ("num_exp", "num_eval", "seed", "budget", "dm_budget", "eval_budget", "reference_budget",
                   "shared_reference", "dsa_strategy")
     # Not a sweep file's keys: the driver's.
-    DRIVER_KEYS = ("name", "grids", "code_version", "cache_dir")
+    DRIVER_KEYS = ("name", "grids", "code_version", "cache_dir", "smoke")
 
     def for_run(self, data_root: str, code_version: str, smoke: bool = False) -> "Sweep":
         """The sweep as its trials see it: the data root resolved, the code version, and with
@@ -90,7 +101,18 @@ class Sweep:
             dm_budget=_cap(self.dm_budget, DMBudget(), DMBudget.smoke()),
             eval_budget=_cap(self.eval_budget, EvalBudget(), EvalBudget.smoke()),
             reference_budget=_cap(self.reference_budget, ReferenceBudget(), ReferenceBudget.smoke()),
-            num_exp=min(self.num_exp, SMOKE_NUM_EXP), num_eval=min(self.num_eval, SMOKE_NUM_EVAL))
+            num_exp=min(self.num_exp, SMOKE_NUM_EXP), num_eval=min(self.num_eval, SMOKE_NUM_EVAL), smoke=True)
+
+    def for_cell(self, cell: "Cell") -> "Sweep":
+        """The sweep as one cell's trial sees it: a smoke run's condensation budget with its
+        iterations scaled to the cell's set (``smoke_for_set``; the evaluation's epochs are, by
+        EvalBudget's ``max_train_values``); any other run's, as it is."""
+        key = methods.get(cell.method).budget  # None for a set made elsewhere
+        if not self.smoke or cell.bound or key is None:  # a whole cell has no set
+            return self
+        d = info(cell.dataset)
+        values = cell.ipc * d.num_classes * d.image_values
+        return dataclasses.replace(self, **{key: smoke_for_set(getattr(self, key), values)})
 
     def reference_seed(self, exp: int) -> int:
         """The seed of experiment ``exp``'s reference network: its own (the whole bound's network of
@@ -122,12 +144,25 @@ class Sweep:
         plain = {k: _plain(getattr(self, k)) for k in self.COMPARABLE}
         if plain["eval_budget"]["max_train_values"] is None:  # recorded as before the field: older runs resume
             del plain["eval_budget"]["max_train_values"]
+        if self.smoke:  # its cells' iterations are scaled (for_cell); a run without the key was not
+            plain["smoke"] = {"set_values": SMOKE_SET_VALUES}
         if self.sets:
             plain["sets"] = {name: {key: list(files) for key, files in by_key} for name, by_key in self.sets}
         return plain
 
 
+def smoke_for_set(budget, values: int):
+    """A smoke condensation ``budget`` for a set of ``values`` (images x C x H x W): its iterations
+    cut so that times ``values`` they stay within SMOKE_SET_VALUES (at least 1); a budget without
+    iterations (a coreset's reference network) as it is."""
+    iterations = getattr(budget, "iterations", None)
+    most = max(1, SMOKE_SET_VALUES // values)
+    return budget if iterations is None or iterations <= most else dataclasses.replace(budget, iterations=most)
+
+
 def _plain(value):
+    if isinstance(value, ReferenceBudget):
+        return value.record()
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 

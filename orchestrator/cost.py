@@ -162,6 +162,7 @@ class Estimator:
         return len(new) * r.epochs * self._epoch(dataset, model, "train", pool, r.batch_train)
 
     def cell_seconds(self, cell, s) -> float:
+        s = s.for_cell(cell)
         classes = DATASETS[cell.dataset].num_classes
         method = methods.get(cell.method)
         if cell.bound:  # per evaluation model, one network of seed + e per experiment, then its test

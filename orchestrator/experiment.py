@@ -7,7 +7,8 @@ augmentation whichever runs it:
   derive from it, the evaluation model and the iteration (``eval_seeds``);
 - a condensation starts with the method's budget, its default initialisation and the sweep's DSA
   strategy for the dataset (``start``); a coreset selects from the reference budget's pool with
-  the experiment's reference network (``select``); the bound trains networks on the whole pool
+  the experiment's reference network (``select``; a reduced run's pool is drawn with that
+  network's seed, ``pool``); the bound trains networks on the whole pool
   (``whole_accuracy``); an external set (``set:<name>``) is the experiment's set of the files the
   sweep names for the cell (``external``), checked before the run starts (``check_external``).
 """
@@ -35,20 +36,26 @@ def start(cell: Cell, train: ImageSet, sweep: Sweep, exp: int, init: str | None 
                          dsa_strategy=sweep.dsa_strategy_for(cell.dataset, cell.dsa_strategy))
 
 
-def pool(cell: Cell, train: ImageSet, sweep: Sweep) -> ImageSet:
-    """The training images the cell's method draws on (a coreset's and the bound's: the reference pool)."""
-    return train if methods.get(cell.method).kind == CONDENSATION else sweep.reference_budget.pool(train)
+def pool(cell: Cell, train: ImageSet, sweep: Sweep, exp: int = 0) -> ImageSet:
+    """The training images the cell's method draws on in experiment ``exp``: a coreset's and the
+    bound's are those of the experiment's reference network. A reduced run's subset is drawn with
+    that network's seed, so a network and the coresets selected by it see the same images."""
+    if methods.get(cell.method).kind == CONDENSATION:
+        return train
+    seed = sweep.whole_seed(exp) if cell.bound else sweep.reference_seed(exp)
+    return sweep.reference_budget.pool(train, seed)
 
 
 def train_images(cell: Cell, train: ImageSet, sweep: Sweep) -> int | None:
-    """How many training images the cell's method drew on (unknown for a set made elsewhere)."""
+    """How many training images the cell's method drew on (unknown for a set made elsewhere; the
+    same number in every experiment)."""
     return None if cell.external else len(pool(cell, train, sweep))
 
 
 def select(cell: Cell, train: ImageSet, sweep: Sweep, exp: int) -> SyntheticSet:
     """The coreset of the cell's experiment ``exp``, chosen with that experiment's reference network."""
     method = methods.get(cell.method)
-    chosen_from = sweep.reference_budget.pool(train)
+    chosen_from = pool(cell, train, sweep, exp)
     guide = None
     if method.needs_reference:
         guide = reference.for_selection(chosen_from, cell.model, sweep.reference_budget, sweep.reference_seed(exp),

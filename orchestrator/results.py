@@ -6,7 +6,7 @@ table shows it as failed rather than missing; a cell an interrupted run did not 
 ``status="missing"`` rows, so the table shows it as missing rather than leaving it out.
 
 Beyond the first schema: ``train_images``, the training images the cell's method drew on (the
-whole set, or a coreset pool / whole-dataset network's first ``max_train`` in reduced runs);
+whole set, or a coreset pool / whole-dataset network's ``max_train`` in reduced runs);
 ``epochs``, the training epochs of a ``whole`` cell's networks (Table 1's bound); and provenance a
 SQL user filters on: ``device_name`` (the GPU or CPU model), ``started_at`` and ``finished_at``
 (UTC) of the row's experiment; ``dsa_strategy``, the cell's value of a grid's DSA strategy axis

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from condense import diffaug, methods, networks, numbers
-from condense.data import ImageSet, check, dataset_names, load
+from condense.data import ImageSet, check, dataset_names, info, load
 from condense.dm import DMBudget
 from condense.errors import ConfigError, OneLineParser, exit_status, unknown
 from condense.files import write_text
@@ -34,12 +34,12 @@ from condense.runtime import keep_freed_memory
 from condense.synthetic import INITS, Budget, Condensation, run_condensation
 from condense.visualise import save_grid
 from evaluation.pools import EVAL_MODES, POOLS, eval_iterations
-from evaluation.reference import ReferenceBudget, resolve_cache_dir
+from evaluation.reference import STRATIFIED, SUBSETS, ReferenceBudget, resolve_cache_dir
 from evaluation.train import EvalBudget
 
 from . import experiment
 from .cells import Cell
-from .config import Sweep
+from .config import Sweep, smoke_for_set
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,9 +59,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--num_exp", type=int, default=None, help="condensation runs (default 5; 1 with --smoke)")
     a("--num_eval", type=int, default=None, help="networks trained per eval model and run (default 20; 2 with --smoke)")
     a("--epoch_eval_train", type=int, default=None,
-      help="epochs to train each eval network (default 1000 with augmentation, else 300)")
+      help="epochs to train each eval network (default 1000 with augmentation, else 300; with --smoke 100, "
+      "fewer for a set holding more values than MNIST's at ipc 1: 10 at ipc 10)")
     a("--Iteration", type=int, default=None,
-      help="outer iterations (default 1000, DM 20000; 20 with --smoke, DM 50)")
+      help="outer iterations (default 1000, DM 20000; with --smoke 20, DM 50, fewer for a set holding more values "
+      "than MNIST's at ipc 1: 10 at ipc 10)")
     a("--lr_img", type=float, default=None, help="image learning rate (default 0.1, 0.01 for MLP; DM 1)")
     a("--lr_net", type=float, default=0.01, help="network learning rate (default 0.01)")
     a("--batch_real", type=int, default=None, help="real images per class per step (default 256; 64 with --smoke)")
@@ -83,7 +85,11 @@ def parse_args(argv=None) -> argparse.Namespace:
       help="coresets and whole: epochs of the reference network trained on the whole training set, whose "
       "features herding/kcenter use, whose run counts forgetting, and which is the whole bound (default 50; 5 with --smoke)")
     a("--max_train", type=int, default=None,
-      help="coresets and whole: use only the first N training images (default all; 1000 with --smoke)")
+      help="coresets and whole: use only N training images (default all; 1000 with --smoke), chosen as "
+      "--max_train_subset says")
+    a("--max_train_subset", default=None,
+      help=f"which N: {' | '.join(SUBSETS)} (default {STRATIFIED}: an equal share of every class, drawn with the "
+      "reference network's seed; first: the first N, as before)")
     a("--cache_dir", default=None,
       help="where reference networks are cached (default $DC_CACHE, else $XDG_CACHE_HOME/condense or ~/.cache/condense)")
     a("--precision", default="default", help=f"arithmetic of the networks' passes: {' | '.join(PRECISIONS)}; "
@@ -111,8 +117,11 @@ def validate(args: argparse.Namespace) -> None:
     if args.init is not None and args.init not in INITS:
         raise unknown("init", args.init, INITS)
     check_precision(args.precision)
+    if args.max_train_subset is not None and args.max_train_subset not in SUBSETS:
+        raise unknown("--max_train_subset", args.max_train_subset, SUBSETS)
     if method.budget != "reference_budget":  # these shape the reference network, which it has none of
-        given = [f"--{n}" for n in ("epoch_reference", "max_train") if getattr(args, n) is not None]
+        shaping = ("epoch_reference", "max_train", "max_train_subset")
+        given = [f"--{n}" for n in shaping if getattr(args, n) is not None]
         if given:
             verb = "apply" if len(given) > 1 else "applies"
             raise ConfigError(f"{' and '.join(given)} {verb} to the coreset methods and whole, "
@@ -180,7 +189,13 @@ def writable_folder(path: str, flag: str) -> Path:
 def sweep_for(args: argparse.Namespace) -> Sweep:
     """The flags as a sweep config: the method's budget with the flags that set it, the paper's
     evaluation (or the smoke presets), and main.py's DSA strategy unless --dsa_strategy says otherwise."""
-    budget, dm_budget = (Budget.smoke(), DMBudget.smoke()) if args.smoke else (Budget(), DMBudget())
+    if args.smoke:  # the presets, iterations scaled to the set as a smoke sweep's cells get them; flags below win
+        d = info(args.dataset)
+        values = args.ipc * d.num_classes * d.image_values
+        budget, dm_budget, eval_budget = (smoke_for_set(Budget.smoke(), values), smoke_for_set(DMBudget.smoke(), values),
+                                          EvalBudget.smoke())
+    else:
+        budget, dm_budget, eval_budget = Budget(), DMBudget(), EvalBudget()
     given = {"iterations": args.Iteration, "batch_real": args.batch_real, "lr_img": args.lr_img}
     given = {k: v for k, v in given.items() if v is not None}
     if METHODS[args.method].budget == "dm_budget":  # DM trains no network while condensing
@@ -188,8 +203,8 @@ def sweep_for(args: argparse.Namespace) -> Sweep:
     else:
         budget = dataclasses.replace(budget, lr_net=args.lr_net, batch_train=args.batch_train,
                                      precision=args.precision, **given)
-    eval_budget = dataclasses.replace(EvalBudget.smoke() if args.smoke else EvalBudget(), lr=args.lr_net,
-                                      batch_train=args.batch_train, precision=args.precision)
+    eval_budget = dataclasses.replace(eval_budget, lr=args.lr_net, batch_train=args.batch_train,
+                                      precision=args.precision)
     if args.epoch_eval_train is not None:
         eval_budget = dataclasses.replace(eval_budget, epochs=args.epoch_eval_train, max_train_values=None)  # as asked
     # the reference network's budget (coresets and whole): the evaluation trainer's lr and batch
@@ -199,6 +214,8 @@ def sweep_for(args: argparse.Namespace) -> Sweep:
         reference = dataclasses.replace(reference, epochs=args.epoch_reference)
     if args.max_train is not None:
         reference = dataclasses.replace(reference, max_train=args.max_train)
+    if args.max_train_subset is not None:
+        reference = dataclasses.replace(reference, subset=args.max_train_subset)
     num_exp = args.num_exp if args.num_exp is not None else (1 if args.smoke else 5)
     num_eval = args.num_eval if args.num_eval is not None else (2 if args.smoke else 20)
     return Sweep("cli", num_exp=num_exp, num_eval=num_eval, seed=args.seed, budget=budget, dm_budget=dm_budget,

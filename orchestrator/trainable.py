@@ -56,6 +56,7 @@ def train_cell(config: dict, sweep: Sweep, starts: dict[str, tune.Checkpoint] | 
     networks' cache files, shipped through the object store where nodes share no folder (stages.py)."""
     keep_freed_memory()
     cell = Cell.from_config(config["cell"])
+    sweep = sweep.for_cell(cell)
     required = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(required.get("CPU", 1))))
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
@@ -221,7 +222,7 @@ class _Trial:
         whole training set and tested. Seed ``seed + exp``: experiment 0 is the coresets' reference
         network, from the cache. Its row's ``iterations`` holds the training epochs."""
         seed, epochs = self.sweep.whole_seed(self.exp), self.sweep.reference_budget.epochs
-        pool, first = experiment.pool(self.cell, train, self.sweep), len(self.records)
+        pool, first = experiment.pool(self.cell, train, self.sweep, self.exp), len(self.records)
         for model in self.cell.eval_models():
             start = time.perf_counter()
             acc = experiment.whole_accuracy(train, test, self.sweep, self.exp, model)

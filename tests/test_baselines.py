@@ -6,6 +6,7 @@ import torch
 
 from condense import baselines, methods
 from condense.baselines import herding, k_center, most_forgotten
+from condense.data import ImageSet
 from condense.errors import ConfigError
 from evaluation import reference
 from evaluation.reference import ForgettingCounter, ReferenceBudget, whole
@@ -13,13 +14,14 @@ from evaluation.train import EvalBudget
 
 METHODS = methods.names(methods.CORESET)
 
-# A reference network of seconds: 2 epochs on the first 300 MNIST images (>= 20 per class).
+# A reference network of seconds: 2 epochs on 300 MNIST images (30 per class).
 TINY = ReferenceBudget(epochs=2, max_train=300)
 
 
 def select(method, train, ipc, seed, budget=ReferenceBudget(), cache_dir=None, reference_seed=0):
-    """A coreset of ``budget.pool(train)`` with the reference network of ``reference_seed`` (cached)."""
-    pool = budget.pool(train)
+    """A coreset of ``budget.pool(train, reference_seed)`` with the reference network of ``reference_seed``
+    (cached)."""
+    pool = budget.pool(train, reference_seed)
     guide = None
     if methods.get(method).needs_reference:
         guide = reference.for_selection(pool, "ConvNet", budget, reference_seed, cache_dir)
@@ -107,8 +109,58 @@ def test_most_forgotten_takes_the_top_and_breaks_ties_at_random():
 def test_reference_budget_is_the_evaluation_trainer():
     b = ReferenceBudget()
     assert (b.lr, b.momentum, b.weight_decay, b.batch_train, b.augment, b.max_train) == (0.01, 0.9, 5e-4, 256, True, None)
+    assert b.subset == "stratified"
     with pytest.raises(ConfigError):
         ReferenceBudget(epochs=0)
+    with pytest.raises(ConfigError, match="unknown subset 'random'; allowed: stratified, first"):
+        ReferenceBudget(subset="random")
+
+
+def class_sorted(train, n):
+    """``n`` training images sorted by class, as a folder read class by class gives them."""
+    idx = train.labels[:n].argsort(stable=True)
+    return ImageSet(train.images[idx], train.labels[idx], train.info)
+
+
+def test_a_reduced_pool_keeps_every_class_of_a_class_sorted_set(mnist):
+    train = class_sorted(mnist[0], 3000)
+    pool = ReferenceBudget(max_train=1005).pool(train, seed=0)
+    counts = torch.bincount(pool.labels, minlength=10)
+    assert len(pool) == 1005 and sorted(counts.tolist()) == [100] * 5 + [101] * 5  # floor or ceil of 100.5
+    # the images are the set's own, in its order, each once
+    assert (pool.labels[1:] >= pool.labels[:-1]).all()
+    first = ReferenceBudget(max_train=1005, subset="first").pool(train, seed=0)
+    assert set(first.labels.tolist()) < set(range(10))  # what the first N leave out
+
+
+def test_a_short_class_gives_all_it_has_and_the_others_share_the_rest(mnist):
+    train, _ = mnist
+    keep = torch.cat([torch.nonzero(train.labels == 3).flatten()[:7], torch.nonzero(train.labels != 3).flatten()[:2000]])
+    short = ImageSet(train.images[keep], train.labels[keep], train.info)
+    counts = torch.bincount(ReferenceBudget(max_train=107).pool(short, seed=1).labels, minlength=10).tolist()
+    assert counts[3] == 7 and sum(counts) == 107 and {c for i, c in enumerate(counts) if i != 3} <= {11, 12}
+
+
+def test_the_first_subset_is_the_first_images_whatever_the_seed(mnist):
+    train, _ = mnist
+    for seed in (0, 5):
+        pool = ReferenceBudget(max_train=300, subset="first").pool(train, seed)
+        assert torch.equal(pool.images, train.images[:300]) and torch.equal(pool.labels, train.labels[:300])
+
+
+def test_the_stratified_subset_is_drawn_with_the_seed(mnist):
+    train, _ = mnist
+    budget = ReferenceBudget(max_train=300)
+    a, b, c = (budget.pool(train, s) for s in (4, 4, 5))
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.images, c.images)
+    assert budget.pool(train, 4) is not train and ReferenceBudget(max_train=60000).pool(train, 4) is train
+
+
+def test_the_budget_record_has_the_subset_only_where_it_changes_the_images():
+    assert "subset" not in ReferenceBudget().record()  # no max_train: every image, as before the field
+    assert "subset" not in ReferenceBudget(max_train=9, subset="first").record()  # what older versions did
+    assert ReferenceBudget(max_train=9).record()["subset"] == "stratified"
 
 
 @pytest.mark.slow  # over 2 s on 2 cores
@@ -119,9 +171,9 @@ def test_select_returns_ipc_training_images_per_class(mnist, cache, method, ipc)
     s = select(method, train, ipc, seed=1, budget=TINY, cache_dir=cache)
     assert s.images.shape == (10 * ipc, 1, 28, 28) and s.dataset == "MNIST"
     assert s.labels.tolist() == torch.arange(10).repeat_interleave(ipc).tolist()
-    idx = torch.tensor(s.meta["indices"])
+    idx, pool = torch.tensor(s.meta["indices"]), TINY.pool(train, 0)  # indices into the reference pool
     assert len(set(idx.tolist())) == 10 * ipc and int(idx.max()) < TINY.max_train
-    assert torch.equal(s.images, train.images[idx]) and torch.equal(s.labels, train.labels[idx])
+    assert torch.equal(s.images, pool.images[idx]) and torch.equal(s.labels, pool.labels[idx])
     assert s.meta["method"] == method and s.meta["ipc"] == ipc
 
 
@@ -210,7 +262,7 @@ def test_bad_requests_raise_config_error(mnist):
     with pytest.raises(ConfigError, match="magic"):
         select("magic", train, 1, 0)
     with pytest.raises(ConfigError, match="fewer"):
-        select("random", train, 30, 0, budget=TINY)  # 300 images: some class has fewer than 30
+        select("random", train, 31, 0, budget=TINY)  # 300 images: 30 a class
     with pytest.raises(ConfigError):
         select("random", train, 0, 0)
 

@@ -46,7 +46,7 @@ def test_help_lists_every_seed_flag(seed_cli):
 def test_help_lists_every_method_and_the_baseline_flags(seed_cli):
     out = " ".join(seed_cli("--help").stdout.split())
     for word in ("DC", "DSA", "DM", "random", "herding", "kcenter", "forgetting", "whole", "--epoch_reference",
-                 "--max_train", "--cache_dir", "--dsa_strategy", "color_crop_cutout_flip_scale_rotate"):
+                 "--max_train", "--max_train_subset", "--cache_dir", "--dsa_strategy", "color_crop_cutout_flip_scale_rotate"):
         assert word in out, word
 
 
@@ -94,6 +94,9 @@ def test_the_cli_makes_the_set_a_sweep_trial_makes_for_the_same_cell(seed_cli, m
     (["--method", "herding", "--epoch_reference", "0"], "0"),
     (["--method", "random", "--max_train", "0"], "0"),
     (["--method", "random", "--ipc", "100", "--max_train", "500"], "fewer"),
+    (["--method", "random", "--max_train", "500", "--max_train_subset", "top"],
+     "unknown --max_train_subset 'top'; allowed: stratified, first"),
+    (["--max_train_subset", "first"], "--max_train_subset applies to the coreset methods"),
     (["--max_train", "500"], "--max_train"),
     (["--method", "DSA", "--dsa_strategy", "color_blur"], "blur"),
     (["--dsa_strategy", "crop"], "--dsa_strategy"),

@@ -22,7 +22,7 @@ def test_paper_defaults():
 
 def test_smoke_caps_the_loops_but_keeps_ipc_1():
     b = Budget.smoke()
-    assert [b.loops(i) for i in (1, 10, 50)] == [(1, 1), (2, 5), (2, 5)]
+    assert [b.loops(i) for i in (1, 10, 50)] == [(1, 1), (2, 1), (2, 1)]
     assert Budget(max_outer_loop=4).loops(10) == (4, 50) and Budget(max_inner_loop=3).loops(1) == (1, 1)
     assert Budget(outer_loop=30, inner_loop=20, max_outer_loop=2, max_inner_loop=5).loops(7) == (2, 5)
 

@@ -66,6 +66,42 @@ def test_smoke_caps_budgets_but_never_raises_them():
     assert spec.load(SWEEPS / "table1.yaml").for_run("/data", "v").reference_budget.max_train is None
 
 
+def test_smoke_scales_a_cells_budgets_to_its_set_and_keeps_ipc_1s():
+    sweep = spec.load(SWEEPS / "table1.yaml")
+    smoke, paper = sweep.for_run("/data", "v", smoke=True), sweep.for_run("/data", "v")
+    cells = {c.cell_id: c for c in expand(sweep)}
+    got = {}
+    for ipc in (1, 10, 50):
+        s = smoke.for_cell(cells[f"MNIST-ConvNet-ipc{ipc}-S-ours"])
+        got[ipc] = (s.budget.iterations, s.budget.loops(ipc), s.eval_budget.epochs_for("none", ipc * 10 * 28 * 28))
+    # iterations and epochs times the set's values within 100 x MNIST's ipc-1 set: that set keeps the presets
+    assert got == {1: (20, (1, 1), 100), 10: (10, (2, 1), 10), 50: (2, (2, 1), 2)}
+    cifar100 = Cell("CIFAR100", "ConvNet", 1, "S", "ours", "DM", ("t",))
+    assert smoke.for_cell(cifar100).dm_budget.iterations == 2  # 100 images of 3 x 32 x 32
+    herding = smoke.for_cell(cells["MNIST-ConvNet-ipc50-S-ours-herding"])
+    assert herding.reference_budget == smoke.reference_budget and herding.eval_budget == smoke.eval_budget
+    whole = cells["MNIST-ConvNet-all-S-ours-whole"]
+    assert smoke.for_cell(whole) is smoke and paper.for_cell(cells["MNIST-ConvNet-ipc50-S-ours"]) is paper
+    # the dry run shows what the cell runs; a smoke run's record says its budgets are scaled per cell
+    assert "2 it (loops 2/1, 4 matching steps); eval at it 0/1/2: 1 model x 2 nets x 2 epochs (first 2000 test " \
+        "images)" in describe(
+        cells["MNIST-ConvNet-ipc50-S-ours"], smoke)
+    assert smoke.comparable()["smoke"] == {"set_values": 784000} and "smoke" not in paper.comparable()
+
+
+def test_the_seed_clis_smoke_scales_to_the_set_but_its_flags_win():
+    from orchestrator.seed_cli import parse_args, sweep_for
+
+    base = ["--dataset", "MNIST", "--ipc", "50", "--smoke"]
+    values = 50 * 10 * 28 * 28
+    s = sweep_for(parse_args(base))
+    assert (s.budget.iterations, s.eval_budget.epochs_for("none", values)) == (2, 2)
+    s = sweep_for(parse_args([*base, "--Iteration", "30", "--epoch_eval_train", "40"]))
+    assert (s.budget.iterations, s.eval_budget.epochs_for("none", values)) == (30, 40)
+    s = sweep_for(parse_args(["--dataset", "MNIST", "--ipc", "1", "--smoke"]))
+    assert (s.budget.iterations, s.eval_budget.epochs_for("none", 10 * 28 * 28)) == (20, 100)
+
+
 def test_describe_states_the_budget():
     sweep = spec.load(SWEEPS / "table1.yaml")
     s = sweep.for_run("/data", "v")

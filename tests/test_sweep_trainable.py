@@ -144,10 +144,11 @@ def test_a_coreset_cell_selects_from_the_pool_with_a_reference_per_experiment(tm
     state, sets = final_state(fake)
     assert [(r["exp"], r["iterations"], r["train_images"]) for r in state["records"]] == [(0, 0, 300)] * 2 + [(1, 0, 300)] * 2
     assert all(0 <= r["accuracy"] <= 100 for r in state["records"])
-    pool = load("MNIST", data_root())[0].images[:300]
-    for s in sets:
+    train = load("MNIST", data_root())[0]
+    for e, s in enumerate(sets):  # real training images, of the pool drawn with the experiment's reference seed
+        pool = settings.reference_budget.pool(train, settings.reference_seed(e)).images
         assert s.labels.tolist() == [c for c in range(10) for _ in range(2)]
-        assert all((pool == image).flatten(1).all(1).any() for image in s.images)  # real training images
+        assert all((pool == image).flatten(1).all(1).any() for image in s.images)
     # each run its own reference network (seeds 0 and 1), so herding's deterministic picks differ
     assert [s.meta["reference_seed"] for s in sets] == [0, 1] and not torch.equal(sets[0].images, sets[1].images)
     assert len(list((tmp_path / "cache").rglob("*.pt"))) == 2
