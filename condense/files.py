@@ -60,6 +60,19 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def write_torch(path: str | os.PathLike, obj) -> None:
+    """``torch.save(obj)`` to ``path``, whole or not at all. The bytes are made in memory first: torch's
+    own file writer reports a full disk as a RuntimeError without the errno, a file write as OSError."""
+    import io
+
+    import torch
+
+    with replacing(path) as tmp:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        tmp.write_bytes(buffer.getbuffer())
+
+
 def write_error(path: Path, err: OSError) -> WriteError:
     """The one line for a write of ``path`` that failed with ``err``."""
     return WriteError(f"cannot write {path}: {err.strerror or err} ({free_space(path)} free there)")

@@ -19,7 +19,7 @@ from . import networks
 from .data import ImageSet
 from .divergence import FirstNonFinite, check_lr
 from .errors import ConfigError, NonFiniteLossError, unknown
-from .files import replacing
+from .files import write_torch
 from .matching import check_metric, distance
 from .precision import check_precision, precision
 
@@ -87,9 +87,8 @@ class SyntheticSet:
         return dataclasses.replace(self, images=self.images.to(device), labels=self.labels.to(device))
 
     def save(self, path: str | Path) -> None:
-        with replacing(path) as tmp:
-            torch.save({"images": self.images.detach().cpu(), "labels": self.labels.cpu(),
-                        "dataset": self.dataset, "meta": self.meta}, tmp)
+        write_torch(path, {"images": self.images.detach().cpu(), "labels": self.labels.cpu(),
+                           "dataset": self.dataset, "meta": self.meta})
 
     @classmethod
     def load(cls, path: str | Path) -> "SyntheticSet":

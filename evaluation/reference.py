@@ -37,7 +37,7 @@ from condense.baselines import SelectionReference
 from condense.data import ImageSet
 from condense.divergence import first_nonfinite
 from condense.errors import ConfigError, NonFiniteLossError, unknown
-from condense.files import replacing
+from condense.files import write_torch
 from condense.methods import WHOLE
 from condense.synthetic import build_network, derive_seed, seeded_generator
 
@@ -239,8 +239,7 @@ def reference(train: ImageSet, model: str = "ConvNet", budget: ReferenceBudget =
         log.info("training reference %s on %d %s images for %d epochs (cache: %s)", model, len(pool),
                  pool.info.name, budget.epochs, path)
         ref = train_reference(pool, model, budget, seed)
-        with replacing(path) as tmp:  # renamed when whole: no reader sees half a file
-            torch.save(dataclasses.asdict(ref), tmp)
+        write_torch(path, dataclasses.asdict(ref))  # renamed when whole: no reader sees half a file
     return ref
 
 

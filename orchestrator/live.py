@@ -1,7 +1,11 @@
 """Results as they come: each time a cell ends (ok or failed), ``results.parquet``, the curves and the
-tables are rewritten from the cells ended so far (the plots and report wait for the end), so a run of days can be read at any time. Cells not yet ended
-are absent; the driver's write after the run (every cell, an unfinished one as ``missing``) is the
-final one.
+tables are rewritten from the cells ended so far (the plots and report wait for the end), so a run of
+days can be read at any time. Cells not yet ended are absent; the driver's write after the run (every
+cell, an unfinished one as ``missing``) is the final one.
+
+A write that fails (a full disk, an I/O error) stops the run as Ctrl-C does (``stop.as_ctrl_c``):
+the files written before stay whole, the finished cells' checkpoints stay for ``--resume``, and the
+driver ends with the failure's one line (``write_error``).
 """
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from typing import Callable
 
 from ray import tune
 
-from . import outputs
+from condense.files import WriteError, write_error
+
+from . import outputs, stop
 from .cells import Cell
 from .progress import error_line
 from .trainable import trial_name
@@ -26,6 +32,7 @@ class LiveResults(tune.Callback):
         self.cells, self.sweep, self.out = {c.cell_id: c for c in cells}, sweep, Path(out)
         self.known = known or {}  # the cells a resumed run found finished: written with the first to end
         self.publish = publish  # uploads what changed, where the run lives on object storage
+        self.write_error: WriteError | None = None  # the write that failed, which stopped the run
 
     def setup(self, **info):
         self.seen: set[str] = set(self.known)
@@ -40,6 +47,31 @@ class LiveResults(tune.Callback):
         self._update(trials, trial, failed=True)
 
     def _update(self, trials, trial, failed: bool) -> None:
+        if self.write_error is not None:  # stopping: nothing more is written
+            return
+        try:
+            if not self._add_ended(trials, trial, failed):
+                return
+            outputs.write(self.outcome, self.out, final=False)
+        except OSError as err:  # WriteError, or a read of our own files beside them
+            self.write_error = err if isinstance(err, WriteError) else \
+                write_error(Path(err.filename or self.out / "results.parquet"), err)
+            stop.as_ctrl_c()
+            return
+        except Exception as err:  # e.g. a table that cannot render yet: the final write still comes
+            self._warn(err)
+        try:
+            if self.publish is not None:
+                self.publish()
+        except Exception as err:  # object storage: the final push after the run still comes; the run goes on
+            self._warn(err)
+
+    def _warn(self, err: Exception) -> None:
+        print(f"warning: could not update {self.out / 'results.parquet'} yet: {error_line(err)}",
+              file=sys.stderr, flush=True)
+
+    def _add_ended(self, trials, trial, failed: bool) -> bool:
+        """Adds the ended cells not seen before (their sets and figures written); whether any was."""
         others = [(t, t.status == "ERROR") for t in trials if t.status in _ENDED and t is not trial]
         added = False
         for t, errored in [(trial, failed), *others]:
@@ -54,12 +86,4 @@ class LiveResults(tune.Callback):
             outputs.add(self.outcome, cell, result, self.sweep, self.out)
             self.seen.add(cell.cell_id)
             added = True
-        if not added:
-            return
-        try:
-            outputs.write(self.outcome, self.out, final=False)
-            if self.publish is not None:
-                self.publish()
-        except Exception as err:  # the final write after the run still comes; the run goes on
-            print(f"warning: could not update {self.out / 'results.parquet'} yet: {error_line(err)}",
-                  file=sys.stderr, flush=True)
+        return added

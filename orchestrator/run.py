@@ -10,7 +10,8 @@ Before the first trial: pre-flight checks (preflight.py), then the reference-net
 and the checkpoints a resume continues from (``checkpoints/``; see resume.py). A local run starts
 its own Ray in a session of its own (local_ray.py), so a stop sent to the driver's process group
 ends the run as Ctrl-C does.
-Exit status: 0 all cells ok, 1 some cell failed or is unfinished, 2 bad input (or a pre-flight refusal).
+Exit status: 0 all cells ok, 1 some cell failed or is unfinished, 2 bad input (or a pre-flight refusal),
+or a write that failed (a full disk: the run stops at once, in one line; --resume continues it).
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,7 +35,7 @@ from condense.errors import ConfigError, DataNotFoundError, OneLineParser, one_l
 from condense.files import WriteError, remove_temporaries, write_error, write_text
 from condense.runtime import keep_freed_memory
 
-from . import preflight, resources, storage
+from . import preflight, resources, stop, storage
 from .layouts import own_layouts, to_plain
 from .local_ray import local_environment
 from .lock import RunLock, StoreLock
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     from . import cost, spec
     from .cells import describe, expand
 
-    previous = _handle_sigterm_as_ctrl_c()
+    previous = stop.sigterm_as_ctrl_c()
     try:
         output = storage.parse(args.output)
         sweep = spec.load(args.sweep)
@@ -232,23 +232,6 @@ def check_data(cells: list[Cell], root: Path) -> str | None:
     return missing
 
 
-def _sigterm(signum, frame) -> None:
-    """SIGTERM (a cluster's job stop) does what Ctrl-C does: during Tune's run its handler stops
-    the trials and the driver writes what finished; elsewhere a KeyboardInterrupt."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)
-    else:
-        raise KeyboardInterrupt
-
-
-def _handle_sigterm_as_ctrl_c():
-    """Installs ``_sigterm``; returns the handler it replaced (None off the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _sigterm)
-
-
 def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: Path,
          address: str | None, resume: bool, mirror: storage.Mirror | None = None) -> int:
     from . import outputs
@@ -311,7 +294,7 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
 
         _init_ray(ray, address, joined)
         stack.callback(ray.shutdown)
-        signal.signal(signal.SIGTERM, _sigterm)  # ray.init installed its own, which ends the driver at once
+        signal.signal(signal.SIGTERM, stop.as_ctrl_c)  # ray.init installed its own, which ends the driver at once
         # A failed trial's traceback goes to its error.txt; the driver prints one line naming it.
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
@@ -341,6 +324,7 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
                                             filesystem) for c, folder in starts.items()}
             trainable = tune.with_resources(
                 tune.with_parameters(train_cell, sweep=sweep, starts=begin, references=shipped), request)
+            live = LiveResults(cells, name, out, known, None if mirror is None else mirror.push)
             tuner = tune.Tuner(
                 trainable,
                 param_space={"cell": tune.grid_search([c.to_config() for c in todo])},
@@ -349,15 +333,18 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
                                             reuse_actors=True),
                 run_config=tune.RunConfig(
                     name=TUNE_NAME, storage_path=storage_path, storage_filesystem=filesystem, verbose=0,
-                    callbacks=[ProgressPrinter(len(cells), out / "errors", len(known)),
-                               LiveResults(cells, name, out, known, None if mirror is None else mirror.push)],
+                    callbacks=[ProgressPrinter(len(cells), out / "errors", len(known)), live],
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
             ctrl_c = signal.getsignal(signal.SIGINT)
             try:
-                return tuner.fit()
+                grid = tuner.fit()
             finally:
                 signal.signal(signal.SIGINT, ctrl_c)  # Tune's handler would swallow a later Ctrl-C or SIGTERM
+            if live.write_error is not None:  # it stopped the run; the final write is not tried either
+                raise WriteError(f"{live.write_error}; the run stopped: finished cells and checkpoints are kept, "
+                                 "rerun with --resume once the disk has room")
+            return grid
         except WriteError:
             raise
         except OSError as err:  # Tune's own experiment state on a full disk: one line, as our files

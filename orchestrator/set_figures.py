@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from condense.files import replacing
 from condense.visualise import class_grid, draw_grid
 
 
@@ -40,7 +41,8 @@ def write_set_figures(out: str | Path, df, folder: Path, plt, width: float, dpi:
         fig.suptitle(f"Condensed sets, {ipc} image{'s' * (ipc > 1)} per class (first experiment)", fontsize=9)
         for suffix in ("png", "pdf"):
             path = folder / f"sets_ipc{ipc}.{suffix}"
-            fig.savefig(path, dpi=dpi, metadata=metadata[suffix])
+            with replacing(path) as tmp:
+                fig.savefig(tmp, format=suffix, dpi=dpi, metadata=metadata[suffix])
             written.append(path)
         plt.close(fig)
     return written

@@ -128,6 +128,41 @@ def test_results_are_rewritten_as_each_cell_ends(tmp_path):
     assert sorted(pd.read_parquet(out / "results.parquet").cell_id.unique()) == sorted(c.cell_id for c in CELLS)
 
 
+def test_a_write_that_fails_while_cells_run_stops_the_run_and_keeps_the_files_before_it(tmp_path, monkeypatch):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    from orchestrator import live as live_module
+
+    out = tmp_path / "out"
+    live = LiveResults(CELLS, "tiny", out)
+    live.setup()
+    first = fake_trial(tmp_path, CELLS[0], "TERMINATED", accuracy=50.0)
+    live.on_trial_complete(0, [first], first)
+    before = (out / "results.parquet").read_bytes()
+    stops = []
+    monkeypatch.setattr(live_module.stop, "as_ctrl_c", lambda: stops.append(1))
+    real = pq.write_table
+
+    def full(table, where, **kwargs):  # half a file, then the disk is full
+        (Path(where)).write_bytes(b"PAR1")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    second = fake_trial(tmp_path, CELLS[1], "TERMINATED", accuracy=60.0)
+    live.on_trial_complete(0, [first, second], second)
+    assert stops == [1], "the run goes on after a failed write"
+    line = str(live.write_error)
+    assert line.startswith(f"cannot write {out / 'results.parquet'}: No space left on device (") and "free there" in line
+    assert (out / "results.parquet").read_bytes() == before  # what was there stays, whole
+    assert [p.name for p in out.rglob("*") if p.name.endswith(".tmp")] == []
+    monkeypatch.setattr(pq, "write_table", real)
+    third = fake_trial(tmp_path, CELLS[2], "TERMINATED", accuracy=70.0)
+    live.on_trial_complete(0, [first, second, third], third)  # a cell ending while the run stops
+    assert stops == [1] and (out / "results.parquet").read_bytes() == before  # nothing more is written
+
+
 def test_the_code_version_never_fails_without_git(monkeypatch):
     monkeypatch.setenv("DC_CODE_VERSION", "abc123-dirty")
     assert run.code_version() == "abc123-dirty"  # written at submit time

@@ -58,6 +58,28 @@ def test_results_and_sets_survive_a_full_disk(tmp_path, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
+def test_a_set_or_network_on_a_full_disk_is_a_write_error_not_torchs_runtime_error(tmp_path, monkeypatch):
+    # torch's own file writer says "unexpected pos" (a RuntimeError) on a full disk: the bytes are
+    # made in memory and written as any file, whose failure is an OSError with its errno
+    s = SyntheticSet(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), "MNIST", {})
+    s.save(tmp_path / "set.pt")
+    before = (tmp_path / "set.pt").read_bytes()
+    real = type(tmp_path).write_bytes
+
+    def half_then_full(self, data):
+        real(self, bytes(data)[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(tmp_path), "write_bytes", half_then_full)
+    with pytest.raises(WriteError, match=f"cannot write {tmp_path / 'set.pt'}: No space left on device"):
+        SyntheticSet(torch.ones(2, 1, 4, 4), torch.tensor([0, 1]), "MNIST", {}).save(tmp_path / "set.pt")
+    with pytest.raises(WriteError, match="net.pt"):
+        files.write_torch(tmp_path / "net.pt", {"w": torch.ones(3)})
+    monkeypatch.undo()
+    assert (tmp_path / "set.pt").read_bytes() == before and not (tmp_path / "net.pt").exists()
+    assert leftovers(tmp_path) == []
+
+
 def test_temporaries_of_killed_writers_are_removed_except_under_skipped_folders(tmp_path):
     (tmp_path / "tables").mkdir()
     (tmp_path / "tune").mkdir()

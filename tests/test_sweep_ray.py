@@ -263,6 +263,45 @@ def test_a_stop_ends_like_ctrl_c_and_a_second_driver_is_refused_meanwhile(tmp_pa
     assert not (out / "driver.lock").exists()  # released on the way out
 
 
+# The driver, with a disk that fills up after its first results and curves: every later Parquet write
+# leaves half a file and fails with ENOSPC, as a full filesystem does.
+_DRIVER_ON_A_FILLING_DISK = """
+import errno, sys
+import pyarrow.parquet as pq
+real, calls = pq.write_table, []
+def filling(table, where, **kwargs):
+    calls.append(where)
+    if len(calls) <= 2:
+        return real(table, where, **kwargs)
+    open(where, "wb").write(b"PAR1")
+    raise OSError(errno.ENOSPC, "No space left on device")
+pq.write_table = filling
+from orchestrator import run
+sys.exit(run.main(sys.argv[1:]))
+"""
+
+
+def test_a_write_that_fails_mid_run_stops_the_driver_in_one_line_and_resume_finishes(tmp_path):
+    grid = {"metric": {**MLP_METRICS["metric"], "metrics": ["ours", "mse", "cos"]}}
+    path = sweep_file(tmp_path, grid, resources={"cpu": 2, "gpu": 0})  # one cell at a time on 2 CPUs
+    out = tmp_path / "runs" / "tiny"
+    r = subprocess.run([sys.executable, "-c", _DRIVER_ON_A_FILLING_DISK, str(path), "--output", str(tmp_path / "runs")],
+                       cwd=REPO, env=env(), capture_output=True, text=True, timeout=600)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert lines[0].startswith(f"error: cannot write {out / 'results.parquet'}: No space left on device (")
+    assert "free there" in lines[0] and "rerun with --resume" in lines[0]
+    done = [line for line in r.stdout.splitlines() if ": done (" in line]
+    assert len(done) == 2, r.stdout  # stopped when the second cell's results would not write
+    df = results.read(out / "results.parquet")  # the first write's, whole
+    assert df.cell_id.unique().tolist() == [done[0].split("] ")[1].split(":")[0]] and set(df.status) == {"ok"}
+    assert [p for p in out.rglob("*.tmp") if "tune" not in p.parts] == []
+    again = orchestrate(path, "--output", tmp_path / "runs", "--resume")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming: 2 of 3 cells finished before" in again.stdout and "3 cells: 3 ok" in again.stdout
+    assert set(results.read(out / "results.parquet").status) == {"ok"}
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_full_disk_fails_in_one_line_and_a_resume_after_freeing_space_recomputes_nothing(tmp_path):
     disk = tmp_path / "disk"
