@@ -29,8 +29,9 @@ from evaluation.train import EvalBudget
 
 from .cells import Cell
 from .config import Sweep
+from .layouts import EVALUATION_TABLE
 
-TABLE = "evaluation"  # the table of the Parquet's rows (python -m orchestrator.tables renders it)
+TABLE = EVALUATION_TABLE  # the table of the Parquet's rows (python -m orchestrator.tables renders it)
 
 
 class _Parser(argparse.ArgumentParser):

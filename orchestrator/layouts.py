@@ -65,6 +65,8 @@ AXES: dict[str, str] = {"datasets": "dataset", "models": "model", "ipcs": "ipc",
 SHOWABLE = (*AXES.values(), "eval_model")
 # a table's name names its files (tables/<name>.md, plots/<name>.png)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# the table of `python -m evaluation`'s rows: laid out by the columns that vary (``generic``)
+EVALUATION_TABLE = "evaluation"
 
 
 def hidden_axes(layout: Layout) -> list[str]:

@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 
 from condense.errors import ConfigError
 from condense.files import replacing
-from condense.methods import BOUND, CONDENSATION, CORESET, METHODS, names
+from condense.methods import BOUND, CONDENSATION, CORESET, EXTERNAL_PREFIX, METHODS, names
+from condense.methods import get as get_method
 
 if TYPE_CHECKING:
     from .cells import Cell
@@ -168,10 +169,13 @@ STATUSES = ("ok", "error", "missing")  # a row's status: see error_rows
 
 def read_checked(path: Path) -> pd.DataFrame:
     """``read`` for the results tools: a missing, unreadable or foreign file, or one they cannot
-    render (no rows, an unknown status, table or method, an accuracy of an ``ok`` row that is not a
-    percentage), is one ConfigError line naming the file and the first bad value. (Datasets are not
-    checked: their registry imports torch, which rendering tables does not.)"""
-    from .layouts import TABLES
+    render (no rows; an unknown status, dataset, method or table; an accuracy of an ``ok`` row that
+    is not a percentage), is one ConfigError line naming the file and the first bad value. Known are
+    the registries' names, an external set's ``set:<name>``, and besides the paper's tables the
+    tables the file's sweep laid out (its metadata) and `python -m evaluation`'s."""
+    from condense.datasets import dataset_names
+
+    from .layouts import EVALUATION_TABLE, TABLES
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")
@@ -185,12 +189,17 @@ def read_checked(path: Path) -> pd.DataFrame:
     if df.empty:
         raise ConfigError(f"{path}: no rows: nothing to render")
     tables = df["table"].map(lambda t: list(t) if t is not None and not isinstance(t, str) else [t])
+    own = tuple(df.attrs.get("layouts", {}))
     for column, values, allowed in (("status", df["status"], STATUSES),
-                                    ("table", tables.explode(), tuple(TABLES)),
-                                    ("method", df["method"], tuple(METHODS))):
-        bad = values[~values.isin(allowed)]
+                                    ("dataset", df["dataset"], tuple(dataset_names())),
+                                    ("method", df["method"], (*METHODS, f"{EXTERNAL_PREFIX}<name>")),
+                                    ("table", tables.explode(), (*TABLES, *own, EVALUATION_TABLE))):
+        known = values.map(lambda v: isinstance(v, str) and (v in allowed or (column == "method" and _external(v))))
+        bad = values[~known.astype(bool)]
         if len(bad):
-            raise ConfigError(f"{path}: unknown {column} {bad.iloc[0]!r} (cell {df['cell_id'][bad.index[0]]}); "
+            first = bad.iloc[0]
+            shown = "null" if not isinstance(first, (str, list)) and pd.isna(first) else repr(first)
+            raise ConfigError(f"{path}: unknown {column} {shown} (cell {df['cell_id'][bad.index[0]]}); "
                               f"allowed: {', '.join(allowed)}")
     acc = pd.to_numeric(df["accuracy"][df["status"] == "ok"], errors="coerce").astype(float)
     bad = acc[~acc.between(0.0, 100.0)]  # null, nan, inf and out of range alike
@@ -198,3 +207,14 @@ def read_checked(path: Path) -> pd.DataFrame:
         raise ConfigError(f"{path}: {len(bad)} ok row(s) with an accuracy that is not a percentage in 0..100 "
                           f"(first: cell {df['cell_id'][bad.index[0]]}: {bad.iloc[0]})")
     return df
+
+
+def _external(method) -> bool:
+    """A well-formed external set's name, ``set:<name>``."""
+    if not (isinstance(method, str) and method.startswith(EXTERNAL_PREFIX)):
+        return False
+    try:
+        get_method(method)
+    except ConfigError:
+        return False
+    return True

@@ -120,6 +120,9 @@ def test_cli_writes_md_and_tex_and_rejects_bad_input(parquet, tmp_path, capsys):
     ({"status": "done"}, "unknown status 'done' (cell MNIST-MLP-ipc1-M-ours); allowed: ok, error, missing"),
     ({"table": ["table9"]}, "unknown table 'table9'"),
     ({"method": "magic"}, "unknown method 'magic'"),
+    ({"method": "set:../x"}, "unknown method 'set:../x'"),
+    ({"dataset": "IMAGENET77"}, "unknown dataset 'IMAGENET77' (cell MNIST-MLP-ipc1-M-ours); allowed: MNIST, "),
+    ({"dataset": None}, "unknown dataset null"),
     (None, "no rows: nothing to render"),
 ])
 def test_the_results_tools_refuse_what_they_cannot_render_in_one_line(tmp_path, capsys, change, message):
@@ -134,6 +137,21 @@ def test_the_results_tools_refuse_what_they_cannot_render_in_one_line(tmp_path, 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"error: {bad}: ") and message in err[0], err
     assert not (tmp_path / "tables").exists() and not (tmp_path / "plots").exists()
+
+
+def test_the_results_tools_take_external_sets_own_tables_and_python_m_evaluations(tmp_path, capsys):
+    from orchestrator import plots
+
+    rows = accs(cell("ConvNet", "S", tables_=("evaluation",), method="set:mine"), {"ConvNet": [80.0, 82.0]})
+    rows += accs(cell("ConvNet", "S", tables_=("mine",), ipc=10), {"ConvNet": [90.0]})
+    layouts = {"mine": {"rows": ["dataset"], "column": "ipc"}}
+    path = tmp_path / "results.parquet"
+    results.write(rows, path, {"sweep": {"name": "own", "layouts": layouts}})
+    assert tables.main([str(path)]) == 0 and plots.main([str(path)]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["evaluation.md", "evaluation.tex",
+                                                                       "mine.md", "mine.tex"]
+    results.write(rows, path)  # the own table's layout not recorded: not a table the file knows
+    assert tables.main([str(path)]) == 2 and "unknown table 'mine'" in capsys.readouterr().err
 
 
 def test_the_tables_out_naming_a_file_or_a_bad_flag_is_one_line(parquet, tmp_path, capsys):
