@@ -548,25 +548,33 @@ def _find(ds: DatasetInfo, root: Path) -> tuple[_Source | None, list[_Source]]:
     return None, srcs
 
 
-def _not_found(ds: DatasetInfo, base: Path, tried: list[_Source], download: bool) -> DataNotFoundError:
-    """``download``: the caller has a --download flag to point at."""
+# How a user points the command line at a data root; a sweep's driver and trials say theirs.
+ROOT_FLAGS = "--data_path / DC_DATA"
+
+
+def _not_found(ds: DatasetInfo, base: Path, tried: list[_Source], download: bool,
+               root_from: str) -> DataNotFoundError:
+    """``download``: the caller has a --download flag to point at; ``root_from``: how its user
+    sets the data root."""
     paths = "; ".join(_describe(s) for s in tried)
     fetch = f", or pass --download to fetch {ds.name} into {base}" if download else ""
     return DataNotFoundError(
         f"dataset {ds.name} not found under data root {base} (tried: {paths}); "
-        f"put the files there or point --data_path / DC_DATA at the folder that holds them{fetch}"
+        f"put the files there or point {root_from} at the folder that holds them{fetch}"
     )
 
 
-def check(name: str, root: str | os.PathLike | None = None, per_class: int = 0, why: str = "") -> None:
+def check(name: str, root: str | os.PathLike | None = None, per_class: int = 0, why: str = "",
+          root_from: str = ROOT_FLAGS) -> None:
     """Decode ``name``'s files under the data root once and check them as ``load`` does, and that
     every class has ``per_class`` training images (``why``: what needs them, for the message).
-    ``DataNotFoundError`` when the files are not there, ``ConfigError`` naming the file otherwise."""
+    ``DataNotFoundError`` when the files are not there (``root_from``: how the caller's user sets
+    the root), ``ConfigError`` naming the file otherwise."""
     ds = info(name)
     base = resolve_root(root)
     src, tried = _find(ds, base)
     if src is None:
-        raise _not_found(ds, base, tried, download=False)
+        raise _not_found(ds, base, tried, download=False, root_from=root_from)
     _, labels, _, _ = _read_cached(ds, src, src.stamp())
     counts = torch.bincount(labels, minlength=ds.num_classes)
     short = int(counts.argmin())
@@ -589,12 +597,15 @@ def readable(name: str, root: str | os.PathLike | None = None) -> bool:
 
 
 def load(
-    name: str, root: str | os.PathLike | None = None, download: bool = False
+    name: str, root: str | os.PathLike | None = None, download: bool = False, *, offers_download: bool = False,
+    root_from: str = ROOT_FLAGS,
 ) -> tuple[ImageSet, ImageSet]:
     """Load ``name`` from ``resolve_root(root)`` as ``(train, test)`` ImageSets: normalised float32
     images, or uint8 pixels for a dataset whose entry says ``uint8`` (``ImageSet.batch`` normalises).
 
-    The returned tensors are fresh (not shared with the cache or other callers).
+    The returned tensors are fresh (not shared with the cache or other callers). Files that are not
+    there are a ``DataNotFoundError`` that says how to point at them (``root_from``) and, where the
+    caller has a --download flag (``offers_download``), to pass it.
     """
     ds = info(name)
     base = resolve_root(root)
@@ -606,11 +617,11 @@ def load(
             msg = " ".join(str(err).split()) or type(err).__name__
             raise DataNotFoundError(
                 f"dataset {ds.name}: download into {base} failed ({msg}); put the files under "
-                f"{base} yourself (or point --data_path / DC_DATA at them)"
+                f"{base} yourself (or point {root_from} at them)"
             ) from err
         src, tried = _find(ds, base)
     if src is None:
-        raise _not_found(ds, base, tried, download=True)
+        raise _not_found(ds, base, tried, download=offers_download, root_from=root_from)
     x_tr, y_tr, x_te, y_te = _read_cached(ds, src, src.stamp())
     held = (lambda u8: u8.clone()) if ds.uint8 else (lambda u8: normalise(u8, ds))
     return ImageSet(held(x_tr), y_tr.clone(), ds), ImageSet(held(x_te), y_te.clone(), ds)

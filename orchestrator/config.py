@@ -23,6 +23,8 @@ from evaluation.train import EvalBudget
 if TYPE_CHECKING:
     from .cells import Cell
 
+# How a sweep's user points it at its data (its missing-data errors say so): the driver has no flag for it.
+ROOT_FROM = "the sweep's data_root / DC_DATA"
 # What --smoke keeps of any sweep: runs and networks per cell, on top of the smoke budget presets.
 SMOKE_NUM_EXP, SMOKE_NUM_EVAL = 1, 2
 # ... and a condensation's iterations times its set's values (images x C x H x W) within this, as the

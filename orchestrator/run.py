@@ -220,13 +220,16 @@ def check_data(cells: list[Cell], root: Path) -> str | None:
     from condense import methods
     from condense.data import check
 
+    from .config import ROOT_FROM
+
     missing = None
     for dataset in dict.fromkeys(c.dataset for c in cells):
         own = [c for c in cells if c.dataset == dataset]
         needs = max(own, key=lambda c: methods.get(c.method).real_images(c.ipc))
         per_class = methods.get(needs.method).real_images(needs.ipc)
         try:
-            check(dataset, root, per_class, f"per class that cell {needs.cell_id} starts from")
+            check(dataset, root, per_class, f"per class that cell {needs.cell_id} starts from",
+                  root_from=ROOT_FROM)
         except DataNotFoundError as err:
             missing = missing or str(err)
     return missing

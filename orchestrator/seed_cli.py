@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> dict:
     out = writable_folder(args.save_path, "--save_path")
     if METHODS[args.method].needs_reference or METHODS[args.method].kind == BOUND:
         writable_folder(args.cache_dir or str(resolve_cache_dir()), "--cache_dir")
-    train, test = load(args.dataset, args.data_path, download=args.download)
+    train, test = load(args.dataset, args.data_path, download=args.download, offers_download=True)
     method = METHODS[args.method]
     how = f"--init {args.init or method.default_init} starts from" if method.kind == CONDENSATION else \
         f"--method {args.method} selects"

@@ -18,7 +18,7 @@ from typing import Callable
 from condense import methods
 
 from .cells import Cell
-from .config import Sweep
+from .config import ROOT_FROM, Sweep
 
 
 @dataclass(frozen=True, order=True)
@@ -58,7 +58,7 @@ def train(key: Needed, sweep: Sweep, known: dict[str, bytes] | None = None) -> t
     torch.set_num_threads(max(1, int(cpus)))
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
     start = time.perf_counter()
-    pool, _ = load(key.dataset, sweep.data_root)
+    pool, _ = load(key.dataset, sweep.data_root, root_from=ROOT_FROM)
     for name, data in (known or {}).items():
         write_bytes(resolve_cache_dir(sweep.cache_dir) / "reference" / name, data)
     reference(pool.to(device), key.model, sweep.reference_budget, key.seed, sweep.cache_dir)

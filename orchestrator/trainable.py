@@ -35,7 +35,7 @@ from evaluation.reference import resolve_cache_dir
 
 from . import experiment
 from .cells import Cell
-from .config import Sweep
+from .config import ROOT_FROM, Sweep
 
 STATE_FILE = "progress.pt"
 
@@ -67,7 +67,7 @@ def train_cell(config: dict, sweep: Sweep, starts: dict[str, tune.Checkpoint] | 
     trial.memory_share = min(1.0, required["GPU"]) if required.get("GPU", 0) > 0 else None
     try:
         if trial.exp < sweep.num_exp:  # a trial retried after its last checkpoint skips this
-            train, test = load(cell.dataset, sweep.data_root)
+            train, test = load(cell.dataset, sweep.data_root, root_from=ROOT_FROM)
             train, test = train.to(device), test.to(device)
             while trial.exp < sweep.num_exp:
                 if cell.bound:

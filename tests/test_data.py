@@ -300,7 +300,7 @@ def test_load_uses_env_root(tmp_path, monkeypatch):
 def test_missing_dataset_message(tmp_path, name):
     root = tmp_path / "nothing here"
     with pytest.raises(DataNotFoundError) as exc:
-        data.load(name, root)
+        data.load(name, root, offers_download=True)  # the seed CLI's: it has --download
     msg = str(exc.value)
     assert "\n" not in msg
     assert name in msg
@@ -313,6 +313,15 @@ def test_missing_dataset_message(tmp_path, name):
     }[name]
     assert expected in msg
     assert "DC_DATA" in msg and "--data_path" in msg and "--download" in msg
+
+
+def test_the_missing_data_message_names_only_what_its_caller_has(tmp_path):
+    with pytest.raises(DataNotFoundError) as exc:
+        data.load("MNIST", tmp_path)  # python -m evaluation: --data_path, no --download
+    assert "point --data_path / DC_DATA at" in str(exc.value) and "--download" not in str(exc.value)
+    with pytest.raises(DataNotFoundError) as exc:
+        data.load("MNIST", tmp_path, root_from="the sweep's data_root / DC_DATA")  # a sweep's trial
+    assert "point the sweep's data_root / DC_DATA at" in str(exc.value) and "--" not in str(exc.value)
 
 
 def test_partial_npz_is_not_found(tmp_path):
