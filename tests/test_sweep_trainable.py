@@ -146,7 +146,7 @@ def test_a_coreset_cell_selects_from_the_pool_with_a_reference_per_experiment(tm
     assert all(0 <= r["accuracy"] <= 100 for r in state["records"])
     train = load("MNIST", data_root())[0]
     for e, s in enumerate(sets):  # real training images, of the pool drawn with the experiment's reference seed
-        pool = settings.reference_budget.pool(train, settings.reference_seed(e)).images
+        pool = settings.reference_budget.pool(train, settings.reference_seed(e)).batch(slice(None))
         assert s.labels.tolist() == [c for c in range(10) for _ in range(2)]
         assert all((pool == image).flatten(1).all(1).any() for image in s.images)
     # each run its own reference network (seeds 0 and 1), so herding's deterministic picks differ
