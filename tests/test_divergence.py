@@ -67,7 +67,7 @@ def test_the_trainable_fails_the_cell_at_once_without_retries(tmp_path, monkeypa
     from test_sweep_trainable import run
 
     monkeypatch.setattr("orchestrator.trainable.ray", __import__("types").SimpleNamespace(get_gpu_ids=lambda: []))
-    monkeypatch.setattr("orchestrator.trainable.load", lambda name, root: (fake_mnist(), fake_mnist()))
+    monkeypatch.setattr("orchestrator.trainable.load", lambda name, root, **kw: (fake_mnist(), fake_mnist()))
     settings = Sweep("t", budget=Budget(iterations=3, batch_real=4, lr_img=NAN),
                      eval_budget=EvalBudget(epochs=1, max_test=20), reference_budget=ReferenceBudget(epochs=1), num_exp=1, num_eval=1, seed=0, data_root="unused",
                         checkpoint_every=5, code_version="test")
