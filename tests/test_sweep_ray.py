@@ -222,8 +222,9 @@ def test_a_stop_ends_like_ctrl_c_and_a_second_driver_is_refused_meanwhile(tmp_pa
     ends the sweep as Ctrl-C does: the local Ray runs in a session of its own, so it outlives the
     signal long enough for the driver to write what finished."""
     grid = {"metric": {**MLP_METRICS["metric"], "metrics": ["ours", "mse", "cos"]}}
-    # one cell at a time (2 CPUs each): when the first is done the others are still to come
-    path = sweep_file(tmp_path, grid, num_exp=2, budget={"iterations": 4, "batch_real": 16},
+    # one cell at a time (2 CPUs each): when the first is done the others are still to come (cells of
+    # seconds, so that the stop, sent within half a second of the first's end, finds the second running)
+    path = sweep_file(tmp_path, grid, num_exp=2, budget={"iterations": 40, "batch_real": 16},
                       eval_budget={"epochs": 20, "max_test": 200}, resources={"cpu": 2, "gpu": 0})
     out = tmp_path / "runs" / "tiny"
     log = open(tmp_path / "driver.log", "w+")
