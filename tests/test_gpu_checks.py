@@ -19,6 +19,11 @@ def test_gpu_checks_runs_every_step_in_plumbing_mode(tmp_path):
     logs = tmp_path / "logs"
     env = {**os.environ, "DEVICE": "cpu", "QUICK": "1", "PYTHON": sys.executable, "DC_DATA": str(data_root())}
     env.pop("DC_CALIBRATIONS", None)
+    # the original code lives beside the shared data (../shared/anchors), wherever the clone is
+    original = env.get("ORIGINAL") or str(data_root().parent / "anchors" / "DatasetCondensation")
+    if not os.path.isfile(os.path.join(original, "main.py")):
+        pytest.skip(f"the original code (step vs_original) is not at {original}: set ORIGINAL")
+    env["ORIGINAL"] = original
     run = subprocess.run(["bash", "benchmarks/gpu_checks.sh", str(logs)], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=850)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
