@@ -1,5 +1,5 @@
 """Measure, on this device, the step costs that a cell's budget multiplies, and write them to
-``orchestrator/calibrations/<device>.json`` for the dry run's estimate (see orchestrator/cost.py):
+``orchestrator/calibrations/<device>.json`` for the dry run's estimate (see orchestrator/sweep/cost.py):
 
     python benchmarks/calibrate.py [--device cuda] [--sweep sweeps/all.yaml] [--threads N] [--models M ...]
 
@@ -34,8 +34,8 @@ from condense.methods import CONDENSATION, METHODS
 from condense.synthetic import Budget, Condensation, build_network, seeded_generator, train_epochs
 from evaluation.protocol import parallel_seeds
 from evaluation.train import EvalBudget, schedule, test_accuracy, train_network, train_networks
-from orchestrator import cost, spec
-from orchestrator.cells import expand
+from orchestrator.sweep import cost, spec
+from orchestrator.sweep.cells import expand
 
 SMALL, LARGE = 10, 100  # images in the train/eval probes (ipc 1 and 10 of a 10-class set)
 TEST_SIZES = (256, 1024)

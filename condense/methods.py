@@ -10,7 +10,7 @@ A method is one of three kinds:
   trained on the pool when ``needs_reference`` (``condense.baselines.select``);
 - ``bound``: makes no set (``whole``: networks trained on the whole training set, Table 1's upper bound);
 - ``set``: a set made elsewhere, read from files a sweep names (``set:<name>``, not a record of the
-  table: ``get`` answers for any such name; ``orchestrator.experiment.external``).
+  table: ``get`` answers for any such name; ``orchestrator.trial.experiment.external``).
 
 Packages add methods through the entry point group ``condense.methods`` (``PLUGIN_GROUP``): each entry
 point names a ``Method`` record (kind ``condensation`` or ``coreset``) whose maker follows the same

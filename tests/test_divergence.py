@@ -63,11 +63,11 @@ def test_a_diverged_reference_network_is_an_error_not_a_cached_bound():
 
 
 def test_the_trainable_fails_the_cell_at_once_without_retries(tmp_path, monkeypatch):
-    from orchestrator.config import Sweep
+    from orchestrator.sweep.config import Sweep
     from test_sweep_trainable import run
 
-    monkeypatch.setattr("orchestrator.trainable.ray", __import__("types").SimpleNamespace(get_gpu_ids=lambda: []))
-    monkeypatch.setattr("orchestrator.trainable.load", lambda name, root, **kw: (fake_mnist(), fake_mnist()))
+    monkeypatch.setattr("orchestrator.trial.trainable.ray", __import__("types").SimpleNamespace(get_gpu_ids=lambda: []))
+    monkeypatch.setattr("orchestrator.trial.trainable.load", lambda name, root, **kw: (fake_mnist(), fake_mnist()))
     settings = Sweep("t", budget=Budget(iterations=3, batch_real=4, lr_img=NAN),
                      eval_budget=EvalBudget(epochs=1, max_test=20), reference_budget=ReferenceBudget(epochs=1), num_exp=1, num_eval=1, seed=0, data_root="unused",
                         checkpoint_every=5, code_version="test")
@@ -86,8 +86,8 @@ def test_the_trainable_fails_the_cell_at_once_without_retries(tmp_path, monkeypa
 def test_the_driver_keeps_such_a_cell_as_an_error_row(tmp_path):
     import types
 
-    from orchestrator import outputs
-    from orchestrator.cells import Cell
+    from orchestrator.driver import outputs
+    from orchestrator.sweep.cells import Cell
 
     cell = Cell("MNIST", "MLP", 1, "S", "ours", "DC", ("metric",))
     message = "NonFiniteLossError: exp 0: matching loss is nan at outer iteration 1 of 3"
@@ -99,7 +99,7 @@ def test_the_driver_keeps_such_a_cell_as_an_error_row(tmp_path):
 
 
 def test_the_seed_cli_prints_one_line_and_exits_1(monkeypatch, tmp_path, capsys):
-    import orchestrator.seed_cli as cli
+    import orchestrator.cli.seed as cli
 
     monkeypatch.setattr(cli, "load", lambda *a, **k: (fake_mnist(), fake_mnist()))
     code = cli.main(["--dataset", "MNIST", "--model", "MLP", "--smoke", "--lr_img", "1e30", "--Iteration", "2",

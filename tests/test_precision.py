@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from orchestrator.seed_cli import parse_args, validate
+from orchestrator.cli.seed import parse_args, validate
 from condense.errors import ConfigError
 from condense.precision import precision
 from condense.synthetic import Budget, Condensation, SyntheticSet
@@ -51,7 +51,7 @@ def test_on_cuda_tf32_is_set_inside_and_restored_and_bf16_autocasts(device):
 def test_a_sweep_file_sets_precision_or_names_the_bad_value(tmp_path):
     import yaml
 
-    from orchestrator import spec
+    from orchestrator.sweep import spec
 
     grid = {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1], "eval_modes": ["S"]}
     path = tmp_path / "p.yaml"

@@ -31,8 +31,8 @@ def test_smoke_epochs_shrink_for_big_sets_only():
     trains proportionally fewer epochs; MNIST ipc 1 keeps its 100. Explicit epochs
     (--epoch_eval_train) are kept."""
     from condense.data import DATASETS
-    from orchestrator.config import Sweep
-    from orchestrator.seed_cli import parse_args, sweep_for
+    from orchestrator.sweep.config import Sweep
+    from orchestrator.cli.seed import parse_args, sweep_for
 
     smoke = EvalBudget.smoke()
     values = lambda name, ipc: ipc * DATASETS[name].num_classes * DATASETS[name].image_values  # noqa: E731

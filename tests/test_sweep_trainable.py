@@ -20,9 +20,9 @@ from condense.data import load
 from evaluation.reference import ReferenceBudget
 from condense.synthetic import Budget, SyntheticSet
 from evaluation.train import EvalBudget
-from orchestrator import trainable
-from orchestrator.cells import Cell
-from orchestrator.config import Sweep
+from orchestrator.trial import trainable
+from orchestrator.sweep.cells import Cell
+from orchestrator.sweep.config import Sweep
 
 CELL = Cell("MNIST", "MLP", 1, "S", "ours", "DC", ("metric",))
 

@@ -37,9 +37,9 @@ from evaluation.pools import EVAL_MODES, POOLS, eval_iterations
 from evaluation.reference import STRATIFIED, SUBSETS, ReferenceBudget, resolve_cache_dir
 from evaluation.train import EvalBudget
 
-from . import experiment
-from .cells import Cell
-from .config import Sweep, smoke_for_set
+from ..trial import experiment
+from ..sweep.cells import Cell
+from ..sweep.config import Sweep, smoke_for_set
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -34,8 +34,8 @@ from evaluation.pools import eval_iterations
 from evaluation.reference import resolve_cache_dir
 
 from . import experiment
-from .cells import Cell
-from .config import ROOT_FROM, Sweep
+from ..sweep.cells import Cell
+from ..sweep.config import ROOT_FROM, Sweep
 
 STATE_FILE = "progress.pt"
 

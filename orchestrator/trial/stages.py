@@ -17,8 +17,8 @@ from typing import Callable
 
 from condense import methods
 
-from .cells import Cell
-from .config import ROOT_FROM, Sweep
+from ..sweep.cells import Cell
+from ..sweep.config import ROOT_FROM, Sweep
 
 
 @dataclass(frozen=True, order=True)
@@ -76,7 +76,7 @@ def run(ray, keys: list[Needed], request: dict[str, float], sweep: Sweep,
     file name -> Ray object, for the trials; else {}."""
     from condense.files import write_bytes
 
-    from .progress import error_line
+    from condense.errors import error_line
 
     if not keys:
         return {}

@@ -25,8 +25,8 @@ from condense.synthetic import Condensation, SyntheticSet, derive_seed
 from evaluation import reference, set_files
 from evaluation.protocol import evaluate
 
-from .cells import Cell
-from .config import Sweep
+from ..sweep.cells import Cell
+from ..sweep.config import Sweep
 
 
 def start(cell: Cell, train: ImageSet, sweep: Sweep, exp: int, init: str | None = None) -> Condensation:

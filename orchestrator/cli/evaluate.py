@@ -27,9 +27,9 @@ from evaluation.augmentation import AUGMENT, for_choice
 from evaluation.pools import EVAL_MODES
 from evaluation.train import EvalBudget
 
-from .cells import Cell
-from .config import Sweep
-from .layouts import EVALUATION_TABLE
+from ..sweep.cells import Cell
+from ..sweep.config import Sweep
+from ..sweep.layouts import EVALUATION_TABLE
 
 TABLE = EVALUATION_TABLE  # the table of the Parquet's rows (python -m orchestrator.tables renders it)
 
@@ -110,11 +110,13 @@ def run(args: argparse.Namespace) -> Path:
     from condense.data import info, load
     from evaluation import set_files
 
-    from . import experiment, results
-    from .outputs import versions
-    from .run import code_version
-    from .seed_cli import mean_std, resolve_device
-    from .trainable import device_name
+    from ..trial import experiment
+
+    from ..results import parquet
+    from ..driver.outputs import versions
+    from ..driver.run import code_version
+    from .seed import mean_std, resolve_device
+    from ..trial.trainable import device_name
 
     method = validate(args)
     device = resolve_device(args.device)
@@ -161,11 +163,11 @@ def run(args: argparse.Namespace) -> Path:
             records += [{"exp": exp, "eval_model": model, "eval_seed": seed, "accuracy": acc, "eval_seconds": seconds,
                          "started_at": began, "finished_at": time.time(), **provenance}
                         for seed, acc in zip(seeds, accs)]
-        rows += results.ok_rows(method, cell, records)
+        rows += parquet.ok_rows(method, cell, records)
     metadata = {"budgets": sweep.comparable(),
                 "sweep": {"name": method, "cells": [c.to_config() for c in cells.values()], "sets": sources},
                 "versions": versions(rows)}
-    results.write(rows, out, metadata)
+    parquet.write(rows, out, metadata)
     for (cell_id, model), accs in accuracies.items():
         mu, sd = mean_std(accs)
         print(f"Summary {cell_id}, evaluated {model}: {len(sources[cell_id])} set(s) x {args.num_eval} nets, "

@@ -37,7 +37,7 @@ from condense.methods import BOUND, CONDENSATION, CORESET, EXTERNAL_PREFIX, METH
 from condense.methods import get as get_method
 
 if TYPE_CHECKING:
-    from .cells import Cell
+    from ..sweep.cells import Cell
 
 
 def learns(method: str) -> bool:
@@ -175,7 +175,7 @@ def read_checked(path: Path) -> pd.DataFrame:
     tables the file's sweep laid out (its metadata) and `python -m evaluation`'s."""
     from condense.datasets import dataset_names
 
-    from .layouts import EVALUATION_TABLE, TABLES
+    from ..sweep.layouts import EVALUATION_TABLE, TABLES
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")

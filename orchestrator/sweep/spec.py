@@ -25,7 +25,7 @@ A sweep file is shaped like the tables it makes::
     dm_budget: {iterations: 20000} # condense.dm.DMBudget fields (DM)
     eval_budget: {epochs: 300}    # evaluation.train.EvalBudget fields
     reference_budget: {epochs: 50} # evaluation.reference.ReferenceBudget: coresets' network, whole bound
-    resources: auto               # default: follow the cluster (orchestrator/resources.py); or
+    resources: auto               # default: follow the cluster (orchestrator/driver/resources.py); or
                                   # {cpu: 2, gpu: 0.25, custom: {name: 1}} to fix what a cell asks for
     shared_reference: false       # true: one reference network for all of a cell's experiments
     dsa_strategy: auto            # DSA and DM: auto (no flip for MNIST and SVHN, as the seed README's

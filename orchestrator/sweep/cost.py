@@ -34,7 +34,7 @@ from evaluation.pools import eval_iterations
 from evaluation.train import schedule
 
 # DC_CALIBRATIONS: another folder (benchmarks/gpu_checks.sh's plumbing mode, which must not touch these)
-CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve().parent / "calibrations")
+CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve().parents[1] / "calibrations")
 FALLBACK_MODEL = "ConvNet"
 # Training and test set sizes (the reference network trains on all of it; evaluation tests on all of it)
 SPLITS = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "SVHN": (73257, 26032),
