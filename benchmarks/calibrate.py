@@ -50,8 +50,8 @@ def needs(sweep_path: str) -> dict[tuple[str, str], set[str]]:
         if METHODS[cell.method].kind == CONDENSATION:  # DSA and DM are costed from DC's matching probe
             own |= {"matching", "train"}
         else:
-            own |= {"train", "test"} if cell.bound else {"train"}
-        if not cell.bound:
+            own |= {"train", "test"} if not cell.record.makes_set else {"train"}
+        if cell.record.makes_set:
             for m in cell.eval_models():
                 out.setdefault((cell.dataset, m), set()).update({"eval", "test"})
     return out

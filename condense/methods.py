@@ -67,6 +67,23 @@ class Method:
     source: str = "built-in"  # or the distribution of the plugin that registered it
 
     @property
+    def learns(self) -> bool:
+        """It learns its set step by step: a gradient distance, outer iterations and a learning curve
+        apply to it."""
+        return self.kind == CONDENSATION
+
+    @property
+    def makes_set(self) -> bool:
+        """It has a set per experiment (the bound trains networks on the whole training set instead,
+        so its cells have no ipc)."""
+        return self.kind != BOUND
+
+    @property
+    def from_files(self) -> bool:
+        """Its sets were made elsewhere and are read from the files a sweep names."""
+        return self.kind == EXTERNAL
+
+    @property
     def has_loops(self) -> bool:
         """Its budget has the paper's outer/inner loops per ipc (condense.synthetic.LOOPS)."""
         return self.budget == "budget"

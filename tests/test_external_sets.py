@@ -47,7 +47,7 @@ def test_a_sweep_reads_its_sets_globs_sorted_and_relative_to_its_file(tmp_path):
     assert sweep.set_files("set:mine", "MNIST", 1) == tuple(str(tmp_path / "sets" / f"mine-{i}.npz") for i in (0, 1))
     cells = expand(sweep)
     external = cells[1]
-    assert external.cell_id == "MNIST-ConvNet-ipc1-S-ours-set-mine" and external.external  # no colon in file names
+    assert external.cell_id == "MNIST-ConvNet-ipc1-S-ours-set-mine" and external.record.from_files  # no colon in file names
     assert "sets read from" in describe(external, sweep)
     sets = experiment.external_sets(external, sweep)
     assert [s.meta["source"] for s in sets] == list(sweep.set_files("set:mine", "MNIST", 1))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ray import tune
 
+from condense.errors import error_line
 from condense.files import write_text
 
 from ..trial.trainable import trial_name

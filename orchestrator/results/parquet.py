@@ -33,16 +33,11 @@ import pyarrow.parquet as pq
 
 from condense.errors import ConfigError
 from condense.files import replacing
-from condense.methods import BOUND, CONDENSATION, CORESET, EXTERNAL_PREFIX, METHODS, names
+from condense.methods import BOUND, CORESET, EXTERNAL_PREFIX, METHODS, names
 from condense.methods import get as get_method
 
 if TYPE_CHECKING:
     from ..sweep.cells import Cell
-
-
-def learns(method: str) -> bool:
-    """A method that learns its set (condensation): a distance and outer iterations apply to it."""
-    return method in METHODS and METHODS[method].kind == CONDENSATION
 
 
 _TIME = pa.timestamp("us", tz="UTC")
@@ -60,35 +55,36 @@ SCHEMA = pa.schema([
     ("dsa_strategy", pa.string()),  # the grid's DSA strategy axis; null where the cell has none
 ])
 COLUMNS = SCHEMA.names
-# What a result row takes from the trainable's record; records of an older checkpoint may lack
-# the provenance keys (null then).
+# What a result row takes from an experiment's record (orchestrator.trial.experiment); records of an
+# older checkpoint may lack the provenance keys (null then) and ``epochs`` (see ok_rows).
 _RECORD_KEYS = ("exp", "eval_model", "eval_seed", "accuracy", "condense_seconds", "eval_seconds",
-                "iterations", "train_images", "code_version", "torch_version", "device",
+                "iterations", "epochs", "train_images", "code_version", "torch_version", "device",
                 "device_name", "started_at", "finished_at")
 METADATA_KEYS = ("budgets", "sweep", "versions")
 
 
 def cell_columns(sweep: str, cell: "Cell") -> dict:
     return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
-            "model": cell.model, "ipc": None if cell.bound else cell.ipc, "eval_mode": cell.eval_mode,
-            "dis_metric": cell.metric if learns(cell.method) else None, "method": cell.method,
+            "model": cell.model, "ipc": cell.ipc if cell.record.makes_set else None, "eval_mode": cell.eval_mode,
+            "dis_metric": cell.metric if cell.record.learns else None, "method": cell.method,
             "dsa_strategy": cell.dsa_strategy}
 
 
 def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
-    """Rows of a finished cell from the trainable's records (a whole cell's ``iterations`` are
-    its networks' epochs)."""
+    """Rows of a finished cell from its experiments' records. A record kept before records had
+    ``epochs`` held a whole cell's epochs in ``iterations``, and any iteration count for a set not learnt."""
     part = cell_columns(sweep, cell)
     rows = []
     for r in records:
-        row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "epochs": None, "status": "ok", "error": None}
-        for k in ("started_at", "finished_at"):  # the trainable keeps seconds since the epoch
+        row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "status": "ok", "error": None}
+        for k in ("started_at", "finished_at"):  # records keep seconds since the epoch
             if isinstance(row[k], (int, float)):
                 row[k] = dt.datetime.fromtimestamp(row[k], dt.timezone.utc)
-        if cell.bound:
-            row["epochs"], row["iterations"] = row["iterations"], None
-        elif not learns(cell.method):
-            row["iterations"] = None
+        if "epochs" not in r:
+            if not cell.record.makes_set:
+                row["epochs"], row["iterations"] = row["iterations"], None
+            elif not cell.record.learns:
+                row["iterations"] = None
         rows.append(row)
     return rows
 
@@ -101,7 +97,7 @@ def error_rows(sweep: str, cell: "Cell", message: str, status: str = "error") ->
     """
     part = cell_columns(sweep, cell)
     message = " ".join(message.split())
-    return [{**part, **dict.fromkeys(_RECORD_KEYS), "epochs": None, "eval_model": m, "status": status,
+    return [{**part, **dict.fromkeys(_RECORD_KEYS), "eval_model": m, "status": status,
              "error": message} for m in cell.eval_models()]
 
 

@@ -75,7 +75,7 @@ class Sweep:
     max_failures: int = 2
     checkpoint_every: int = 50
     # external sets: name -> ((<dataset>-ipc<k>, (file per experiment, ...)), ...); spec resolves the
-    # paths and expands the globs; experiment.external reads them
+    # paths and expands the globs; the experiment reads them
     sets: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = ()
     # Set by the driver, never by a sweep file:
     code_version: str = "unknown"
@@ -105,8 +105,8 @@ class Sweep:
         """The sweep as one cell's trial (a ``cells.Cell``) sees it: a smoke run's condensation budget with its
         iterations scaled to the cell's set (``smoke_for_set``; the evaluation's epochs are, by
         EvalBudget's ``max_train_values``); any other run's, as it is."""
-        key = methods.get(cell.method).budget  # None for a set made elsewhere
-        if not self.smoke or cell.bound or key is None:  # a whole cell has no set
+        key = cell.record.budget  # None for a set made elsewhere
+        if not self.smoke or not cell.record.makes_set or key is None:  # a whole cell has no set
             return self
         d = info(cell.dataset)
         values = cell.ipc * d.num_classes * d.image_values

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condense.data import DATASETS
-from condense import methods
-from condense.methods import CONDENSATION
 from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
@@ -164,13 +162,13 @@ class Estimator:
     def cell_seconds(self, cell, s) -> float:
         s = s.for_cell(cell)
         classes = DATASETS[cell.dataset].num_classes
-        method = methods.get(cell.method)
-        if cell.bound:  # per evaluation model, one network of seed + e per experiment, then its test
+        method = cell.record
+        if not method.makes_set:  # the bound: per evaluation model, one network of seed + e per experiment, then its test
             n_test = SPLITS[cell.dataset][1]
             seeds = [s.whole_seed(e) for e in range(s.num_exp)]
             return sum(self._references_once(cell.dataset, m, seeds, s)
                        + s.num_exp * self._fit(cell.dataset, m, "test", n_test) for m in cell.eval_models())
-        if method.kind != CONDENSATION:
+        if not method.learns:  # a coreset or a set made elsewhere: evaluated once
             cost = self._evaluation(cell, s, classes * cell.ipc, points=1)
             if method.needs_reference:
                 cost += self._references_once(cell.dataset, cell.model, map(s.reference_seed, range(s.num_exp)), s)

@@ -56,7 +56,7 @@ from condense import diffaug, methods, networks, numbers
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
 from condense.matching import METRICS
-from condense.methods import EXTERNAL, EXTERNAL_PREFIX, METHODS
+from condense.methods import EXTERNAL_PREFIX, METHODS
 from evaluation.pools import EVAL_MODES
 
 from .cells import expand
@@ -306,7 +306,7 @@ def _sets(raw, base, where: str) -> tuple:
     for name, by_key in _typed(raw, dict, where, "sets").items():
         key = f"sets.{name}"
         try:
-            methods.external(f"{EXTERNAL_PREFIX}{name}")
+            methods.get(f"{EXTERNAL_PREFIX}{name}")
         except (ConfigError, TypeError):
             raise ConfigError(f"{where}: {key}: a set's name is letters, digits and _.+- (up to 64)") from None
         entries = []
@@ -332,7 +332,7 @@ def _sets(raw, base, where: str) -> tuple:
 def _check_sets_named(sweep: Sweep, where: str) -> None:
     """Every ``set:<name>`` of a grid has files for each dataset and ipc of the grid."""
     for grid in sweep.grids:
-        for method in (m for m in grid.methods if methods.get(m).kind == EXTERNAL):
+        for method in (m for m in grid.methods if methods.get(m).from_files):
             name = method[len(EXTERNAL_PREFIX):]
             given = dict(dict(sweep.sets).get(name, ()))
             for dataset in grid.datasets:

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from condense import methods
-
+from . import experiment
 from ..sweep.cells import Cell
 from ..sweep.config import ROOT_FROM, Sweep
 
@@ -34,13 +33,7 @@ class Needed:
 def needed(cells: list[Cell], sweep: Sweep) -> list[Needed]:
     """Every reference network the cells load: a coreset cell's, one per experiment (or the shared
     one); a whole cell's, one per evaluation model and experiment (seed + exp)."""
-    keys = set()
-    for cell in cells:
-        if methods.get(cell.method).needs_reference:
-            keys |= {Needed(cell.dataset, cell.model, sweep.reference_seed(e)) for e in range(sweep.num_exp)}
-        elif cell.bound:
-            keys |= {Needed(cell.dataset, m, sweep.whole_seed(e)) for m in cell.eval_models() for e in range(sweep.num_exp)}
-    return sorted(keys)
+    return sorted({Needed(*key) for cell in cells for key in experiment.references(cell, sweep)})
 
 
 def train(key: Needed, sweep: Sweep, known: dict[str, bytes] | None = None) -> tuple[float, str | None, bytes | None]:
