@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from condense import diffaug
+from condense.condensation import Budget, DMBudget
 from condense.data import info
-from condense.dm import DMBudget
 from condense import methods
 from condense.methods import DEFAULT
-from condense.synthetic import Budget
 from evaluation.reference import ReferenceBudget
 from evaluation.train import EvalBudget
 

@@ -18,10 +18,11 @@ import glob
 from pathlib import Path
 
 from condense import methods
+from condense.condensation import Condensation
 from condense.data import ImageSet, info
 from condense.errors import ConfigError
 from condense.methods import CONDENSATION
-from condense.synthetic import Condensation, SyntheticSet, derive_seed
+from condense.synthetic import SyntheticSet, derive_seed
 from evaluation import reference, set_files
 from evaluation.protocol import evaluate
 

@@ -21,8 +21,8 @@ A sweep file is shaped like the tables it makes::
     num_exp: 5                    # the settings below default to the paper's protocol
     num_eval: 20
     seed: 0
-    budget: {iterations: 1000}    # condense.synthetic.Budget fields (DC, DSA)
-    dm_budget: {iterations: 20000} # condense.dm.DMBudget fields (DM)
+    budget: {iterations: 1000}    # condense.condensation.Budget fields (DC, DSA)
+    dm_budget: {iterations: 20000} # condense.condensation.DMBudget fields (DM)
     eval_budget: {epochs: 300}    # evaluation.train.EvalBudget fields
     reference_budget: {epochs: 50} # evaluation.reference.ReferenceBudget: coresets' network, whole bound
     resources: auto               # default: follow the cluster (orchestrator/resources.py); or

@@ -23,13 +23,14 @@ import ray
 import torch
 from ray import tune
 
+from condense.condensation import Condensation, run_condensation
 from condense.data import ImageSet, load
 from condense import methods
 from condense.errors import ConfigError, NonFiniteLossError
 from condense.files import write_bytes
 from condense.methods import CONDENSATION
 from condense.runtime import keep_freed_memory
-from condense.synthetic import Condensation, SyntheticSet, run_condensation
+from condense.synthetic import SyntheticSet
 from evaluation.pools import eval_iterations
 from evaluation.reference import resolve_cache_dir
 

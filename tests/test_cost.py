@@ -10,7 +10,7 @@ from orchestrator import cost, run
 from orchestrator.cells import Cell
 from orchestrator.config import Sweep
 from evaluation.reference import ReferenceBudget
-from condense.synthetic import Budget
+from condense.condensation import Budget
 from evaluation.train import EvalBudget
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
