@@ -31,7 +31,10 @@ import torch
 
 from condense.data import DATASETS, ImageSet
 from condense.methods import CONDENSATION, METHODS
-from condense.synthetic import Budget, Condensation, build_network, seeded_generator, train_epochs
+from condense.condensation import Budget, DCCondensation
+from condense.condensation.dc import train_epochs
+from condense.networks import build_network
+from condense.synthetic import seeded_generator
 from evaluation.protocol import parallel_seeds
 from evaluation.train import EvalBudget, schedule, test_accuracy, train_network, train_networks
 from orchestrator.sweep import cost, spec
@@ -89,7 +92,7 @@ def probe_matching(dataset, model, sizes, repeats, device) -> list[float]:
     train = images(dataset, max(sizes), device)
 
     def step(n: int, ipc: int):
-        run = Condensation(train, model, ipc, budget=Budget(batch_real=n, outer_loop=1, inner_loop=1))
+        run = DCCondensation(train, model, ipc, budget=Budget(batch_real=n, outer_loop=1, inner_loop=1))
         return lambda: run.step()
 
     t1, t2 = (best(step(n, 1), repeats, device) for n in sizes)

@@ -13,7 +13,8 @@ import torch
 
 from condense.errors import ConfigError
 from evaluation.reference import ReferenceBudget
-from condense.synthetic import Budget, SyntheticSet
+from condense.condensation import Budget
+from condense.synthetic import SyntheticSet
 from conftest import REPO, data_root
 from evaluation.train import EvalBudget
 from orchestrator.driver import preflight, run

@@ -12,7 +12,7 @@ from orchestrator.driver import run
 from orchestrator.sweep.cells import Cell
 from orchestrator.sweep.config import Sweep
 from evaluation.reference import ReferenceBudget
-from condense.synthetic import Budget
+from condense.condensation import Budget
 from evaluation.train import EvalBudget
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"

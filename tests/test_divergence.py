@@ -6,7 +6,8 @@ from condense import data
 from condense.networks import build
 from condense.errors import NonFiniteLossError
 from evaluation.reference import ReferenceBudget, train_reference
-from condense.synthetic import Budget, Condensation, SyntheticSet, run_condensation
+from condense.condensation import Budget, DCCondensation, run_condensation
+from condense.synthetic import SyntheticSet
 from evaluation.protocol import evaluate
 from evaluation.train import EvalBudget, check_finite
 
@@ -19,26 +20,26 @@ def fake_mnist(n: int = 40) -> data.ImageSet:
 
 
 def test_a_diverged_condensation_names_the_first_bad_iteration():
-    run = Condensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=4, batch_real=4, lr_img=NAN), seed=0)
+    run = DCCondensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=4, batch_real=4, lr_img=NAN), seed=0)
     with pytest.raises(NonFiniteLossError, match=r"matching loss is nan at outer iteration 1 of 4"):
         run_condensation(run)  # step 0 updates the images with a nan lr; step 1's loss is nan
     assert run.iteration == 4  # noticed at the end (no progress point asked for), not per step
 
 
 def test_it_is_noticed_at_the_next_progress_point():
-    run = Condensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=6, batch_real=4, lr_img=NAN), seed=0)
+    run = DCCondensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=6, batch_real=4, lr_img=NAN), seed=0)
     seen = []
     with pytest.raises(NonFiniteLossError, match="matching loss is nan at outer iteration 1 of 6"):
         run_condensation(run, lambda it, state: seen.append(it), progress_at=[0, 3, 6])
     assert seen == [0] and run.iteration == 3  # never reported as progress
-    run = Condensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=6, batch_real=4, lr_img=NAN), seed=0)
+    run = DCCondensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=6, batch_real=4, lr_img=NAN), seed=0)
     with pytest.raises(NonFiniteLossError, match="synthetic images are not finite after outer iteration 0"):
         run_condensation(run, lambda it, state: seen.append(it), progress_at=[0, 1])
 
 
 def test_a_finite_run_is_untouched():
     budget = Budget(iterations=2, batch_real=4)
-    a = run_condensation(Condensation(fake_mnist(), "MLP", 1, "ours", budget, seed=0))
+    a = run_condensation(DCCondensation(fake_mnist(), "MLP", 1, "ours", budget, seed=0))
     assert torch.isfinite(a.images).all()
 
 

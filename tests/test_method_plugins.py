@@ -21,7 +21,7 @@ METHOD = Method("meanmatch", "condensation", "images pulled towards the mean of 
 '''
 # ... and the maker (imported when a set is made).
 MAKER = '''\
-from condense.synthetic import Condensation
+from condense.condensation import Condensation
 
 
 class MeanMatch(Condensation):

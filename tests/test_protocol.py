@@ -3,8 +3,9 @@ import torch
 
 from condense import networks
 from condense.errors import ConfigError
-from condense.dm import DMBudget
-from condense.synthetic import SyntheticSet, build_network, seeded_generator
+from condense.condensation import DMBudget
+from condense.networks import build_network
+from condense.synthetic import SyntheticSet, seeded_generator
 from evaluation.pools import EVAL_MODES, POOLS, eval_iterations, eval_models, self_eval_model
 from evaluation import train as trainer
 from evaluation.protocol import evaluate

@@ -19,23 +19,21 @@ import sys
 import time
 from pathlib import Path
 
-
 from condense import diffaug, methods, networks, numbers
+from condense.condensation import INITS, Budget, DMBudget
 from condense.data import ImageSet, check, dataset_names, info, load
-from condense.dm import DMBudget
 from condense.errors import ConfigError, OneLineParser, exit_status, unknown
 from condense.files import write_text
 from condense.matching import METRICS
 from condense.methods import METHODS
 from condense.precision import PRECISIONS, check_precision
 from condense.runtime import keep_freed_memory
-from condense.synthetic import INITS, Budget
 from condense.visualise import save_grid
 from evaluation.pools import POOLS
 from evaluation.reference import STRATIFIED, SUBSETS, ReferenceBudget, resolve_cache_dir
 from evaluation.train import EvalBudget
 
-from ..sweep.cells import Cell
+from ..sweep.cells import Cell, loops_problem
 from ..sweep.config import Sweep, smoke_for_set
 from ..trial import experiment
 from .common import check_names, mean_std, resolve_device, writable_folder
@@ -113,7 +111,7 @@ def validate(args: argparse.Namespace) -> None:
     check_precision(args.precision)
     if args.max_train_subset is not None and args.max_train_subset not in SUBSETS:
         raise unknown("--max_train_subset", args.max_train_subset, SUBSETS)
-    if method.budget != "reference_budget":  # these shape the reference network, which it has none of
+    if not method.draws_from_pool:  # these shape the reference network, which it has none of
         shaping = ("epoch_reference", "max_train", "max_train_subset")
         given = [f"--{n}" for n in shaping if getattr(args, n) is not None]
         if given:
@@ -131,11 +129,9 @@ def validate(args: argparse.Namespace) -> None:
             wrong = numbers.problem(value, type(value), ">= 0" if name in _MAY_BE_ZERO else "> 0")
             if wrong:
                 raise ConfigError(f"--{name} {wrong}")
-    if method.has_loops:  # DM has no inner loop: any ipc
-        try:
-            Budget().loops(args.ipc)
-        except ConfigError as err:
-            raise ConfigError(f"--ipc {args.ipc}: {err}; pick one of those, or a coreset --method") from None
+    problem = loops_problem(args.method, args.ipc, Budget())  # DM has no inner loop: any ipc
+    if problem:
+        raise ConfigError(f"--ipc {args.ipc}: {problem}; pick one of those, or a coreset --method")
 
 
 _MAY_BE_ZERO = {"Iteration", "seed"}
@@ -153,11 +149,13 @@ def sweep_for(args: argparse.Namespace) -> Sweep:
         budget, dm_budget, eval_budget = Budget(), DMBudget(), EvalBudget()
     given = {"iterations": args.Iteration, "batch_real": args.batch_real, "lr_img": args.lr_img}
     given = {k: v for k, v in given.items() if v is not None}
-    if METHODS[args.method].budget == "dm_budget":  # DM trains no network while condensing
-        dm_budget = dataclasses.replace(dm_budget, **given)
-    else:
-        budget = dataclasses.replace(budget, lr_net=args.lr_net, batch_train=args.batch_train,
-                                     precision=args.precision, **given)
+    method = METHODS[args.method]
+    if method.trains_networks:  # the network lr, batch and precision flags set its budget too
+        given.update(lr_net=args.lr_net, batch_train=args.batch_train, precision=args.precision)
+    budgets = {"budget": budget, "dm_budget": dm_budget}
+    if method.budget in budgets:  # the flags set the method's own budget
+        budgets[method.budget] = dataclasses.replace(budgets[method.budget], **given)
+    budget, dm_budget = budgets["budget"], budgets["dm_budget"]
     eval_budget = dataclasses.replace(eval_budget, lr=args.lr_net, batch_train=args.batch_train,
                                       precision=args.precision)
     if args.epoch_eval_train is not None:

@@ -56,9 +56,9 @@ SCHEMA = pa.schema([
 ])
 COLUMNS = SCHEMA.names
 # What a result row takes from an experiment's record (orchestrator.trial.experiment); records of an
-# older checkpoint may lack the provenance keys (null then) and ``epochs`` (see ok_rows).
+# older checkpoint may lack the provenance keys (null then).
 _RECORD_KEYS = ("exp", "eval_model", "eval_seed", "accuracy", "condense_seconds", "eval_seconds",
-                "iterations", "epochs", "train_images", "code_version", "torch_version", "device",
+                "iterations", "train_images", "code_version", "torch_version", "device",
                 "device_name", "started_at", "finished_at")
 METADATA_KEYS = ("budgets", "sweep", "versions")
 
@@ -71,20 +71,19 @@ def cell_columns(sweep: str, cell: "Cell") -> dict:
 
 
 def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
-    """Rows of a finished cell from its experiments' records. A record kept before records had
-    ``epochs`` held a whole cell's epochs in ``iterations``, and any iteration count for a set not learnt."""
+    """Rows of a finished cell from its experiments' records (a whole cell's ``iterations`` are its
+    networks' epochs; a set not learnt has no iterations)."""
     part = cell_columns(sweep, cell)
     rows = []
     for r in records:
-        row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "status": "ok", "error": None}
+        row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "epochs": None, "status": "ok", "error": None}
         for k in ("started_at", "finished_at"):  # records keep seconds since the epoch
             if isinstance(row[k], (int, float)):
                 row[k] = dt.datetime.fromtimestamp(row[k], dt.timezone.utc)
-        if "epochs" not in r:
-            if not cell.record.makes_set:
-                row["epochs"], row["iterations"] = row["iterations"], None
-            elif not cell.record.learns:
-                row["iterations"] = None
+        if not cell.record.makes_set:
+            row["epochs"], row["iterations"] = row["iterations"], None
+        elif not cell.record.learns:
+            row["iterations"] = None
         rows.append(row)
     return rows
 
@@ -97,7 +96,7 @@ def error_rows(sweep: str, cell: "Cell", message: str, status: str = "error") ->
     """
     part = cell_columns(sweep, cell)
     message = " ".join(message.split())
-    return [{**part, **dict.fromkeys(_RECORD_KEYS), "eval_model": m, "status": status,
+    return [{**part, **dict.fromkeys(_RECORD_KEYS), "epochs": None, "eval_model": m, "status": status,
              "error": message} for m in cell.eval_models()]
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from condense import methods
 from condense.data import info
+from condense.errors import ConfigError
 from condense.methods import DEFAULT
 from condense.synthetic import derive_seed
 from evaluation.augmentation import eval_augmentation
@@ -119,7 +120,7 @@ def describe(cell: Cell, s: Sweep) -> str:
         return f"{cell.cell_id}  {s.num_exp} exp: sets read from {shown}; eval {evaluation}{tables}"
     if not method.learns:
         source = f"{images} training images"
-        if method.needs_reference:
+        if references(cell, s):
             source += (f", reference {cell.model} of {s.reference_budget.epochs} epochs"
                        f"{' shared by the exps' if s.shared_reference else ' per exp'}")
         return f"{cell.cell_id}  {s.num_exp} exp: {cell.method} selection ({source}); eval {evaluation}{tables}"
@@ -130,3 +131,27 @@ def describe(cell: Cell, s: Sweep) -> str:
     dsa = f", DSA {s.dsa_strategy_for(cell.dataset, cell.dsa_strategy)}" if method.uses_dsa else ""
     return (f"{cell.cell_id}  {s.num_exp} exp x {budget.iterations} it (loops {outer}/{inner}, "
             f"{steps} matching steps{dsa}); eval at it {points}: {evaluation}{tables}")
+
+
+def references(cell: Cell, sweep: Sweep) -> set[tuple[str, str, int]]:
+    """The reference networks (dataset, model, seed) the cell's experiments load: a coreset's that
+    selects with one, one per experiment (or the shared one); the bound's, one per evaluation model
+    and experiment (seed + exp); none for the rest."""
+    record = cell.record
+    if record.needs_reference:
+        return {(cell.dataset, cell.model, sweep.reference_seed(e)) for e in range(sweep.num_exp)}
+    if not record.makes_set:
+        return {(cell.dataset, m, sweep.whole_seed(e)) for m in cell.eval_models() for e in range(sweep.num_exp)}
+    return set()
+
+
+def loops_problem(method: str, ipc: int, budget) -> str | None:
+    """Why ``method`` cannot condense ``ipc`` images per class with ``budget``, or None: a method whose
+    budget has the paper's outer/inner loops per ipc takes only the ipcs they are given for."""
+    if not methods.get(method).has_loops:
+        return None
+    try:
+        budget.loops(ipc)
+    except ConfigError as err:
+        return str(err)
+    return None

@@ -11,11 +11,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from condense import diffaug
+from condense.condensation import Budget, DMBudget
 from condense.data import info
-from condense.dm import DMBudget
 from condense import methods
 from condense.methods import DEFAULT
-from condense.synthetic import Budget
 from evaluation.reference import ReferenceBudget
 from evaluation.train import EvalBudget
 

@@ -31,6 +31,8 @@ from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
 
+from .cells import references
+
 # DC_CALIBRATIONS: another folder (benchmarks/gpu_checks.sh's plumbing mode, which must not touch these)
 CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve().parents[1] / "calibrations")
 FALLBACK_MODEL = "ConvNet"
@@ -170,8 +172,9 @@ class Estimator:
                        + s.num_exp * self._fit(cell.dataset, m, "test", n_test) for m in cell.eval_models())
         if not method.learns:  # a coreset or a set made elsewhere: evaluated once
             cost = self._evaluation(cell, s, classes * cell.ipc, points=1)
-            if method.needs_reference:
-                cost += self._references_once(cell.dataset, cell.model, map(s.reference_seed, range(s.num_exp)), s)
+            needed = references(cell, s)
+            if needed:
+                cost += self._references_once(cell.dataset, cell.model, sorted(seed for *_, seed in needed), s)
             return cost
         # DSA as DC (its augmentation not counted); DM one matching-sized step per iteration, no inner loop
         b = s.budget_for(cell.method)

@@ -21,8 +21,8 @@ A sweep file is shaped like the tables it makes::
     num_exp: 5                    # the settings below default to the paper's protocol
     num_eval: 20
     seed: 0
-    budget: {iterations: 1000}    # condense.synthetic.Budget fields (DC, DSA)
-    dm_budget: {iterations: 20000} # condense.dm.DMBudget fields (DM)
+    budget: {iterations: 1000}    # condense.condensation.Budget fields (DC, DSA)
+    dm_budget: {iterations: 20000} # condense.condensation.DMBudget fields (DM)
     eval_budget: {epochs: 300}    # evaluation.train.EvalBudget fields
     reference_budget: {epochs: 50} # evaluation.reference.ReferenceBudget: coresets' network, whole bound
     resources: auto               # default: follow the cluster (orchestrator/driver/resources.py); or
@@ -59,7 +59,7 @@ from condense.matching import METRICS
 from condense.methods import EXTERNAL_PREFIX, METHODS
 from evaluation.pools import EVAL_MODES
 
-from .cells import expand
+from .cells import expand, loops_problem
 from .config import Grid, Resources, Sweep
 from .layouts import AXES, NAME, SHOWABLE, TABLES, hidden_axes, own_layouts
 
@@ -138,12 +138,11 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
             diffaug.check_strategy(sweep.dsa_strategy)
         except ConfigError as err:
             raise ConfigError(f"{where}: dsa_strategy: {err}") from None
-    for ipc in sorted({i for g in sweep.grids if any(methods.get(m).has_loops for m in g.methods) for i in g.ipcs}):
-        try:
-            sweep.budget.loops(ipc)
-        except ConfigError as err:
-            raise ConfigError(f"{where}: ipcs: {err}; give budget.outer_loop and budget.inner_loop "
-                              "to condense it, or use a coreset method") from None
+    problems = sorted({(i, loops_problem(m, i, sweep.budget)) for g in sweep.grids for m in g.methods for i in g.ipcs}
+                      - {(i, None) for g in sweep.grids for i in g.ipcs})
+    if problems:
+        raise ConfigError(f"{where}: ipcs: {problems[0][1]}; give budget.outer_loop and budget.inner_loop "
+                          "to condense it, or use a coreset method")
     return sweep
 
 

@@ -14,7 +14,7 @@ seeds, budgets, initialisation and augmentation whichever runs them: the sweep's
 - a coreset selects from the reference budget's pool with the experiment's reference network
   (``select``; a reduced run's pool is drawn with that network's seed, ``pool``);
 - the bound makes no set: one network per evaluation model trained on the whole pool and tested
-  (``whole_accuracy``); its records' ``epochs`` are those networks' epochs;
+  (``whole_accuracy``); its records' ``iterations`` are those networks' epochs;
 - an external set (``set:<name>``) is the experiment's set of the files the sweep names for the
   cell (``external``, checked before the run starts by ``check_external``), or the set a caller hands in.
 """
@@ -33,12 +33,13 @@ from condense import methods
 from condense.data import ImageSet, info
 from condense.errors import ConfigError
 from condense.methods import BOUND, CONDENSATION, CORESET, EXTERNAL
-from condense.synthetic import Condensation, SyntheticSet, derive_seed, run_condensation
+from condense.condensation import Condensation, run_condensation
+from condense.synthetic import SyntheticSet, derive_seed
 from evaluation import reference, set_files
 from evaluation.pools import eval_iterations
 from evaluation.protocol import evaluate
 
-from ..sweep.cells import Cell
+from ..sweep.cells import Cell, references
 from ..sweep.config import Sweep
 
 
@@ -66,24 +67,12 @@ def train_images(cell: Cell, train: ImageSet, sweep: Sweep) -> int | None:
     return None if cell.record.kind == EXTERNAL else len(pool(cell, train, sweep))
 
 
-def references(cell: Cell, sweep: Sweep) -> set[tuple[str, str, int]]:
-    """The reference networks (dataset, model, seed) the cell's experiments load: a coreset's that
-    selects with one, one per experiment (or the shared one); the bound's, one per evaluation model
-    and experiment (seed + exp); none for the rest."""
-    record = cell.record
-    if record.kind == CORESET and record.needs_reference:
-        return {(cell.dataset, cell.model, sweep.reference_seed(e)) for e in range(sweep.num_exp)}
-    if record.kind == BOUND:
-        return {(cell.dataset, m, sweep.whole_seed(e)) for m in cell.eval_models() for e in range(sweep.num_exp)}
-    return set()
-
-
 def select(cell: Cell, train: ImageSet, sweep: Sweep, exp: int) -> SyntheticSet:
     """The coreset of the cell's experiment ``exp``, chosen with that experiment's reference network."""
     method = cell.record
     chosen_from = pool(cell, train, sweep, exp)
     guide = None
-    if method.needs_reference:
+    if references(cell, sweep):
         guide = reference.for_selection(chosen_from, cell.model, sweep.reference_budget, sweep.reference_seed(exp),
                                         sweep.cache_dir)
     synthetic = method.maker()(cell.method, chosen_from, cell.ipc, cell.exp_seed(sweep.seed, exp), guide)
@@ -248,7 +237,7 @@ def run(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks = H
         hooks.on_made(synthetic, ledger.condense_seconds)
     iterations = int(synthetic.meta.get("iteration", 0))
     train_count = None if kind == EXTERNAL else len(pool(cell, ctx.train, sweep))
-    making = None if kind == EXTERNAL else ledger.condense_seconds  # a set made elsewhere took no time here
+    making = None if given is not None else ledger.condense_seconds  # a set handed in took no time here
     for model in cell.eval_models():
         began = time.perf_counter()
         strategy = hooks.strategy(synthetic, model)
@@ -257,8 +246,7 @@ def run(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks = H
         seconds = time.perf_counter() - began
         hooks.on_evaluated(iterations, model, accs, seconds, ledger.final_loss if kind == CONDENSATION else None,
                            strategy)
-        ledger.records += [_record(cell, sweep, ctx, ledger, model, s, a, making, seconds,
-                                   iterations if kind == CONDENSATION else None, None, train_count)
+        ledger.records += [_record(cell, sweep, ctx, ledger, model, s, a, making, seconds, iterations, train_count)
                            for s, a in zip(seeds, accs)]
         if ledger.window is not None:  # a condensed set: its final point on the curve
             _curve_point(ledger, iterations, model, accs)
@@ -318,19 +306,18 @@ def _whole(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks)
         acc = whole_accuracy(ctx.train, ctx.test, sweep, ledger.exp, model)
         seconds = time.perf_counter() - began
         hooks.on_evaluated(epochs, model, [acc], seconds)
-        ledger.records.append(_record(cell, sweep, ctx, ledger, model, seed, acc, 0.0, seconds, None, epochs,
-                                      len(chosen)))
+        ledger.records.append(_record(cell, sweep, ctx, ledger, model, seed, acc, 0.0, seconds, epochs, len(chosen)))
     return _end(ledger, shown, first, first_point, epochs)
 
 
 def _record(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, model: str, seed: int, accuracy: float,
-            condense_seconds: float | None, eval_seconds: float, iterations: int | None, epochs: int | None,
-            train_images: int | None) -> dict:
+            condense_seconds: float | None, eval_seconds: float, iterations: int, train_images: int | None) -> dict:
     """One evaluation network's values: the one place a result's record is made (``ok_rows`` adds the
-    cell's columns)."""
+    cell's columns and says which columns ``iterations`` fills: the bound's networks' epochs, a learnt
+    set's outer iterations)."""
     return {"exp": ledger.exp, "eval_model": model, "eval_seed": seed, "accuracy": accuracy,
             "condense_seconds": condense_seconds, "eval_seconds": eval_seconds, "iterations": iterations,
-            "epochs": epochs, "train_images": train_images, "code_version": sweep.code_version,
+            "train_images": train_images, "code_version": sweep.code_version,
             "torch_version": str(torch.__version__), "device": ctx.test.device.type,
             "device_name": ctx.device_name, "started_at": ledger.started_at, "finished_at": time.time()}
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import experiment
-from ..sweep.cells import Cell
+from ..sweep.cells import Cell, references
 from ..sweep.config import ROOT_FROM, Sweep
 
 
@@ -33,7 +32,7 @@ class Needed:
 def needed(cells: list[Cell], sweep: Sweep) -> list[Needed]:
     """Every reference network the cells load: a coreset cell's, one per experiment (or the shared
     one); a whole cell's, one per evaluation model and experiment (seed + exp)."""
-    return sorted({Needed(*key) for cell in cells for key in experiment.references(cell, sweep)})
+    return sorted({Needed(*key) for cell in cells for key in references(cell, sweep)})
 
 
 def train(key: Needed, sweep: Sweep, known: dict[str, bytes] | None = None) -> tuple[float, str | None, bytes | None]:
