@@ -25,13 +25,14 @@ def modules() -> dict[str, ast.Module]:
         for path in sorted((REPO / package).rglob("*.py")):
             name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
             found[name] = ast.parse(path.read_text(), str(path))
+            found[name].is_package = path.name == "__init__.py"  # its relative imports start at itself
     return found
 
 
 def imports(name: str, tree: ast.Module) -> list[tuple[str, list[str]]]:
     """(module, names imported from it) per import, ``if TYPE_CHECKING:`` ones included: a type-only
     import ties two modules as much as any other."""
-    package = name if name in PACKAGES or name.endswith(tuple(f".{w}" for w in WINGS)) else name.rsplit(".", 1)[0]
+    package = name if getattr(tree, "is_package", False) else name.rsplit(".", 1)[0]
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

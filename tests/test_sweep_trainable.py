@@ -185,7 +185,7 @@ def test_a_whole_cell_tests_networks_trained_on_the_whole_pool(tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_a_dm_cell_uses_its_own_budget_and_a_non_finite_loss_fails_it(tmp_path, monkeypatch, settings):
-    from condense.condensation import DMBudget
+    from condense.condensation import DMBudget, dm
 
     settings = dataclasses.replace(settings, num_exp=1, dm_budget=DMBudget(iterations=2, batch_real=8))
     cell = Cell("MNIST", "MLP", 1, "S", "ours", "DM", ("methods",))

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> Path:
     from ..driver.outputs import versions
     from ..driver.run import code_version
     from ..results import parquet
-    from ..trial import experiment
+    from ..trial import experiment, runner
 
     method = validate(args)
     device = resolve_device(args.device)
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> Path:
     for shown, s in sets:
         cell = cells[len(s) // classes]
         sources.setdefault(cell.cell_id, []).append(shown)
-        done = experiment.run(cell, sweep, ctx, ledgers[cell.cell_id], _Printer(args, shown, s, cell, sweep),
+        done = runner.run(cell, sweep, ctx, ledgers[cell.cell_id], _Printer(args, shown, s, cell, sweep),
                               given=s.to(device))
         for record in done.records:
             accuracies.setdefault((cell.cell_id, record["eval_model"]), []).append(record["accuracy"])

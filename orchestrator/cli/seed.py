@@ -35,7 +35,7 @@ from evaluation.train import EvalBudget
 
 from ..sweep.cells import Cell, loops_problem
 from ..sweep.config import Sweep, smoke_for_set
-from ..trial import experiment
+from ..trial import experiment, runner
 from .common import check_names, mean_std, resolve_device, writable_folder
 
 
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> dict:
     ledger = experiment.Ledger()
     ctx = experiment.Context(r.train, r.test, experiment.device_name(device))
     for exp in range(sweep.num_exp):
-        done = experiment.run(cell, sweep, ctx, ledger, _Printer(r, exp), init=args.init)
+        done = runner.run(cell, sweep, ctx, ledger, _Printer(r, exp), init=args.init)
         for record in done.records:
             results["accuracies"][record["eval_model"]].append(record["accuracy"])
         if method.learns:

@@ -40,6 +40,9 @@ class Cell:
     method: str
     tables: tuple[str, ...]  # every table this cell appears in (a cell shared by two runs once)
     dsa_strategy: str | None = None  # the grid's dsa_strategies axis; None: the sweep's setting
+    # the experiment the cell runs (orchestrator.trial.runner.KINDS); None: the paper's, a set made
+    # by the method and evaluated
+    experiment: str | None = None
 
     @functools.cached_property
     def record(self) -> methods.Method:
@@ -67,8 +70,9 @@ class Cell:
         """Plain data for Ray Tune's param_space (and its trial names); without a strategy axis, what it
         was before the axis existed, so a run started then resumes (its sweep.json compares equal)."""
         config = {**dataclasses.asdict(self), "tables": list(self.tables), "cell_id": self.cell_id}
-        if self.dsa_strategy is None:
-            del config["dsa_strategy"]
+        for name in ("dsa_strategy", "experiment"):  # fields newer than the run folders they must resume
+            if config[name] is None:
+                del config[name]
         return config
 
     @classmethod

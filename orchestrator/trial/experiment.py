@@ -1,8 +1,9 @@
-"""One experiment of a cell, whatever its method's kind: the one place that decides how a set is made.
+"""The paper's experiment of a cell, whatever its method's kind: the one place that decides how a set is made.
 
 ``run`` makes the experiment's set and evaluates it, and returns its set, its records (one per
 evaluation network: the result rows' values, ``results.parquet.ok_rows`` makes the rows) and its
-learning curve. Every caller runs experiments here, so the same cell and experiment get the same
+learning curve. Every caller runs experiments here (through ``runner.run``, which hands a cell of
+another kind of experiment to that kind's module), so the same cell and experiment get the same
 seeds, budgets, initialisation and augmentation whichever runs them: the sweep's trials
 (``trainable``, which adds checkpoints and reports through ``Hooks``), the seed's command line and
 ``python -m evaluation`` (which add printing):

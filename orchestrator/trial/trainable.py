@@ -26,7 +26,7 @@ from condense.runtime import keep_freed_memory
 from condense.synthetic import SyntheticSet
 from evaluation.reference import resolve_cache_dir
 
-from . import experiment
+from . import experiment, runner
 from ..sweep.cells import Cell
 from ..sweep.config import ROOT_FROM, Sweep
 
@@ -63,7 +63,7 @@ def train_cell(config: dict, sweep: Sweep, starts: dict[str, tune.Checkpoint] | 
             share = min(1.0, required["GPU"]) if required.get("GPU", 0) > 0 else None
             ctx = experiment.Context(train.to(device), test.to(device), experiment.device_name(device), share)
             while trial.ledger.exp < sweep.num_exp:
-                done = experiment.run(cell, sweep, ctx, trial.ledger, trial)
+                done = runner.run(cell, sweep, ctx, trial.ledger, trial)
                 new = [r["accuracy"] for r in done.records]
                 trial.report({"iteration": done.iterations, "accuracy": sum(new) / len(new)}, checkpoint=True,
                              exp=trial.ledger.exp - 1)
