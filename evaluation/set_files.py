@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,10 +37,11 @@ SUFFIXES = (".pt", ".pth", ".npz")
 logger = logging.getLogger(__name__)
 
 
-def read(path: str | Path, dataset: str) -> list[SyntheticSet]:
+def read(path: str | Path, dataset: str, classes: Sequence[Sequence[int]] | None = None) -> list[SyntheticSet]:
     """The sets in ``path`` (one per experiment: a res_ file may hold several), checked against
     ``dataset``; ``meta`` says where each came from (``source``, ``index``) and, where the file says
-    it, the method that made it."""
+    it, the method that made it. ``classes``: the classes of each set in turn (a continual memory's
+    file, the original's ``{'data': [[images, labels] per step]}``), default every class of the dataset."""
     path, ds = Path(path), info(dataset)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
@@ -48,10 +50,12 @@ def read(path: str | Path, dataset: str) -> list[SyntheticSet]:
     pairs, meta = _read_npz(path) if path.suffix.lower() == ".npz" else _read_pt(path, ds)
     if not pairs:
         raise ConfigError(f"{path}: holds no set")
+    if classes is not None and len(classes) != len(pairs):
+        raise ConfigError(f"{path}: holds {len(pairs)} set(s); expected one per step ({len(classes)})")
     sets = []
     for i, (images, labels) in enumerate(pairs):
         where = str(path) if len(pairs) == 1 else f"{path} (set {i} of {len(pairs)})"
-        images, labels = checked(images, labels, ds, where)
+        images, labels = checked(images, labels, ds, where, None if classes is None else classes[i])
         sets.append(SyntheticSet(images, labels, ds.name, {**meta, "source": str(path), "index": i}))
     return sets
 
@@ -111,9 +115,11 @@ def _original(path: Path, data, ds: DatasetInfo) -> tuple[list, dict]:
     return [tuple(p) for p in data], meta
 
 
-def checked(images, labels, ds: DatasetInfo, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+def checked(images, labels, ds: DatasetInfo, where: str,
+            classes: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``images`` as normalised float32 N x C x H x W and ``labels`` as int64 N, or a ConfigError
-    naming ``where`` and what is wrong."""
+    naming ``where`` and what is wrong; the set holds every class of ``classes`` and no other (default:
+    every class of the dataset)."""
     images, labels = _tensor(images, "images", where), _tensor(labels, "labels", where)
     raw_dtype = images.dtype
     c, (h, w), k = ds.channels, ds.image_size, ds.num_classes
@@ -143,9 +149,16 @@ def checked(images, labels, ds: DatasetInfo, where: str) -> tuple[torch.Tensor, 
     if int(labels.min()) < 0 or int(labels.max()) >= k:
         raise ConfigError(f"{where}: labels range {int(labels.min())}..{int(labels.max())}, but {ds.name} has "
                           f"classes 0..{k - 1}")
-    absent = [str(i) for i, n in enumerate(torch.bincount(labels, minlength=k).tolist()) if n == 0]
+    counts = torch.bincount(labels, minlength=k).tolist()
+    wanted = range(k) if classes is None else sorted(set(classes))
+    absent = [str(i) for i in wanted if counts[i] == 0]
     if absent:
-        raise ConfigError(f"{where}: no image of class {', '.join(absent)}; a set needs every class 0..{k - 1}")
+        needed = f"every class 0..{k - 1}" if classes is None else f"its classes {', '.join(map(str, wanted))}"
+        raise ConfigError(f"{where}: no image of class {', '.join(absent)}; a set needs {needed}")
+    foreign = [str(i) for i, n in enumerate(counts) if n and i not in wanted]
+    if foreign:
+        raise ConfigError(f"{where}: images of class {', '.join(foreign)}, not a class of this step "
+                          f"({', '.join(map(str, wanted))})")
     bad = (~torch.isfinite(images)).sum().item()
     if bad:
         raise ConfigError(f"{where}: {bad} image value(s) are nan or infinite")

@@ -49,6 +49,8 @@ class ProgressPrinter(tune.Callback):
             self.resumed.add(trial_name(trial))
             self._print(trial, f"resumed from its checkpoint at exp {resumed['exp'] + 1} it {resumed['iteration']}")
         parts = [f"exp {result['exp'] + 1}/{result['num_exp']}", f"it {result['iteration']}"]
+        if "step" in result:  # a continual cell's step (orchestrator/trial/continual.py)
+            parts.insert(1, f"step {result['step']}")
         if not math.isnan(result.get("loss", math.nan)):
             parts.append(f"loss {result['loss']:.4f}")
         if "accuracy" in result:

@@ -146,7 +146,7 @@ def main(argv=None) -> int:
         address = args.address or os.environ.get("RAY_ADDRESS")
         missing = check_data(cells, root)
         if not args.dry_run:  # external sets' files: there, readable and valid before anything starts
-            from ..trial.experiment import check_external
+            from ..trial.runner import check_external
 
             check_external(cells, sweep)
         plan = resources.Plan(sweep.resources, args.gpu_share, args.cpus_per_cell)

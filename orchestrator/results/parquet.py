@@ -10,8 +10,11 @@ whole set, or a coreset pool / whole-dataset network's ``max_train`` in reduced 
 ``epochs``, the training epochs of a ``whole`` cell's networks (Table 1's bound); and provenance a
 SQL user filters on: ``device_name`` (the GPU or CPU model), ``started_at`` and ``finished_at``
 (UTC) of the row's experiment; ``dsa_strategy``, the cell's value of a grid's DSA strategy axis
-(null without one; a file from before the axis reads as null). No sentinels: what does not apply is null (a whole cell's ``ipc``
-and ``iterations``, a coreset's or whole cell's ``dis_metric`` and ``iterations``).
+(null without one; a file from before the axis reads as null); a continual-learning cell's rows
+(docs/continual.md), one per step and network: ``steps`` (the cell's), ``step`` (1-based) and
+``classes_seen`` (null in every other row, and in a file from before them). No sentinels: what does
+not apply is null (a whole cell's ``ipc`` and ``iterations``, a coreset's or whole cell's
+``dis_metric`` and ``iterations``).
 
 The file is self-describing: its key-value metadata holds ``budgets`` (the settings behind every
 row, JSON), ``sweep`` (its name and cells) and ``versions`` (code, torch, ray, ...).
@@ -31,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from condense.datasets import info
 from condense.errors import ConfigError
 from condense.files import replacing
 from condense.methods import BOUND, CORESET, EXTERNAL_PREFIX, METHODS, names
@@ -53,13 +57,14 @@ SCHEMA = pa.schema([
     ("device_name", pa.string()), ("started_at", _TIME), ("finished_at", _TIME),
     ("status", pa.string()), ("error", pa.string()),
     ("dsa_strategy", pa.string()),  # the grid's DSA strategy axis; null where the cell has none
+    ("steps", pa.int64()), ("step", pa.int64()), ("classes_seen", pa.int64()),  # continual cells only
 ])
 COLUMNS = SCHEMA.names
 # What a result row takes from an experiment's record (orchestrator.trial.experiment); records of an
 # older checkpoint may lack the provenance keys (null then).
 _RECORD_KEYS = ("exp", "eval_model", "eval_seed", "accuracy", "condense_seconds", "eval_seconds",
                 "iterations", "train_images", "code_version", "torch_version", "device",
-                "device_name", "started_at", "finished_at")
+                "device_name", "started_at", "finished_at", "step", "classes_seen")
 METADATA_KEYS = ("budgets", "sweep", "versions")
 
 
@@ -67,7 +72,7 @@ def cell_columns(sweep: str, cell: "Cell") -> dict:
     return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
             "model": cell.model, "ipc": cell.ipc if cell.record.makes_set else None, "eval_mode": cell.eval_mode,
             "dis_metric": cell.metric if cell.record.learns else None, "method": cell.method,
-            "dsa_strategy": cell.dsa_strategy}
+            "dsa_strategy": cell.dsa_strategy, "steps": cell.steps}
 
 
 def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
@@ -96,8 +101,12 @@ def error_rows(sweep: str, cell: "Cell", message: str, status: str = "error") ->
     """
     part = cell_columns(sweep, cell)
     message = " ".join(message.split())
+    # a continual cell's: one per step too, so that its table shows each step failed or missing
+    steps = [None] if cell.steps is None else range(1, cell.steps + 1)
+    per_step = 0 if cell.steps is None else info(cell.dataset).num_classes // cell.steps
     return [{**part, **dict.fromkeys(_RECORD_KEYS), "epochs": None, "eval_model": m, "status": status,
-             "error": message} for m in cell.eval_models()]
+             "error": message, "step": t, "classes_seen": t and t * per_step}
+            for t in steps for m in cell.eval_models()]
 
 
 def write(rows: list[dict], path: str | Path, metadata: dict | None = None,
@@ -130,6 +139,9 @@ def read(path: str | Path) -> pd.DataFrame:
     df = _upgrade(df) if "epochs" not in df.columns else df
     if "dsa_strategy" not in df.columns:  # written before the DSA strategy axis: none had one
         df["dsa_strategy"] = pd.Series(None, index=df.index, dtype=object)
+    for name in ("steps", "step", "classes_seen"):  # written before continual learning: no row had them
+        if name not in df.columns:
+            df[name] = pd.Series(pd.NA, index=df.index, dtype="Int64")
     sweep = json.loads((table.schema.metadata or {}).get(b"sweep", b"{}"))
     if isinstance(sweep, dict) and isinstance(sweep.get("layouts"), dict):
         df.attrs["layouts"] = sweep["layouts"]

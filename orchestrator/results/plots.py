@@ -8,7 +8,8 @@ accuracy against images per class on a log axis, one panel per dataset and one l
 (error bars: std over runs × networks; hollow markers: the published numbers; the whole-dataset
 bound as a horizontal line); Table 2 as a heatmap (rows condense with, columns
 evaluate on; ours and, below, the paper's); the ablations and the distance table as grouped bars
-with error bars (diamonds: the paper's numbers, docs/protocol.md). ``curves.png`` / ``.pdf``:
+with error bars (diamonds: the paper's numbers, docs/protocol.md); a continual-learning table as
+accuracy against the classes seen, one line per method (orchestrator/results/continual.py). ``curves.png`` / ``.pdf``:
 test accuracy and matching loss against the outer iteration, one line per condensed cell (mean over
 its runs), from ``curves.parquet``. ``sets_ipc<k>.png`` / ``.pdf``: the condensed images of each ipc,
 from ``synthetic/`` beside the Parquet (orchestrator/results/set_figures.py). Sized for a two-column paper (6.9 in wide).
@@ -79,6 +80,10 @@ def _draw_table(plt, df, name: str):
     layout = tables.layout_of(df, name)
     labels = header[len(layout.rows):]
     with plt.rc_context(_STYLE):
+        if layout.sparse:  # continual learning's steps
+            from . import continual
+
+            return continual.figure(plt, df, name, WIDTH, _COLOURS)
         if layout.rows == IPC_ROWS:  # a line per method against ipc (Table 1, the ipc curves)
             return _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, layout.title)
         if name in HEATMAPS:

@@ -81,7 +81,7 @@ def _html_table(df, name: str) -> str:
     from . import tables
 
     header, row_keys, cells = tables.grid(df, name)
-    contenders = [c not in tables.layout_of(df, name).spanning for c in tables.columns(df, name)]
+    contenders = tables.competing(df, name)
     e = html.escape
     lines = ["<table>", "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"]
     for key, row in zip(row_keys, cells):

@@ -82,9 +82,10 @@ def _summary(group: pd.DataFrame) -> dict:
         return {"state": "missing"}
     acc = ok["accuracy"].astype(float)
     first = ok.iloc[0]
-    paper = published(first["dataset"], first["model"], _value(first["ipc"]), first["eval_mode"],
-                      _value(first["dis_metric"]), first["method"], first["eval_model"],
-                      _value(first.get("dsa_strategy")))
+    # continual learning's step: the sources publish no number for it (docs/protocol.md)
+    paper = None if not _isna(first.get("step")) else published(
+        first["dataset"], first["model"], _value(first["ipc"]), first["eval_mode"], _value(first["dis_metric"]),
+        first["method"], first["eval_model"], _value(first.get("dsa_strategy")))
     return {"state": "ok", "mean": acc.mean(), "std": acc.std(ddof=0), "n": len(acc), "paper": paper}
 
 
@@ -116,6 +117,8 @@ def grid(df: pd.DataFrame, name: str) -> tuple[list[str], list[tuple], list[list
     empty, shown, spanning = frame.iloc[:0], set(), spans.any()
 
     def summary(row: tuple, col) -> dict:
+        if layout.sparse and (*row, col) not in by_pos:
+            return {"state": "blank"}
         if not spanning or col not in layout.spanning:
             return _summary(by_pos.get((*row, col), empty))
         group = (*row[:-1], col)
@@ -145,6 +148,13 @@ def notes(df: pd.DataFrame, name: str) -> list[str]:
         images = "/".join(str(int(n)) for n in sorted(whole["train_images"].unique()))
         out.append(f"Whole dataset: networks trained on {images} training images for {epochs} epochs with the "
                    "evaluation trainer (the paper gives no schedule).")
+    seen = frame.dropna(subset=["step"]).drop_duplicates(["dataset", "steps", "step"]) if "step" in frame else frame[:0]
+    if not seen.empty:  # continual learning: what a step column means
+        per = "; ".join(f"{d} in {s} steps: {', '.join(str(c) for c in g.sort_values('step')['classes_seen'])}"
+                        for (d, s), g in seen.groupby(["dataset", "steps"], sort=False))
+        out.append("Continual learning: after each step, networks trained from scratch on the memory (every "
+                   "step's set so far) and tested on the classes seen so far; a cell spans the class orders "
+                   f"and networks. Classes seen at each step: {per}.")
     return out
 
 
@@ -182,7 +192,7 @@ def latex(df: pd.DataFrame, name: str, paper: bool = True) -> str:
     header, row_keys, cells = grid(df, name)
     layout = layout_of(df, name)
     labels = len(layout.rows)
-    contenders = [c not in layout.spanning for c in columns(df, name)]
+    contenders = competing(df, name)
     lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex_escape(layout.title)}}}",
              "\\begin{tabular}{" + "l" * labels + "c" * (len(header) - labels) + "}",
              "\\toprule", " & ".join(map(_tex_escape, header)) + " \\\\", "\\midrule"]
@@ -194,6 +204,13 @@ def latex(df: pd.DataFrame, name: str, paper: bool = True) -> str:
         lines.append(" & ".join(texts) + " \\\\")
     footnotes = [f"\\par\\footnotesize {_tex_escape(n)}" for n in notes(df, name)[1:]]
     return "\n".join([*lines, "\\bottomrule", "\\end{tabular}", *footnotes, "\\end{table}", ""])
+
+
+def competing(df: pd.DataFrame, name: str) -> list[bool]:
+    """Per column of table ``name``, whether its mean competes for its row's bold: not the bound's;
+    none in a continual table, whose row is one method's steps."""
+    layout = layout_of(df, name)
+    return [not layout.sparse and c not in layout.spanning for c in columns(df, name)]
 
 
 def columns(df: pd.DataFrame, name: str) -> list:

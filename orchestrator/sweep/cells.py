@@ -9,7 +9,8 @@ set) has no set size: its ipc is 0 and its id says ``all``, e.g. ``MNIST-ConvNet
 so a grid's ipcs share one such cell per dataset. An external set's cell (method ``set:<name>``) says
 ``set-<name>``, e.g. ``MNIST-ConvNet-ipc1-S-ours-set-mine``; its seeds do not depend on the name, so
 every external set at one table position is evaluated by the same networks (a paired comparison,
-and ``python -m evaluation`` gives the numbers a sweep gives).
+and ``python -m evaluation`` gives the numbers a sweep gives). A continual-learning cell (experiment
+``continual``, docs/continual.md) ends in its number of steps, e.g. ``CIFAR100-ConvNet-ipc20-S-ours-DM-cl5``.
 """
 from __future__ import annotations
 
@@ -24,10 +25,14 @@ from condense.errors import ConfigError
 from condense.methods import DEFAULT
 from condense.synthetic import derive_seed
 from evaluation.augmentation import eval_augmentation
+from evaluation.continual import memory_augmentation
 from evaluation.pools import eval_iterations, eval_models
 from evaluation.reference import FIRST
 
 from .config import Sweep
+
+CONTINUAL = "continual"  # class-incremental learning with a memory made per step (trial/continual.py)
+EXPERIMENTS = (CONTINUAL,)  # the experiments a grid may name besides the paper's (trial/runner.py runs them)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Cell:
     # the experiment the cell runs (orchestrator.trial.runner.KINDS); None: the paper's, a set made
     # by the method and evaluated
     experiment: str | None = None
+    steps: int | None = None  # a continual cell's class-incremental steps
 
     @functools.cached_property
     def record(self) -> methods.Method:
@@ -58,7 +64,8 @@ class Cell:
     def cell_id(self) -> str:
         base = self.base_id if self.method == DEFAULT else f"{self.base_id}-{self.method.replace(':', '-')}"
         # ids name folders and files: no colon; a strategy of DSA's ablation axis ends the id
-        return base if self.dsa_strategy is None else f"{base}-{self.dsa_strategy}"
+        base = base if self.dsa_strategy is None else f"{base}-{self.dsa_strategy}"
+        return base if self.steps is None else f"{base}-cl{self.steps}"
 
     def eval_models(self) -> list[str]:
         return eval_models(self.eval_mode, self.model)
@@ -70,7 +77,7 @@ class Cell:
         """Plain data for Ray Tune's param_space (and its trial names); without a strategy axis, what it
         was before the axis existed, so a run started then resumes (its sweep.json compares equal)."""
         config = {**dataclasses.asdict(self), "tables": list(self.tables), "cell_id": self.cell_id}
-        for name in ("dsa_strategy", "experiment"):  # fields newer than the run folders they must resume
+        for name in ("dsa_strategy", "experiment", "steps"):  # fields newer than the run folders they must resume
             if config[name] is None:
                 del config[name]
         return config
@@ -85,11 +92,12 @@ def expand(sweep: Sweep) -> list[Cell]:
     """Every cell of the sweep's grids, in file order; a cell two tables share appears once."""
     cells: dict[str, Cell] = {}
     for g in sweep.grids:
-        for dataset, model, ipc, mode, metric, method, strategy in itertools.product(
-                g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods, g.dsa_strategies):
+        for dataset, model, ipc, mode, metric, method, strategy, steps in itertools.product(
+                g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods, g.dsa_strategies, g.steps):
             entry = methods.get(method)
             strategy = strategy if entry.uses_dsa else None  # the others take no DSA strategy
-            cell = Cell(dataset, model, ipc if entry.makes_set else 0, mode, metric, method, (g.table,), strategy)
+            cell = Cell(dataset, model, ipc if entry.makes_set else 0, mode, metric, method, (g.table,), strategy,
+                        g.experiment, steps)
             seen = cells.get(cell.cell_id)
             if seen is None:
                 cells[cell.cell_id] = cell
@@ -107,6 +115,8 @@ def describe(cell: Cell, s: Sweep) -> str:
     images = "all" if r.max_train is None else (f"the first {r.max_train}" if r.subset == FIRST else
                                                 f"a per-class subset of {r.max_train}")
     tables = f"  tables {','.join(cell.tables)}"
+    if cell.experiment == CONTINUAL:
+        return _describe_continual(cell, s, images, tables)
     if not cell.record.makes_set:
         return (f"{cell.cell_id}  {s.num_exp} exp: {n_models} x 1 net trained on {images} training images "
                 f"for {s.reference_budget.epochs} epochs (method whole){tables}")
@@ -137,11 +147,40 @@ def describe(cell: Cell, s: Sweep) -> str:
             f"{steps} matching steps{dsa}); eval at it {points}: {evaluation}{tables}")
 
 
+def _describe_continual(cell: Cell, s: Sweep, images: str, tables: str) -> str:
+    """A continual cell's dry-run line: its orders and steps, how each step's set is made, and the
+    evaluation of the memory after every step."""
+    per_step = info(cell.dataset).num_classes // cell.steps
+    method = cell.record
+    if method.from_files:
+        making = f"sets read from {s.set_files(cell.method, cell.dataset, cell.ipc)[0]} ..."
+    elif method.learns:
+        budget = s.budget_for(cell.method)
+        outer, inner = budget.loops(cell.ipc)
+        making = f"{cell.method} {budget.iterations} it (loops {outer}/{inner})"
+    else:
+        making = f"{cell.method} selection from {images} training images of the step's classes"
+        if method.needs_reference:
+            making += f", a reference {cell.model} of {s.reference_budget.epochs} epochs per step"
+    dsa = s.dsa_strategy_for(cell.dataset, cell.dsa_strategy)
+    strategy, values = memory_augmentation(cell.dataset, dsa), per_step * cell.ipc * info(cell.dataset).image_values
+    epochs = "-".join(dict.fromkeys(str(s.eval_budget.epochs_for(strategy, t * values)) for t in (1, cell.steps)))
+    models = len(cell.eval_models())
+    evaluation = f"{models} model{'s' * (models > 1)} x {s.num_eval} nets x {epochs} epochs on the memory (DSA {dsa})"
+    if s.eval_budget.max_test is not None:
+        evaluation += f", first {s.eval_budget.max_test} test images of the seen classes"
+    return (f"{cell.cell_id}  {s.num_exp} class orders x {cell.steps} steps of {per_step} classes: ipc {cell.ipc} "
+            f"per step by {making}; after each step {evaluation}{tables}")
+
+
 def references(cell: Cell, sweep: Sweep) -> set[tuple[str, str, int]]:
     """The reference networks (dataset, model, seed) the cell's experiments load: a coreset's that
     selects with one, one per experiment (or the shared one); the bound's, one per evaluation model
-    and experiment (seed + exp); none for the rest."""
+    and experiment (seed + exp); none for the rest, nor for a continual cell (its coresets select
+    by networks of each step's classes, trained in its trial)."""
     record = cell.record
+    if cell.experiment == CONTINUAL:
+        return set()
     if record.needs_reference:
         return {(cell.dataset, cell.model, sweep.reference_seed(e)) for e in range(sweep.num_exp)}
     if not record.makes_set:

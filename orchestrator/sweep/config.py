@@ -45,6 +45,10 @@ class Grid:
     # a table of the sweep's own (layouts.own_layouts): results columns as its rows, and its column
     rows: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    # the experiment its cells run (cells.EXPERIMENTS); None: the paper's, a set made and evaluated
+    experiment: str | None = None
+    # continual learning: the number of class-incremental steps, one cell each; (None,): not continual
+    steps: tuple[int | None, ...] = (None,)
 
 
 @dataclass(frozen=True)

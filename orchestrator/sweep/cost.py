@@ -31,7 +31,9 @@ from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
 
-from .cells import references
+from evaluation.continual import memory_augmentation
+
+from .cells import CONTINUAL, references
 
 # DC_CALIBRATIONS: another folder (benchmarks/gpu_checks.sh's plumbing mode, which must not touch these)
 CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve().parents[1] / "calibrations")
@@ -161,8 +163,43 @@ class Estimator:
         pool = SPLITS[dataset][0] if r.max_train is None else min(r.max_train, SPLITS[dataset][0])
         return len(new) * r.epochs * self._epoch(dataset, model, "train", pool, r.batch_train)
 
+    def _continual(self, cell, s) -> float:
+        """A continual cell: per class order and step, the step's set made from its classes alone (a
+        condensation's steps over its share of the classes, a coreset's reference network on their
+        images), then the networks trained on the memory and tested on the seen classes' test images."""
+        d = DATASETS[cell.dataset]
+        per_step = d.num_classes // cell.steps
+        share = per_step / d.num_classes
+        n_train, n_test = SPLITS[cell.dataset]
+        method, making = cell.record, 0.0
+        if method.learns:
+            b = s.budget_for(cell.method)
+            outer, inner = b.loops(cell.ipc)
+            step = share * self._fit(cell.dataset, cell.model, "matching", b.batch_real, cell.ipc)
+            inner_epoch = 0.0 if not inner else self._epoch(cell.dataset, cell.model, "train", per_step * cell.ipc,
+                                                            b.batch_train)
+            making = b.iterations * (outer * step + (outer - 1) * inner * inner_epoch)
+        elif method.needs_reference:
+            r = s.reference_budget
+            pool = round(share * n_train) if r.max_train is None else min(r.max_train, round(share * n_train))
+            making = r.epochs * self._epoch(cell.dataset, cell.model, "train", pool, r.batch_train)
+        eb = s.eval_budget
+        strategy = memory_augmentation(cell.dataset, s.dsa_strategy_for(cell.dataset, cell.dsa_strategy))
+        total = 0.0
+        for t in range(1, cell.steps + 1):
+            images, tested = t * per_step * cell.ipc, round(t * share * n_test)
+            tested = tested if eb.max_test is None else min(eb.max_test, tested)
+            for m in cell.eval_models():
+                epochs = schedule(eb.epochs_for(strategy, images * d.image_values))[0]
+                per_net = epochs * self._epoch(cell.dataset, m, "eval", images, eb.batch_train)
+                total += s.num_eval * (per_net + self._fit(cell.dataset, m, "test", tested))
+            total += making
+        return s.num_exp * total
+
     def cell_seconds(self, cell, s) -> float:
         s = s.for_cell(cell)
+        if cell.experiment == CONTINUAL:
+            return self._continual(cell, s)
         classes = DATASETS[cell.dataset].num_classes
         method = cell.record
         if not method.makes_set:  # the bound: per evaluation model, one network of seed + e per experiment, then its test

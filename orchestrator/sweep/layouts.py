@@ -26,10 +26,18 @@ class Layout:
     # Column values whose cells do not depend on the last row axis (Table 1's whole-dataset bound
     # has no ipc): shown once, in the first row of each group of the other row axes, as the paper.
     spanning: tuple[str, ...] = ()
+    # positions no row fills are left blank, not "missing" (a 5-step row of the continual table has no step 6)
+    sparse: bool = False
 
 
 def _cross(title: str) -> Layout:
     return Layout(title, ("model",), "eval_model")
+
+
+def continual(title: str) -> Layout:
+    """Continual learning's (CL_DM.py's): a row per dataset, number of steps and method, a column per
+    step (every order and network of the step in one cell)."""
+    return Layout(title, ("dataset", "steps", "method"), "step", sparse=True)
 
 
 TABLES: dict[str, Layout] = {
@@ -53,12 +61,13 @@ TABLES: dict[str, Layout] = {
                        ("dataset", "method", "model"), "eval_model"),
     "ipc_curve": Layout("Test accuracy (%) of ConvNets against images per class", ("dataset", "ipc"), "method",
                         labels={"DC": "DC", "DSA": "DSA", "DM": "DM"}),
+    "cl": continual("Continual learning: test accuracy (%) on the classes seen so far, after each step"),
 }
 
 # A sweep grid's axes and the results column each one fills.
 AXES: dict[str, str] = {"datasets": "dataset", "models": "model", "ipcs": "ipc",
                         "eval_modes": "eval_mode", "metrics": "dis_metric", "methods": "method",
-                        "dsa_strategies": "dsa_strategy"}
+                        "dsa_strategies": "dsa_strategy", "steps": "steps"}
 
 
 # What a table of a sweep's own may show: the grid's axes' columns and, for the pools, eval_model.
@@ -92,10 +101,13 @@ def generic(name: str, varying: list[str]) -> Layout:
 
 
 def to_plain(layout: Layout) -> dict:
-    return {"rows": list(layout.rows), "column": layout.column}
+    plain = {"rows": list(layout.rows), "column": layout.column}
+    return {**plain, "sparse": True} if layout.sparse else plain
 
 
 def from_plain(name: str, plain: dict) -> Layout:
+    if plain.get("sparse"):
+        return continual(name)
     return own(name, tuple(plain["rows"]), plain["column"])
 
 
@@ -106,6 +118,9 @@ def own_layouts(grids) -> dict[str, Layout]:
     found: dict[str, Layout] = {}
     for name in dict.fromkeys(g.table for g in grids if g.table not in TABLES):
         mine = [g for g in grids if g.table == name]
+        if any(g.experiment is not None for g in mine):  # spec: a continual table holds continual grids only
+            found[name] = continual(name)
+            continue
         varying = [column for axis, column in AXES.items() if len({v for g in mine for v in getattr(g, axis)}) > 1]
         if any(mode != "S" for g in mine for mode in g.eval_modes):
             varying.append("eval_model")

@@ -11,6 +11,10 @@ A sweep file is shaped like the tables it makes::
         metrics: [ours]           # default [ours]
         methods: [DC]             # default [DC]; set:<name> for an external set (sets: below)
         dsa_strategies: [crop, color]  # DSA and DM: one cell per strategy (default: the sweep's dsa_strategy)
+      cl:                         # continual learning (docs/continual.md): table cl or one of your own
+        experiment: continual     # class-incremental steps, a set made per step, the memory evaluated
+        steps: [5, 10]            # one cell per number of steps (each divides the dataset's classes)
+        ...                       # datasets, models, ipcs, eval_modes (S or SS), methods as above
       my_table:                   # a table of your own: any other name (letters, digits, _.-)
         ...                       # the axes as above, and optionally
         rows: [dataset, ipc]      # results columns as rows (default: the axes that vary)
@@ -53,13 +57,13 @@ from pathlib import Path
 import yaml
 
 from condense import diffaug, methods, networks, numbers
-from condense.data import dataset_names
+from condense.data import dataset_names, info
 from condense.errors import ConfigError, unknown
 from condense.matching import METRICS
 from condense.methods import EXTERNAL_PREFIX, METHODS
-from evaluation.pools import EVAL_MODES
+from evaluation.pools import EVAL_MODES, SELF_MODES
 
-from .cells import expand, loops_problem
+from .cells import CONTINUAL, EXPERIMENTS, expand, loops_problem
 from .config import Grid, Resources, Sweep
 from .layouts import AXES, NAME, SHOWABLE, TABLES, hidden_axes, own_layouts
 
@@ -270,9 +274,47 @@ def _grid(table, raw, where: str) -> Grid:
         users = " and ".join(n for n, m in METHODS.items() if m.uses_dsa)
         raise ConfigError(f"{where}: {key}.dsa_strategies: applies to the methods {users}; the grid has "
                           f"{', '.join(grid.methods)}")
+    _check_continual(grid, raw, where)
     if table in TABLES:
         _check_hidden(grid, TABLES[table], where)
     return grid
+
+
+def _check_continual(grid: Grid, raw: dict, where: str) -> None:
+    """A continual grid names its steps (each divides every dataset's classes), methods that make a
+    set, the training model's own evaluation (S, SS) and table cl or one of its own; no other grid
+    has steps or fills table cl."""
+    key = f"tables.{grid.table}"
+    if grid.experiment is not None and grid.experiment not in EXPERIMENTS:
+        raise ConfigError(f"{where}: {key}.experiment: {unknown('experiment', grid.experiment, EXPERIMENTS)}")
+    if grid.experiment != CONTINUAL:
+        if grid.table == "cl":
+            raise ConfigError(f"{where}: {key}: table cl is continual learning's: give experiment: {CONTINUAL}")
+        if "steps" in raw:
+            raise ConfigError(f"{where}: {key}.steps: applies to experiment: {CONTINUAL} only")
+        return
+    if "steps" not in raw or None in grid.steps:
+        raise ConfigError(f"{where}: {key}.steps: give the numbers of class-incremental steps, e.g. [5, 10]")
+    if grid.table in TABLES and grid.table != "cl":
+        raise ConfigError(f"{where}: {key}: a continual grid fills table cl or a table of your own name, "
+                          f"not {grid.table}")
+    if grid.rows or grid.columns:
+        raise ConfigError(f"{where}: {key}: rows/columns: a continual table has a row per dataset, steps and "
+                          "method and a column per step; leave them out")
+    for dataset in grid.datasets:
+        classes = info(dataset).num_classes
+        for steps in grid.steps:
+            if classes % steps:
+                raise ConfigError(f"{where}: {key}.steps: {steps} does not divide {dataset}'s {classes} classes "
+                                  "into equal steps")
+    for method in grid.methods:
+        if not methods.get(method).makes_set:
+            raise ConfigError(f"{where}: {key}.methods: {method} makes no set; a continual memory is made by a "
+                              "method that makes one")
+    for mode in grid.eval_modes:
+        if mode not in SELF_MODES:
+            raise ConfigError(f"{where}: {key}.eval_modes: {mode}: a continual memory is evaluated on the "
+                              f"training model itself ({', '.join(SELF_MODES)})")
 
 
 def _check_hidden(grid: Grid, layout, where: str) -> None:
@@ -285,8 +327,11 @@ def _check_hidden(grid: Grid, layout, where: str) -> None:
 
 
 def _check_own_tables(grids: tuple[Grid, ...], where: str) -> None:
-    """A table of the sweep's own shows every axis that varies: none is averaged in a cell."""
+    """A table of the sweep's own shows every axis that varies: none is averaged in a cell; its grids
+    are all continual or none is."""
     for name, layout in own_layouts(grids).items():
+        if len({g.experiment for g in grids if g.table == name}) > 1:
+            raise ConfigError(f"{where}: tables.{name}: mixes continual grids with others; give each its own table")
         if layout.column in layout.rows:
             raise ConfigError(f"{where}: tables.{name}: rows {list(layout.rows)} leave no axis for the columns; "
                               "give columns:")

@@ -40,7 +40,7 @@ from evaluation import reference, set_files
 from evaluation.pools import eval_iterations
 from evaluation.protocol import evaluate
 
-from ..sweep.cells import Cell, references
+from ..sweep.cells import Cell, references  # noqa: F401 - the command lines ask it here
 from ..sweep.config import Sweep
 
 
@@ -73,7 +73,7 @@ def select(cell: Cell, train: ImageSet, sweep: Sweep, exp: int) -> SyntheticSet:
     method = cell.record
     chosen_from = pool(cell, train, sweep, exp)
     guide = None
-    if references(cell, sweep):
+    if method.needs_reference:
         guide = reference.for_selection(chosen_from, cell.model, sweep.reference_budget, sweep.reference_seed(exp),
                                         sweep.cache_dir)
     synthetic = method.maker()(cell.method, chosen_from, cell.ipc, cell.exp_seed(sweep.seed, exp), guide)
@@ -226,16 +226,7 @@ def run(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks = H
     first, first_point = len(ledger.records), len(ledger.by_iteration)
     if kind == BOUND:
         return _whole(cell, sweep, ctx, ledger, hooks)
-    if kind == CONDENSATION:
-        synthetic = _condense(cell, sweep, ctx, ledger, hooks, exp_seed, init)
-    else:
-        _mark(ledger)
-        if kind == EXTERNAL:
-            synthetic = given if given is not None else external(cell, sweep, ledger.exp)
-        else:
-            synthetic = select(cell, ctx.train, sweep, ledger.exp)
-        _tick(ledger)
-        hooks.on_made(synthetic, ledger.condense_seconds)
+    synthetic = make(cell, sweep, ctx, ledger, hooks, given, init)
     iterations = int(synthetic.meta.get("iteration", 0))
     train_count = None if kind == EXTERNAL else len(pool(cell, ctx.train, sweep))
     making = None if given is not None else ledger.condense_seconds  # a set handed in took no time here
@@ -254,8 +245,27 @@ def run(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks = H
     return _end(ledger, synthetic.to("cpu"), first, first_point, iterations)
 
 
+def make(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks = Hooks(),
+         given: SyntheticSet | None = None, init: str | None = None, partway: bool = True) -> SyntheticSet:
+    """The set of experiment ``ledger.exp`` by the cell's method (one that makes a set): learnt from
+    ``ctx.train`` (continued from the ledger's saved state), selected from it, or read (``given``:
+    handed in); the time it took in ``ledger.condense_seconds``. ``partway``: a condensation's
+    evaluations part-way (mode S's), on ``ctx.test``; off where that is not the set's test."""
+    kind = cell.record.kind
+    if kind == CONDENSATION:
+        return _condense(cell, sweep, ctx, ledger, hooks, cell.exp_seed(sweep.seed, ledger.exp), init, partway)
+    _mark(ledger)
+    if kind == EXTERNAL:
+        synthetic = given if given is not None else external(cell, sweep, ledger.exp)
+    else:
+        synthetic = select(cell, ctx.train, sweep, ledger.exp)
+    _tick(ledger)
+    hooks.on_made(synthetic, ledger.condense_seconds)
+    return synthetic
+
+
 def _condense(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks, exp_seed: int,
-              init: str | None) -> SyntheticSet:
+              init: str | None, partway: bool = True) -> SyntheticSet:
     budget = sweep.budget_for(cell.method)
     condensation = start(cell, ctx.train, sweep, ledger.exp, init=init)
     resumed_at = None
@@ -264,6 +274,7 @@ def _condense(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hoo
         resumed_at = condensation.iteration  # its evaluation and checkpoint happened before it was saved
     last = budget.iterations
     evals = set(eval_iterations(cell.eval_mode, last, budget.eval_every)) - {last}  # the last one is run's
+    evals = evals if partway else set()
     if ledger.window is None:  # a fresh experiment (or a checkpoint from before the curves were kept)
         ledger.window = {"since": condensation.iteration, "loss": 0.0, "iterations": 0}
     _mark(ledger)  # condensation time starts here, not at data loading
