@@ -48,9 +48,11 @@ def making_index(cell: Cell, exp: int, step: int) -> int:
 
 
 def run(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks = Hooks(), **given) -> Experiment:
-    """Experiment ``ledger.exp`` of a continual cell, continued from the steps its ledger holds."""
+    """Experiment ``ledger.exp`` of a continual cell, continued from the steps its ledger holds
+    (``given``: what the paper's experiment may be handed, which no continual cell takes)."""
     steps = plan(cell, sweep, ledger.exp)
-    progress = ledger.condensation or {"iteration": 0, "sets": [], "made_seconds": [], "making": None}
+    progress = ledger.condensation or {"iteration": 0, "sets": [], "made_seconds": [], "making": None,
+                                       "making_seconds": 0.0}
     ledger.condensation = progress  # "iteration": the steps evaluated; checkpointed with the ledger
     first = len(ledger.records) - sum(r["exp"] == ledger.exp for r in ledger.records)
     read = read_sets(cell, sweep, ledger.exp) if cell.record.from_files else None
@@ -61,7 +63,7 @@ def run(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks = H
             sets.append(made.to("cpu"))
             progress["sets"].append({"images": sets[-1].images, "labels": sets[-1].labels, "meta": sets[-1].meta})
             progress["made_seconds"].append(seconds)
-            progress["making"] = None
+            progress["making"], progress["making_seconds"] = None, 0.0  # the next step's condensation: none yet
             hooks.on_progress(step, None, {"iteration": int(made.meta.get("iteration", 0)), "step": step}, True)
         if step > progress["iteration"]:
             accuracy = _evaluate(cell, sweep, ctx, ledger, hooks, steps, step, sets, progress["made_seconds"][step - 1])
@@ -78,7 +80,7 @@ def _make(cell: Cell, sweep: Sweep, ctx: Context, ledger: Ledger, hooks: Hooks, 
     classes = steps.classes(step)
     progress = ledger.condensation
     making = Ledger(exp=making_index(cell, ledger.exp, step), condensation=progress["making"],
-                    condense_seconds=progress.get("making_seconds") or 0.0)
+                    condense_seconds=progress["making_seconds"])
     here = Context(step_images(ctx.train, classes), ctx.test, ctx.device_name, ctx.memory_share)
     made = experiment.make(cell, sweep, here, making, _StepHooks(hooks, progress, making, step), partway=False)
     made.meta.update(step=step, train_images=experiment.train_images(cell, here.train, sweep))
