@@ -282,7 +282,7 @@ def test_bad_data_is_refused_in_one_line_by_the_dry_run_and_before_ray(tmp_path,
 
 @pytest.mark.parametrize("name", ["....yaml", "-x.yaml", "a b.yaml"])
 def test_a_sweep_name_that_is_not_a_safe_folder_name_is_refused(tmp_path, name):
-    with pytest.raises(ConfigError, match="is not a safe folder name"):
+    with pytest.raises(ConfigError, match="is not a safe file name"):
         spec.load(write(tmp_path, BASE, name=name))
 
 

@@ -112,7 +112,30 @@ def prepare_output(out: Path, cells: list[Cell], sweep: Sweep, resume: bool) -> 
     if before != record:
         raise ConfigError(f"{out}: the cells or budgets differ from the run being resumed ({marker}); "
                           "give another --output for a changed sweep")
+    if resume and not marker.exists():
+        _same_as_results(out, record)
     write_text(marker, json.dumps(record, indent=1))
+
+
+def _same_as_results(out: Path, record: dict) -> None:
+    """With ``sweep.json`` gone, the run being resumed is told by its results' metadata (``budgets``,
+    and ``sweep``'s cells and layouts): a changed sweep is refused, as with sweep.json."""
+    from ..results import run_reader
+
+    path = out / "results.parquet"
+    if not os.path.lexists(path):
+        return  # stopped before its first results: nothing says what it was
+    try:
+        meta = run_reader.read(path, empty_ok=True).metadata
+    except ConfigError as err:
+        raise ConfigError(f"{out}: sweep.json is gone and the results cannot say which sweep this run was "
+                          f"({one_line(err, 300)}); give another --output") from None
+    sweep = meta.get("sweep", {})
+    recorded = {"budgets": meta.get("budgets"), "cells": sweep.get("cells"), "layouts": sweep.get("layouts")}
+    changed = [k for k, v in recorded.items() if v is not None and v != record.get(k, {} if k == "layouts" else None)]
+    if changed:
+        raise ConfigError(f"{out}: the {' and '.join(changed)} differ from the run being resumed ({path}'s "
+                          "metadata; sweep.json is gone); give another --output for a changed sweep")
 
 
 def check_reachable(address: str | None) -> None:

@@ -31,10 +31,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from condense.errors import ConfigError
 from condense.files import replacing
-from condense.methods import BOUND, CORESET, EXTERNAL_PREFIX, METHODS, names
-from condense.methods import get as get_method
+from condense.methods import BOUND, CORESET, names
 
 if TYPE_CHECKING:
     from ..sweep.cells import Cell
@@ -128,12 +126,19 @@ def read(path: str | Path) -> pd.DataFrame:
     table = pq.read_table(path)
     df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     df = _upgrade(df) if "epochs" not in df.columns else df
-    if "dsa_strategy" not in df.columns:  # written before the DSA strategy axis: none had one
-        df["dsa_strategy"] = pd.Series(None, index=df.index, dtype=object)
+    for name in COLUMNS:  # a column newer than the file (e.g. the DSA strategy axis): null in its rows
+        if name not in df.columns:
+            df[name] = _nulls(SCHEMA.field(name).type, df.index)
+    df = df[[*COLUMNS, *(c for c in df.columns if c not in COLUMNS)]]
     sweep = json.loads((table.schema.metadata or {}).get(b"sweep", b"{}"))
     if isinstance(sweep, dict) and isinstance(sweep.get("layouts"), dict):
         df.attrs["layouts"] = sweep["layouts"]
     return df
+
+
+def _nulls(kind: pa.DataType, index: pd.Index) -> pd.Series:
+    column = pa.nulls(len(index), kind).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    return column.set_axis(index)
 
 
 def _upgrade(df: pd.DataFrame) -> pd.DataFrame:
@@ -153,63 +158,7 @@ def _upgrade(df: pd.DataFrame) -> pd.DataFrame:
         df.loc[whole, "ipc"] = pd.NA
     if "dis_metric" in df.columns:
         df.loc[whole | coreset, "dis_metric"] = None
-    for name, empty in (("device_name", None), ("started_at", pd.NaT), ("finished_at", pd.NaT)):
-        if name not in df.columns:
-            df[name] = pd.Series(empty, index=df.index, dtype="datetime64[us, UTC]" if empty is pd.NaT else object)
-    return df[[c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]]
-
-
-STATUSES = ("ok", "error", "missing")  # a row's status: see error_rows
-
-
-def read_checked(path: Path) -> pd.DataFrame:
-    """``read`` for the results tools: a missing, unreadable or foreign file, or one they cannot
-    render (no rows; an unknown status, dataset, method or table; an accuracy of an ``ok`` row that
-    is not a percentage), is one ConfigError line naming the file and the first bad value. Known are
-    the registries' names, an external set's ``set:<name>``, and besides the paper's tables the
-    tables the file's sweep laid out (its metadata) and `python -m evaluation`'s."""
-    from condense.datasets import dataset_names
-
-    from ..sweep.layouts import EVALUATION_TABLE, TABLES
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")
-    try:
-        df = read(path)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{path}: cannot read results ({' '.join(str(err).split())[:200]})") from None
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise ConfigError(f"{path}: not a sweep's results: missing columns {', '.join(missing)}")
-    if df.empty:
-        raise ConfigError(f"{path}: no rows: nothing to render")
-    tables = df["table"].map(lambda t: list(t) if t is not None and not isinstance(t, str) else [t])
-    own = tuple(df.attrs.get("layouts", {}))
-    for column, values, allowed in (("status", df["status"], STATUSES),
-                                    ("dataset", df["dataset"], tuple(dataset_names())),
-                                    ("method", df["method"], (*METHODS, f"{EXTERNAL_PREFIX}<name>")),
-                                    ("table", tables.explode(), (*TABLES, *own, EVALUATION_TABLE))):
-        known = values.map(lambda v: isinstance(v, str) and (v in allowed or (column == "method" and _external(v))))
-        bad = values[~known.astype(bool)]
-        if len(bad):
-            first = bad.iloc[0]
-            shown = "null" if not isinstance(first, (str, list)) and pd.isna(first) else repr(first)
-            raise ConfigError(f"{path}: unknown {column} {shown} (cell {df['cell_id'][bad.index[0]]}); "
-                              f"allowed: {', '.join(allowed)}")
-    acc = pd.to_numeric(df["accuracy"][df["status"] == "ok"], errors="coerce").astype(float)
-    bad = acc[~acc.between(0.0, 100.0)]  # null, nan, inf and out of range alike
-    if len(bad):
-        raise ConfigError(f"{path}: {len(bad)} ok row(s) with an accuracy that is not a percentage in 0..100 "
-                          f"(first: cell {df['cell_id'][bad.index[0]]}: {bad.iloc[0]})")
     return df
 
 
-def _external(method) -> bool:
-    """A well-formed external set's name, ``set:<name>``."""
-    if not (isinstance(method, str) and method.startswith(EXTERNAL_PREFIX)):
-        return False
-    try:
-        get_method(method)
-    except ConfigError:
-        return False
-    return True
+STATUSES = ("ok", "error", "missing")  # a row's status: see error_rows

@@ -16,11 +16,12 @@ from ``synthetic/`` beside the Parquet (orchestrator/results/set_figures.py). Si
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
 from condense.errors import ConfigError, OneLineParser, one_line
-from condense.files import replacing
+from condense.files import replacing, safe_name
 from condense.methods import BOUND, WHOLE, names
 
 WIDTH = 6.9  # inches: a two-column paper's text width
@@ -33,29 +34,30 @@ _COLOURS = {"random": "tab:gray", "herding": "tab:olive", "kcenter": "tab:cyan",
             "DC": "tab:red", WHOLE: "black"}
 
 
-def write_plots(results_path: str | Path, folder: str | Path | None = None) -> list[Path]:
+def write_plots(results_path: str | Path, folder: str | Path | None = None, run=None) -> list[Path]:
     """Draw every table of the results file, and the curves if ``curves.parquet`` is beside it
-    with any rows; returns the files written. Safe to call whenever the results are rewritten."""
+    with any rows; returns the files written. Safe to call whenever the results are rewritten.
+    ``run``: the file as ``run_reader.read`` gave it already (else it is read here)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never a window, also on a headless node
     import matplotlib.pyplot as plt
 
-    from . import curves, parquet, set_figures, tables
+    from . import run_reader, set_figures, tables
 
     results_path = Path(results_path)
     folder = Path(folder) if folder is not None else results_path.parent / "plots"
+    df = (run or run_reader.read(results_path)).rows
+    curves_path = results_path.parent / "curves.parquet"
+    c = run_reader.read_curves(curves_path) if os.path.lexists(curves_path) else None
     folder.mkdir(parents=True, exist_ok=True)
-    df = parquet.read(results_path)
     figures = {name: _draw_table(plt, df, name) for name in tables.table_names(df)}
     with plt.rc_context(_STYLE):
         written = set_figures.write_set_figures(results_path.parent, df, folder, plt, WIDTH, DPI, _METADATA)
-    curves_path = results_path.parent / "curves.parquet"
-    if curves_path.is_file():
-        c = curves.read(curves_path)
-        if not c.empty:
-            figures[CURVES] = _draw_curves(plt, c)
+    if c is not None and not c.empty:
+        figures[CURVES] = _draw_curves(plt, c)
     for name, fig in figures.items():
+        safe_name(name, str(folder), "figure name")  # a file name: nothing goes outside the folder
         for suffix in ("png", "pdf"):
             path = folder / f"{name}.{suffix}"
             with replacing(path) as tmp:
@@ -244,12 +246,12 @@ def main(argv=None) -> int:
     p.add_argument("results", help="a sweep's results.parquet")
     p.add_argument("--output", default=None, help="where the figures go (default: plots/ beside the Parquet)")
     args = p.parse_args(argv)
-    from . import parquet
+    from . import run_reader
 
     try:
-        parquet.read_checked(Path(args.results))
+        run = run_reader.read(args.results)
         try:
-            paths = write_plots(args.results, args.output)
+            paths = write_plots(args.results, args.output, run)
         except OSError as err:  # --output names a file, a folder we may not write in, a full disk
             raise ConfigError(f"--output {args.output or 'plots/'}: cannot write the figures there "
                               f"({err.strerror or err})") from None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from condense.errors import ConfigError, OneLineParser, one_line
-from condense.files import write_text
+from condense.files import safe_name, write_text
 from condense.methods import BOUND, names
 
 from ..sweep.layouts import TABLES, Layout, from_plain, generic
@@ -142,7 +142,7 @@ def notes(df: pd.DataFrame, name: str) -> list[str]:
     out = [NOTE]
     if not whole.empty:
         epochs = "/".join(str(int(e)) for e in sorted(whole["epochs"].dropna().unique()))
-        images = "/".join(str(int(n)) for n in sorted(whole["train_images"].unique()))
+        images = "/".join(str(int(n)) for n in sorted(whole["train_images"].dropna().unique()))
         out.append(f"Whole dataset: networks trained on {images} training images for {epochs} epochs with the "
                    "evaluation trainer (the paper gives no schedule).")
     return out
@@ -232,6 +232,7 @@ def write_tables(df: pd.DataFrame, folder: str | Path, formats: tuple[str, ...] 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for name in names or table_names(df):
+        safe_name(name, str(folder), "table name")  # a file name: nothing goes outside the folder
         texts = {f: RENDER[f](df, name, paper) for f in formats}
         for f, text in texts.items():
             write_text(folder / f"{name}.{f}", text)
@@ -260,9 +261,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         formats = _choices("format", args.format, FORMATS)
-        from . import parquet
+        from . import run_reader
 
-        df = parquet.read_checked(Path(args.parquet))
+        df = run_reader.read(args.parquet).rows
         names = None
         if args.tables is not None:
             names = _choices("tables", args.tables, table_names(df))

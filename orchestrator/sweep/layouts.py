@@ -9,7 +9,6 @@ report are drawn from the Parquet alone.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from condense.methods import BOUND, WHOLE, names
@@ -63,8 +62,6 @@ AXES: dict[str, str] = {"datasets": "dataset", "models": "model", "ipcs": "ipc",
 
 # What a table of a sweep's own may show: the grid's axes' columns and, for the pools, eval_model.
 SHOWABLE = (*AXES.values(), "eval_model")
-# a table's name names its files (tables/<name>.md, plots/<name>.png)
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # the table of `python -m evaluation`'s rows: laid out by the columns that vary (``generic``)
 EVALUATION_TABLE = "evaluation"
 

@@ -11,7 +11,7 @@ A sweep file is shaped like the tables it makes::
         metrics: [ours]           # default [ours]
         methods: [DC]             # default [DC]; set:<name> for an external set (sets: below)
         dsa_strategies: [crop, color]  # DSA and DM: one cell per strategy (default: the sweep's dsa_strategy)
-      my_table:                   # a table of your own: any other name (letters, digits, _.-)
+      my_table:                   # a table of your own: any other name (letters, digits, _.-; a file name)
         ...                       # the axes as above, and optionally
         rows: [dataset, ipc]      # results columns as rows (default: the axes that vary)
         columns: [method]         # the one results column as columns (default: method, if it varies)
@@ -44,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import math
-import re
 import reprlib
 import types
 import typing
@@ -55,13 +54,14 @@ import yaml
 from condense import diffaug, methods, networks, numbers
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
+from condense.files import SAFE_NAME_RULE, is_safe_name, safe_name
 from condense.matching import METRICS
 from condense.methods import EXTERNAL_PREFIX, METHODS
 from evaluation.pools import EVAL_MODES
 
 from .cells import expand, loops_problem
 from .config import Grid, Resources, Sweep
-from .layouts import AXES, NAME, SHOWABLE, TABLES, hidden_axes, own_layouts
+from .layouts import AXES, SHOWABLE, TABLES, hidden_axes, own_layouts
 
 
 # Names users may write in an axis, checked against the registries.
@@ -87,16 +87,15 @@ def _is_method(name) -> bool:
 _MAY_BE_ZERO = {"iterations", "momentum_img", "momentum", "weight_decay", "gpu", "max_failures", "seed"}
 # A sweep file is a few kB: bigger or deeper is a mistake (or an attack on the parser).
 MAX_BYTES, MAX_DEPTH = 1 << 20, 32
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # sweep and cell names: folders under --output
 
 
 def load(path: str | Path) -> Sweep:
     """Read and check a sweep file (and what it includes)."""
     path = _resolve(Path(path), str(path))
     sweep = _load(path, stack=())
-    _safe_name(sweep.name, str(path), "the sweep's name (its file name)")
+    safe_name(sweep.name, str(path), "the sweep's name (its file name)")  # a folder under --output
     for cell in expand(sweep):  # a cell's id names its trial's folder
-        _safe_name(cell.cell_id, str(path), "a cell id")
+        safe_name(cell.cell_id, str(path), "a cell id")
     return sweep
 
 
@@ -144,14 +143,6 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
         raise ConfigError(f"{where}: ipcs: {problems[0][1]}; give budget.outer_loop and budget.inner_loop "
                           "to condense it, or use a coreset method")
     return sweep
-
-
-def _safe_name(name: str, where: str, what: str) -> None:
-    """Names that become folders under --output: one plain file name each, so nothing is written
-    outside it (no '..', no separator, no leading dot or dash)."""
-    if not SAFE_NAME.fullmatch(name):
-        raise ConfigError(f"{where}: {what} {reprlib.repr(name)} is not a safe folder name; use letters, digits "
-                          f"and . _ - (starting with a letter or digit, at most 100 characters)")
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -237,9 +228,9 @@ def _read_yaml(path: Path) -> dict:
 
 def _grid(table, raw, where: str) -> Grid:
     key = f"tables.{table}"
-    if table not in TABLES and not (isinstance(table, str) and NAME.fullmatch(table)):
+    if table not in TABLES and not is_safe_name(table):  # it names the table's files
         raise ConfigError(f"{where}: tables: table name {reprlib.repr(table)}: one of the paper's "
-                          f"({', '.join(TABLES)}) or a name of your own: letters, digits and _.- (up to 64)")
+                          f"({', '.join(TABLES)}) or a name of your own: {SAFE_NAME_RULE}")
     raw = _typed(raw, dict, where, key)
     if isinstance(raw.get("columns"), str):  # columns: method
         raw = {**raw, "columns": [raw["columns"]]}
