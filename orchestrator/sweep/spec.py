@@ -44,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import math
+import os
 import reprlib
 import types
 import typing
@@ -54,7 +55,7 @@ import yaml
 from condense import diffaug, methods, networks, numbers
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
-from condense.files import SAFE_NAME_RULE, is_safe_name, safe_name
+from condense.files import SAFE_NAME_RULE, is_safe_name, regular_file, safe_name
 from condense.matching import METRICS
 from condense.methods import EXTERNAL_PREFIX, METHODS
 from evaluation.pools import EVAL_MODES
@@ -198,6 +199,7 @@ def _resources(raw, where: str) -> Resources | None:
 
 
 def _read_yaml(path: Path) -> dict:
+    regular_file(path, "a sweep file is a YAML file")  # asked first: a FIFO or a device is never opened
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
@@ -290,8 +292,7 @@ def _check_own_tables(grids: tuple[Grid, ...], where: str) -> None:
 
 def _sets(raw, base, where: str) -> tuple:
     """``sets``: name -> ``<dataset>-ipc<k>`` -> files (a path or glob per entry, relative to the
-    sweep file). A glob is expanded here, sorted; one that matches nothing stays, and the run's
-    pre-flight names it (``experiment.check_external``), as a missing file."""
+    sweep file; see ``_set_paths``)."""
     out = []
     for name, by_key in _typed(raw, dict, where, "sets").items():
         key = f"sets.{name}"
@@ -309,14 +310,39 @@ def _sets(raw, base, where: str) -> tuple:
                 files = [files]
             paths = []
             for i, f in enumerate(_typed(files, list[str], where, f"{key}.{position}")):
-                full = str(base / Path(f).expanduser())  # an absolute path stays as it is
-                matches = sorted(glob.glob(full)) if glob.has_magic(full) else []
-                paths += matches or [full]
+                paths += _set_paths(f, base, where, f"{key}.{position}[{i}]")
             if not paths:
                 raise ConfigError(f"{where}: {key}.{position}: empty; give a file per experiment or a glob")
             entries.append((f"{dataset}-ipc{int(ipc)}", tuple(paths)))
         out.append((name, tuple(entries)))
     return tuple(out)
+
+
+def _set_paths(entry: str, base: Path, where: str, key: str) -> list[str]:
+    """The files of one ``sets`` entry. Literal first: a file of that exact name is that file, even
+    with glob characters in it (``set[1].npz``); else a glob is expanded, sorted. One that names
+    nothing stays, and the run's pre-flight names it (``experiment.check_external``), as a missing
+    file. What is there must be a regular file (never a FIFO, device or folder: one line)."""
+    try:
+        given = Path(entry).expanduser()  # an absolute path stays as it is
+    except RuntimeError as err:  # ~nosuchuser, or no home folder
+        raise ConfigError(f"{where}: {key}: cannot expand {reprlib.repr(entry)} ({err})") from None
+    full = base / given
+    try:
+        literal = os.path.lexists(full)
+    except (OSError, ValueError) as err:  # a name too long
+        raise ConfigError(f"{where}: {key}: {reprlib.repr(entry)}: {getattr(err, 'strerror', None) or err}") from None
+    if literal or not glob.has_magic(str(given)):
+        found = [str(full)]
+    else:  # the sweep file's own folder is taken literally, whatever its name holds
+        found = sorted(glob.glob(str(Path(glob.escape(str(base))) / given))) or [str(full)]
+    for path in found:
+        if os.path.lexists(path):
+            try:
+                regular_file(path)
+            except ConfigError as err:
+                raise ConfigError(f"{where}: {key}: {err}") from None
+    return found
 
 
 def _check_sets_named(sweep: Sweep, where: str) -> None:

@@ -21,12 +21,11 @@ seeds, budgets, initialisation and augmentation whichever runs them: the sweep's
 """
 from __future__ import annotations
 
-import glob
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -86,8 +85,8 @@ def external_sets(cell: Cell, sweep: Sweep) -> list[SyntheticSet]:
     matches sorted, a res_ file's experiments in turn), each checked against the cell's dataset and ipc."""
     name = cell.method
     files = sweep.set_files(name, cell.dataset, cell.ipc)
-    # spec expanded the globs that matched: one left is a pattern that matched nothing
-    missing = [f for f in files if glob.has_magic(f) or not Path(f).is_file()]
+    # spec took an existing file literally and expanded the globs that matched: what is not there is missing
+    missing = [f for f in files if not os.path.lexists(f)]
     if missing:
         raise ConfigError(f"{name}: {cell.dataset}-ipc{cell.ipc}: no such file: {', '.join(missing)}")
     sets = [s for f in files for s in set_files.read(f, cell.dataset)]
