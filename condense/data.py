@@ -50,6 +50,7 @@ import torch
 from torch import Tensor
 
 from condense.datasets import DATASETS, DatasetInfo, dataset_names, info
+from condense import environment
 from condense.errors import ConfigError, DataNotFoundError
 from condense.readers import Source, describe, find, read
 
@@ -124,8 +125,8 @@ class ImageSet:
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """Explicit ``root`` > ``$DC_DATA`` > ``./data``, as an absolute path."""
     if root is None or str(root) == "":
-        root = os.environ.get("DC_DATA") or "data"
-    return Path(root).expanduser().resolve()
+        return environment.folder("DC_DATA") or Path("data").resolve()
+    return environment.path_value(str(root), "data root")
 
 
 def _check(ds: DatasetInfo, images: np.ndarray, labels: np.ndarray, where: str, split: str) -> None:
@@ -170,10 +171,9 @@ def _read_cached(ds: DatasetInfo, src: Source, stamp: tuple) -> tuple[Tensor, ..
         except Exception as err:  # corrupt / unreadable file
             msg = " ".join(str(err).split()) or type(err).__name__
             raise ConfigError(f"cannot read {ds.name} {split} data from {where}: {msg}") from err
-        if images.ndim == 3 and ds.channels == 1:  # tolerate N x H x W for greyscale
-            images = images[..., None]
         _check(ds, images, labels, where, split)
-        out.append(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous())
+        # images in one layout (readers.read): the same pixels give the same tensor, strides included
+        out.append(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
         out.append(torch.from_numpy(labels.astype(np.int64, copy=True)))
     return tuple(out)
 

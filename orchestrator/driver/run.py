@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -31,8 +32,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from condense import environment
 from condense.errors import ConfigError, DataNotFoundError, OneLineParser, one_line
-from condense.files import WriteError, remove_temporaries, write_error, write_text
+from condense.files import WriteError, free_space, remove_temporaries, write_error, write_text
 from condense.runtime import keep_freed_memory
 
 from . import preflight, resources, stop, storage
@@ -72,8 +74,9 @@ def code_version() -> str:
     """What code runs: ``$DC_CODE_VERSION`` (set at submit time, for a working dir shipped without
     ``.git``), else the git commit of this checkout (with -dirty for local changes), else the
     installed package's version; never an error."""
-    if os.environ.get("DC_CODE_VERSION"):
-        return os.environ["DC_CODE_VERSION"]
+    given = environment.text("DC_CODE_VERSION")
+    if given:
+        return given
     root = Path(__file__).resolve().parents[2]
     try:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
@@ -142,9 +145,8 @@ def check_reachable(address: str | None) -> None:
     """Fail in seconds, on one line, where ray.init would wait a long time for a cluster that is not there."""
     if not address or address in ("auto", "local"):
         return
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address {address!r}: expected host:port, ray://host:port or auto")
+    host, _, port = address.split("://", 1)[-1].rpartition(":")  # checked: environment.ray_address
+    host = host.strip("[]")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as err:
@@ -166,7 +168,8 @@ def main(argv=None) -> int:
         root = resolve_root(sweep.data_root)
         sweep = sweep.for_run(str(root), code_version(), args.smoke)
         cells = expand(sweep)
-        address = args.address or os.environ.get("RAY_ADDRESS")
+        address = environment.ray_address(args.address, "--address") if args.address else \
+            environment.ray_address(environment.value("RAY_ADDRESS"), "RAY_ADDRESS")
         missing = check_data(cells, root)
         if not args.dry_run:  # external sets' files: there, readable and valid before anything starts
             from ..trial.experiment import check_external
@@ -367,6 +370,13 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
             ctrl_c = signal.getsignal(signal.SIGINT)
             try:
                 grid = tuner.fit()
+            except (EOFError, pickle.UnpicklingError) as err:
+                # Tune reads back its own files as the run ends (a trial's pickled error): a full disk
+                # leaves them cut off
+                if live.write_error is None:
+                    raise WriteError(f"cannot read back Ray Tune's files in {out / TUNE_NAME} ({error_line(err)}; "
+                                     f"{free_space(out)} free there): finished cells and checkpoints are kept, "
+                                     "rerun with --resume once the disk has room") from None
             finally:
                 signal.signal(signal.SIGINT, ctrl_c)  # Tune's handler would swallow a later Ctrl-C or SIGTERM
             if live.write_error is not None:  # it stopped the run; the final write is not tried either

@@ -21,20 +21,23 @@ is estimated with the ConvNet of the same shape, and the total line says how man
 from __future__ import annotations
 
 import json
-import os
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from condense import environment
 from condense.data import DATASETS
+from condense.errors import ConfigError
 from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
 
 from .cells import references
 
-# DC_CALIBRATIONS: another folder (benchmarks/gpu_checks.sh's plumbing mode, which must not touch these)
-CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve().parents[1] / "calibrations")
+# the project's calibrations; $DC_CALIBRATIONS names another folder (benchmarks/gpu_checks.sh's plumbing
+# mode, which must not touch these)
+CALIBRATIONS = Path(__file__).resolve().parents[1] / "calibrations"
 FALLBACK_MODEL = "ConvNet"
 # Training and test set sizes (the reference network trains on all of it; evaluation tests on all of it)
 SPLITS = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "SVHN": (73257, 26032),
@@ -86,7 +89,16 @@ class Calibration:
 
     @classmethod
     def read(cls, path: Path) -> "Calibration":
-        d = json.loads(path.read_text())
+        """A calibration file, checked: a cut-off or doctored one is one ConfigError line naming it."""
+        try:
+            d = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+            reason = getattr(err, "strerror", None) or " ".join(str(err).split())[:200]
+            raise ConfigError(f"{path}: not a calibration file ({reason}); rerun benchmarks/calibrate.py") from None
+        if not isinstance(d, dict) or not isinstance(d.get("device"), str) or d.get("kind") not in ("cpu", "cuda") \
+                or not _probes(d.get("probes")):
+            raise ConfigError(f"{path}: not a calibration file (expected device, kind cpu or cuda, and probes: "
+                              "shape -> model -> probe -> [a, b] finite numbers); rerun benchmarks/calibrate.py")
         return cls(d["device"], d["kind"], d["probes"], {k: v for k, v in d.items() if k != "probes"})
 
     def probe(self, shape: str, model: str, name: str) -> tuple[list[float], bool]:
@@ -100,8 +112,31 @@ class Calibration:
         raise KeyError(f"calibration {self.device} has no {name} probe for {FALLBACK_MODEL}")
 
 
+def _probes(probes) -> bool:
+    """shape -> model -> probe -> a list of 2 or 3 finite numbers."""
+    def fit(v) -> bool:
+        return isinstance(v, list) and len(v) in (2, 3) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+    return isinstance(probes, dict) and all(
+        isinstance(models, dict) and all(isinstance(ps, dict) and all(fit(v) for v in ps.values())
+                                         for ps in models.values()) for models in probes.values())
+
+
+def folder() -> tuple[Path, str]:
+    """Where the calibrations are, and how to name it: ``$DC_CALIBRATIONS`` (which must be a folder),
+    else the project's ``orchestrator/calibrations``."""
+    given = environment.folder("DC_CALIBRATIONS")
+    if given is None:
+        return CALIBRATIONS, str(CALIBRATIONS)
+    if not given.is_dir():
+        raise ConfigError(f"DC_CALIBRATIONS={given}: no such folder; point it at a folder of calibrations "
+                          "(benchmarks/calibrate.py writes them) or unset it")
+    return given, f"{given} (DC_CALIBRATIONS)"
+
+
 def available() -> list[Calibration]:
-    return [Calibration.read(p) for p in sorted(CALIBRATIONS.glob("*.json"))]
+    where, _ = folder()
+    return [Calibration.read(p) for p in sorted(where.glob("*.json"))]
 
 
 def choose(kind: str) -> tuple[Calibration | None, str]:
@@ -109,7 +144,7 @@ def choose(kind: str) -> tuple[Calibration | None, str]:
     and a note saying which one and why."""
     cals = available()
     if not cals:
-        return None, "no calibration in orchestrator/calibrations: run benchmarks/calibrate.py"
+        return None, f"no calibration in {folder()[1]}: run benchmarks/calibrate.py"
     name = local_device(kind)
     for c in cals:
         if name is not None and slug(c.device) == slug(name):
