@@ -338,6 +338,38 @@ def test_a_full_disk_fails_in_one_line_and_a_resume_after_freeing_space_recomput
         subprocess.run(["umount", "-l", str(disk)])
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+@pytest.mark.parametrize("free_kb", [10, 100, 300])
+def test_a_fresh_run_on_a_nearly_full_disk_ends_in_one_line_and_resumes_once_freed(tmp_path, free_kb):
+    """Whenever the disk fills (Tune's first files, its files read back as the run ends, our results),
+    a fresh run ends in one line saying what is kept, and --resume finishes it once there is room."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs on this machine")
+    try:
+        with open(disk / "filler", "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+            f.truncate(max(0, f.tell() - free_kb * 1024))
+        path = sweep_file(tmp_path, MLP_METRICS)
+        first = orchestrate(path, "--output", disk)
+        lines = first.stderr.strip().splitlines()
+        if first.returncode != 0:
+            assert first.returncode == 2 and len(lines) == 1 and "Traceback" not in first.stderr, first.stderr
+            assert "No space left on device" in lines[0] and "rerun with --resume" in lines[0], lines
+        (disk / "filler").unlink()
+        again = orchestrate(path, "--output", disk, "--resume")
+        assert again.returncode == 0 and "2 cells: 2 ok" in again.stdout, again.stdout + again.stderr
+        assert set(parquet.read(disk / "tiny" / "results.parquet").status) == {"ok"}
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])
+
+
 def test_a_driver_killed_outright_takes_its_local_ray_along(tmp_path):
     """The local Ray is in a session of its own (so a group stop reaches the driver first), yet a
     driver killed with SIGKILL leaves no Ray behind: its `ray start` ends with it (PR_SET_PDEATHSIG)."""

@@ -386,7 +386,8 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
         except WriteError:
             raise
         except OSError as err:  # Tune's own experiment state on a full disk: one line, as our files
-            raise write_error(Path(err.filename or out / TUNE_NAME), err) from None
+            raise WriteError(f"{write_error(Path(err.filename or out / TUNE_NAME), err)}; the run stopped: finished "
+                             "cells and checkpoints are kept, rerun with --resume once the disk has room") from None
         except (RuntimeError, ray.exceptions.RayError) as err:
             # Ray itself gave up (e.g. its memory monitor killed workers while Tune was placing them):
             # the run folder keeps every finished cell and checkpoint for --resume.
