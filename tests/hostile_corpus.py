@@ -375,7 +375,7 @@ SWEEPS: dict[str, tuple[Callable[[Path], tuple[Path, dict]], str]] = {
     "DC_CODE_VERSION of 500 characters": (lambda d: (_sweep(d / "s.yaml"), {"DC_CODE_VERSION": "v" * 500}),
                                           "DC_CODE_VERSION="),
     "DC_CALIBRATIONS a missing folder": (lambda d: (_sweep(d / "s.yaml"), {"DC_CALIBRATIONS": str(d / "nocal")}),
-                                         f"DC_CALIBRATIONS={{}}/nocal: no such folder"),
+                                         "DC_CALIBRATIONS={}/nocal: no such folder"),
     "DC_CALIBRATIONS of a cut-off file": (lambda d: (_sweep(d / "s.yaml"), {"DC_CALIBRATIONS": str(
         _bytes(d / "cal" / "cpu.json", b'{"device": "cpu x", "kind": "cp').parent)}), "cpu.json: not a calibration file"),
     "DC_CALIBRATIONS of a file of another shape": (lambda d: (_sweep(d / "s.yaml"), {"DC_CALIBRATIONS": str(
