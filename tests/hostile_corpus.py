@@ -144,9 +144,10 @@ RESULTS: dict[str, tuple[Callable[[Path], object], str]] = {
     "unknown status": (lambda p: write_results(p, {"status": "done"}), "unknown status 'done'"),
     "unknown dataset": (lambda p: write_results(p, {"dataset": "IMAGENET77"}), "unknown dataset 'IMAGENET77'"),
     "unknown method": (lambda p: write_results(p, {"method": "set:../x"}), "unknown method 'set:../x'"),
-    "unknown model": (lambda p: write_results(p, {"model": "$\\frac{"}), "column model: unknown value"),
+    "model name of markup": (lambda p: write_results(p, {"model": "$\\frac{"}), "column model: unknown value"),
+    "evaluation model of markup": (lambda p: write_results(p, {"eval_model": "<b>"}), "column eval_model"),
     "unknown eval mode": (lambda p: write_results(p, {"eval_mode": "Z"}), "column eval_mode: unknown value"),
-    "unknown distance": (lambda p: write_results(p, {"dis_metric": "l7"}), "column dis_metric: unknown value"),
+    "distance of markup": (lambda p: write_results(p, {"dis_metric": "$l_2$"}), "column dis_metric: unknown value"),
     "unknown DSA strategy": (lambda p: write_results(p, {"dsa_strategy": "teleport"}), "column dsa_strategy"),
     "cell id ../evil": (lambda p: write_results(p, {"cell_id": "../evil"}), "is not a safe file name"),
     "cell id null": (lambda p: write_results(p, {"cell_id": None}), "column cell_id: null"),
@@ -188,10 +189,11 @@ def _curves(path: Path, change: dict | None = None, drop=(), columns: dict | Non
     return path
 
 
-def _results_case(name: str, tool: str, folder: Path) -> Case:
+def _results_case(name: str, tool: str, folder: Path, make_files: bool = True) -> Case:
     make, words = RESULTS[name]
     run, out = folder / "run", folder / "out"
-    make(run / "results.parquet")
+    if make_files:
+        make(run / "results.parquet")
     argv = {"tables": [str(run / "results.parquet"), "--out", str(out)],
             "plots": [str(run / "results.parquet"), "--output", str(out)],
             "report": [str(run)]}[tool]
@@ -209,26 +211,26 @@ def _curves_case(name: str, folder: Path) -> Case:
 # ------------------------------------------------------------------------------ output folders and links
 
 
-def _output_case(name: str, tool: str, folder: Path) -> Case:
+def _output_case(name: str, tool: str, folder: Path, make_files: bool = True) -> Case:
     """A valid results file; the output folder is hostile."""
     run, out = folder / "run", folder / "out"
-    write_results(run / "results.parquet")
-    outside = _bytes(folder / "outside.txt", b"keep me\n")
-    words, code = "", 0
-    if name == "output holds links to files outside":
-        for stem in ("metric.md", "metric.tex", "metric.png", "metric.pdf", "report.html"):
-            _link((run if tool == "report" else out) / stem, str(outside))
-    elif name == "output holds a link where a temporary goes":
-        for stem in ("metric.md", "metric.tex", "metric.png", "metric.pdf", "report.html"):
-            _link((run if tool == "report" else out) / f".{stem}.{os.getpid()}.tmp", str(outside))
-    elif name == "output below a file":
+    outside = folder / "outside.txt"
+    words, code = ("cannot write", 2) if name in ("output below a file", "report.html is a folder") else ("", 0)
+    if name == "output below a file":
         out = outside / "sub"
-        words, code = "cannot write", 2
-    elif name == "report.html is a folder":
-        (run / "report.html").mkdir()
-        (out / "metric.md").mkdir(parents=True)
-        (out / "metric.png").mkdir(parents=True)
-        words, code = "cannot write", 2
+    if make_files:  # once for every tool
+        write_results(run / "results.parquet")
+        _bytes(outside, b"keep me\n")
+        targets = [*(out / s for s in ("metric.md", "metric.tex", "metric.png", "metric.pdf")), run / "report.html"]
+        if name == "output holds links to files outside":
+            for path in targets:
+                _link(path, str(outside))
+        elif name == "output holds a link where a temporary goes":  # the name replacing() writes first
+            for path in targets:
+                _link(path.with_name(f".{path.name}.{os.getpid()}.tmp"), str(outside))
+        elif name == "report.html is a folder":
+            for path in (targets[0], targets[2], targets[4]):
+                path.mkdir(parents=True)
     argv = {"tables": [str(run / "results.parquet"), "--out", str(out)],
             "plots": [str(run / "results.parquet"), "--output", str(out)], "report": [str(run)]}[tool]
     return Case(name, "links", tool, argv, str(run if tool == "report" else out), words, code=code)
@@ -416,22 +418,22 @@ def resume_without_sweep_json(folder: Path) -> Case:
 # ------------------------------------------------------------------------------ the corpus
 
 
-def cases() -> dict[str, Callable[[Path], Case]]:
-    """Every case: its id -> what builds it in a folder."""
-    out: dict[str, Callable[[Path], Case]] = {}
+def cases() -> dict[str, Callable[[Path], list[Case]]]:
+    """Every case: its id -> what builds it in a folder and gives the command lines that read it (a
+    results file is read by each results tool in turn)."""
+    out: dict[str, Callable[[Path], list[Case]]] = {}
     for name in RESULTS:
-        for tool in RESULTS_TOOLS:
-            out[f"results/{name}/{tool}"] = lambda f, n=name, t=tool: _results_case(n, t, f)
+        out[f"results/{name}"] = lambda f, n=name: [_results_case(n, t, f, t == RESULTS_TOOLS[0]) for t in RESULTS_TOOLS]
     for name in CURVES:
-        out[f"curves/{name}/plots"] = lambda f, n=name: _curves_case(n, f)
+        out[f"curves/{name}"] = lambda f, n=name: [_curves_case(n, f)]
     for name in OUTPUTS:
-        for tool in RESULTS_TOOLS if name != "output below a file" else ("tables", "plots"):  # report: no flag
-            out[f"output/{name}/{tool}"] = lambda f, n=name, t=tool: _output_case(n, t, f)
+        tools = RESULTS_TOOLS if name != "output below a file" else ("tables", "plots")  # report: no such flag
+        out[f"output/{name}"] = lambda f, n=name, ts=tools: [_output_case(n, t, f, t == ts[0]) for t in ts]
     for name in SETS:
-        out[f"set file/{name}/evaluation"] = lambda f, n=name: _set_case(n, f)
+        out[f"set file/{name}"] = lambda f, n=name: [_set_case(n, f)]
     for name in SWEEPS:
-        out[f"sweep/{name}/run"] = lambda f, n=name: _sweep_case(n, f)
-    out["sweep/resume without sweep.json/run"] = resume_without_sweep_json
+        out[f"sweep/{name}"] = lambda f, n=name: [_sweep_case(n, f)]
+    out["sweep/resume without sweep.json"] = lambda f: [resume_without_sweep_json(f)]
     return out
 
 
@@ -439,10 +441,9 @@ def main(argv=None) -> int:
     target = Path((argv or sys.argv[1:] or ["hostile-corpus"])[0])
     listed = []
     for i, (key, build) in enumerate(cases().items()):
-        case = build(target / f"{i:03d}")
-        listed.append({"id": key, **asdict(case)})
+        listed += [{"id": key, **asdict(case)} for case in build(target / f"{i:03d}")]
     (target / "cases.json").write_text(json.dumps(listed, indent=1, ensure_ascii=False))
-    print(f"{len(listed)} cases in {target}")
+    print(f"{len(listed)} command lines of {len(cases())} cases in {target}")
     return 0
 
 

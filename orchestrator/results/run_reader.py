@@ -3,7 +3,8 @@ driver's resume and its results as they come): nothing read from a file is trust
 
 :func:`read` checks ``results.parquet`` once: a regular file that Parquet reads; every column of the
 schema (``parquet.SCHEMA``) of its type, the key columns present and never null; the names the tools
-render known (status, dataset, method, model, evaluation mode, distance, DSA strategy, tables);
+render known (status, dataset, method, evaluation mode, DSA strategy, tables; models and distances
+plain names);
 numbers in range (``ok`` rows' accuracies finite percentages in 0..100, counts not negative, ipc at
 least 1, seconds finite); and its metadata (``budgets``, ``sweep``, ``versions``) JSON of the
 documented shape, a recorded layout's rows and column results columns. Every name that becomes a
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,9 @@ from . import curves, parquet
 KEYS = ("sweep", "cell_id", "table", "dataset", "model", "eval_mode", "method", "eval_model", "status")
 REQUIRED = (*KEYS, "ipc", "dis_metric", "exp", "accuracy")
 CURVE_REQUIRED = ("cell_id", "exp", "iteration", "eval_model", "accuracy", "loss")
+# a model's or a distance's name, as the tools show it (nothing a figure's text would take as markup)
+PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+PLAIN_NAME_RULE = "a name of letters, digits and _"
 
 
 @dataclass
@@ -80,7 +85,7 @@ def read_curves(path: str | Path) -> pd.DataFrame:
         raise ConfigError(f"{path}: cannot read learning curves ({_reason(err)})") from None
     _not_null(path, df, ("cell_id", "exp", "iteration", "eval_model", "accuracy"))
     _names(path, df["cell_id"], "cell_id", "a cell id")
-    _known(path, df, "eval_model", _is_model, "a model of condense.networks")
+    _known(path, df, "eval_model", _plain_name, PLAIN_NAME_RULE)
     _percentages(path, df, df["accuracy"].notna(), "curve point(s)")
     _numbers(path, df, curves.SCHEMA)
     return df
@@ -170,9 +175,8 @@ def _metadata(path: Path, schema: pa.Schema) -> dict:
 
 
 def _check_rows(path: Path, df: pd.DataFrame, own: tuple[str, ...]) -> None:
-    from condense.data import dataset_names
-    from condense.diffaug import is_strategy
-    from condense.matching import METRICS
+    from condense.datasets import dataset_names
+    from condense.strategies import is_strategy
     from evaluation.pools import EVAL_MODES
 
     from .parquet import STATUSES
@@ -195,10 +199,9 @@ def _check_rows(path: Path, df: pd.DataFrame, own: tuple[str, ...]) -> None:
             shown = "null" if not isinstance(first, (str, list)) and pd.isna(first) else repr(first)
             raise ConfigError(f"{path}: unknown {column} {shown} (cell {df['cell_id'][bad.index[0]]}); "
                               f"allowed: {', '.join(allowed)}")
-    _known(path, df, "model", _is_model, "a model of condense.networks")
-    _known(path, df, "eval_model", _is_model, "a model of condense.networks")
+    for column in ("model", "eval_model", "dis_metric"):  # labels only (the registries would import torch)
+        _known(path, df, column, _plain_name, PLAIN_NAME_RULE)
     _known(path, df, "eval_mode", lambda v: v in EVAL_MODES, ", ".join(EVAL_MODES))
-    _known(path, df, "dis_metric", lambda v: v in METRICS, ", ".join(METRICS))
     _known(path, df, "dsa_strategy", is_strategy, "a DSA strategy (condense.diffaug)")
     ok = df["status"] == "ok"
     _percentages(path, df, ok | df["accuracy"].notna(), "row(s)", ok_rows=True)
@@ -256,10 +259,8 @@ def _numbers(path: Path, df: pd.DataFrame, schema: pa.Schema) -> None:
             _first_bad(path, df, bad, f.name, f"{values[bad].iloc[0]} is not a finite number >= {low}")
 
 
-def _is_model(name: str) -> bool:
-    from condense import networks
-
-    return networks.is_model(name)
+def _plain_name(name: str) -> bool:
+    return PLAIN_NAME.fullmatch(name) is not None
 
 
 def _external(method) -> bool:
