@@ -30,7 +30,7 @@ from evaluation.train import EvalBudget
 from ..sweep.cells import Cell
 from ..sweep.config import Sweep
 from ..sweep.layouts import EVALUATION_TABLE
-from .common import check_names, mean_std, resolve_device
+from .common import check_names, mean_std, resolve_device, writable_folder
 
 TABLE = EVALUATION_TABLE  # the table of the Parquet's rows (python -m orchestrator.tables renders it)
 
@@ -81,13 +81,7 @@ def _stem(path: str) -> str:
 
 def output_path(folder: str, name: str) -> Path:
     """``folder/<name>.parquet``, or the first ``<name>-<k>.parquet`` not there: nothing is overwritten."""
-    out = Path(folder)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--output {folder}: names an existing file; give a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"--output {folder}: cannot write there ({err.strerror or err})") from None
+    out = writable_folder(folder, "--output")
     path, k = out / f"{name}.parquet", 1
     while path.exists():
         k += 1
