@@ -2,6 +2,7 @@
 ``ConfigError`` line naming the variable and what is allowed, never a traceback further on.
 
 ``DC_DATA`` and ``DC_CACHE`` (folders), ``DC_CALIBRATIONS`` (a folder), ``DC_CODE_VERSION`` (text),
+``DC_DATA_MIRROR`` (a URL),
 ``RAY_ADDRESS`` (a Ray address), ``SLURM_JOB_NUM_NODES`` / ``SLURM_NNODES`` (counts) are read through
 these functions.
 """
@@ -49,6 +50,18 @@ def text(name: str, env=os.environ) -> str | None:
     if raw is not None and (len(raw) > MAX_TEXT or not raw.isprintable()):
         raise ConfigError(f"{name}={reprlib.repr(raw)}: expected one line of printable text of at most "
                           f"{MAX_TEXT} characters")
+    return raw
+
+
+def url(name: str, env=os.environ) -> str | None:
+    """A URL (a scheme, then what ``urllib`` opens: ``https://host/...``, ``file:///...``) of one printable
+    line, None where unset."""
+    from urllib.parse import urlparse
+
+    raw = text(name, env)
+    if raw is not None and not (urlparse(raw).scheme.isascii() and len(urlparse(raw).scheme) > 1
+                                and "://" in raw and " " not in raw):
+        raise ConfigError(f"{name}={reprlib.repr(raw)}: expected a URL such as https://host/path or file:///folder")
     return raw
 
 
