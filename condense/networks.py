@@ -11,8 +11,10 @@ Every model has ``embed(x)`` (the flattened input of the final linear layer) and
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from functools import partial
 from typing import Callable
 
@@ -203,6 +205,47 @@ def parse_convnet(name: str) -> ConvNetConfig:
         if match[group]:
             fields[key] = codes[match[group]]
     return ConvNetConfig(**fields)
+
+
+# The architecture search's space (PAPER.md, "Architecture search with proxy sets"): the ablation
+# axes' values, 4 x 4 x 3 x 5 x 3 = 720 ConvNets.
+SEARCH_AXES: dict[str, tuple] = {
+    "depth": (1, 2, 3, 4),
+    "width": (32, 64, 128, 256),
+    "activation": ("sigmoid", "relu", "leakyrelu"),
+    "norm": ("none", "batchnorm", "layernorm", "instancenorm", "groupnorm"),
+    "pooling": ("none", "maxpooling", "avgpooling"),
+}
+
+
+def search_space() -> list[str]:
+    """The 720 ConvNets of the architecture search, by canonical name, in a fixed order (the axes'
+    product, depth slowest)."""
+    keys = list(SEARCH_AXES)
+    return [ConvNetConfig(**dict(zip(keys, values))).name for values in itertools.product(*SEARCH_AXES.values())]
+
+
+def sample_search_space(n: int, seed: int) -> list[str]:
+    """``n`` architectures of the search space, the same for the same seed, spanning every axis value
+    (so ``n`` >= 5, the norm axis's size). Greedy and balanced: each pick is the architecture whose
+    values have been picked least so far (ties in a seeded random order), so the first picks cover
+    every value and each value then appears about equally often."""
+    space = search_space()
+    least = max(map(len, SEARCH_AXES.values()))
+    if not least <= n <= len(space):
+        raise ConfigError(f"a sample of the search space spanning every axis value needs {least} to "
+                          f"{len(space)} architectures, got {n}")
+    order = random.Random(seed).sample(space, len(space))
+    configs = {name: astuple(parse_convnet(name)) for name in order}  # (width, depth, activation, norm, pooling)
+    counts: dict[tuple[int, object], int] = {}
+    picked: list[str] = []
+    for _ in range(n):
+        name = min(order, key=lambda c: sum(counts.get((i, v), 0) for i, v in enumerate(configs[c])))
+        order.remove(name)
+        picked.append(name)
+        for key in enumerate(configs[name]):
+            counts[key] = counts.get(key, 0) + 1
+    return picked
 
 
 class ConvNet(_Net):
