@@ -1,5 +1,5 @@
 """Measure, on this device, the step costs that a cell's budget multiplies, and write them to
-``orchestrator/calibrations/<device>.json`` for the dry run's estimate (see orchestrator/cost.py):
+``orchestrator/calibrations/<device>.json`` for the dry run's estimate (see orchestrator/sweep/cost.py):
 
     python benchmarks/calibrate.py [--device cuda] [--sweep sweeps/all.yaml] [--threads N] [--models M ...]
 
@@ -31,11 +31,14 @@ import torch
 
 from condense.data import DATASETS, ImageSet
 from condense.methods import CONDENSATION, METHODS
-from condense.synthetic import Budget, Condensation, build_network, seeded_generator, train_epochs
+from condense.condensation import Budget, DCCondensation
+from condense.condensation.dc import train_epochs
+from condense.networks import build_network
+from condense.synthetic import seeded_generator
 from evaluation.protocol import parallel_seeds
 from evaluation.train import EvalBudget, schedule, test_accuracy, train_network, train_networks
-from orchestrator import cost, spec
-from orchestrator.cells import expand
+from orchestrator.sweep import cost, spec
+from orchestrator.sweep.cells import expand
 
 SMALL, LARGE = 10, 100  # images in the train/eval probes (ipc 1 and 10 of a 10-class set)
 TEST_SIZES = (256, 1024)
@@ -50,8 +53,8 @@ def needs(sweep_path: str) -> dict[tuple[str, str], set[str]]:
         if METHODS[cell.method].kind == CONDENSATION:  # DSA and DM are costed from DC's matching probe
             own |= {"matching", "train"}
         else:
-            own |= {"train", "test"} if cell.bound else {"train"}
-        if not cell.bound:
+            own |= {"train", "test"} if not cell.record.makes_set else {"train"}
+        if cell.record.makes_set:
             for m in cell.eval_models():
                 out.setdefault((cell.dataset, m), set()).update({"eval", "test"})
     return out
@@ -89,7 +92,7 @@ def probe_matching(dataset, model, sizes, repeats, device) -> list[float]:
     train = images(dataset, max(sizes), device)
 
     def step(n: int, ipc: int):
-        run = Condensation(train, model, ipc, budget=Budget(batch_real=n, outer_loop=1, inner_loop=1))
+        run = DCCondensation(train, model, ipc, budget=Budget(batch_real=n, outer_loop=1, inner_loop=1))
         return lambda: run.step()
 
     t1, t2 = (best(step(n, 1), repeats, device) for n in sizes)

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from condense.data import ImageSet, info
-from condense.synthetic import Budget, Condensation, build_network
+from condense.condensation import Budget, DCCondensation
+from condense.networks import build_network
 
 DEFAULTS = {1: {"batch_real": 256, "inner_loop": None, "repeats": 2},
             10: {"batch_real": 32, "inner_loop": 1, "repeats": 1}}
@@ -41,7 +42,7 @@ class Floor:
     """The real half of ``Condensation.step`` and nothing else, drawing from a generator seeded as
     the runs' are: a fresh network, then per outer step one real batch per class and its gradient."""
 
-    def __init__(self, run: Condensation):
+    def __init__(self, run: DCCondensation):
         self.run = run
 
     def step(self) -> None:
@@ -73,13 +74,13 @@ def main() -> None:
         inner = args.inner_loop or d["inner_loop"] or inner
         budget = Budget(batch_real=batch_real, outer_loop=outer, inner_loop=inner)
         train = mnist_shaped(max(batch_real, ipc)).to(device)
-        paths = {"reference": Condensation(train, args.model, ipc, "ours", budget, seed=0, fast=False),
-                 "fast": Condensation(train, args.model, ipc, "ours", budget, seed=0, fast=True),
+        paths = {"reference": DCCondensation(train, args.model, ipc, "ours", budget, seed=0, fast=False),
+                 "fast": DCCondensation(train, args.model, ipc, "ours", budget, seed=0, fast=True),
                  # the fast path with per-class real passes: what "fast" is on a CPU; on CUDA it shows
                  # what the batched real gradients (the CUDA default) win
-                 "per-class": Condensation(train, args.model, ipc, "ours", budget, seed=0, fast=True,
+                 "per-class": DCCondensation(train, args.model, ipc, "ours", budget, seed=0, fast=True,
                                            batched_real=False),
-                 "floor": Floor(Condensation(train, args.model, ipc, "ours", budget, seed=0))}
+                 "floor": Floor(DCCondensation(train, args.model, ipc, "ours", budget, seed=0))}
         print(f"\nipc{ipc}: {args.model}, {batch_real} real images per class, outer loop {outer}, inner loop "
               f"{inner}; best of {repeats}; load {load()}", flush=True)
         times = {name: [] for name in paths}

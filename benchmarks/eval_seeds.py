@@ -18,7 +18,8 @@ from _common import load, measure, parser, setup
 import torch
 
 from condense.data import ImageSet, info
-from condense.synthetic import build_network, seeded_generator
+from condense.networks import build_network
+from condense.synthetic import seeded_generator
 from evaluation.graphed import train_networks_static
 from evaluation.protocol import parallel_seeds
 from evaluation.train import EvalBudget, test_accuracy, train_network, train_networks

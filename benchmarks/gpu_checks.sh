@@ -19,7 +19,7 @@
 # step with tiny budgets (under 3 minutes on 2 quiet cores; tests/test_gpu_checks.py, slow tier),
 # calibrating into LOG_DIR/calibrations so that the committed calibrations stay untouched.
 #
-# On an offline GPU machine (docs/cluster.md, "One prepared GPU run") three git-ignored folders
+# On an offline GPU machine (docs/performance.md, "The GPU run") three git-ignored folders
 # travel with the checkout: .gpu/whl (Ray's slimmed wheels, installed into /tmp/dc_site when Ray is
 # missing), .gpu/data (the data root, used when DC_DATA is unset) and .gpu/DatasetCondensation (the
 # original code; else ORIGINAL, else ../shared/anchors/DatasetCondensation).
@@ -48,7 +48,7 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 fi
 $py -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available())" | tee "$logs/torch.txt"
 if ! $py -c "import ray" 2>/dev/null && compgen -G ".gpu/whl/*.whl" >/dev/null; then
-  # Ray from the carried wheels (docs/cluster.md): a few seconds, offline
+  # Ray from the carried wheels (docs/performance.md): a few seconds, offline
   $py -m pip install -q --no-index --no-deps --no-compile --target /tmp/dc_site .gpu/whl/*.whl \
     && export PYTHONPATH=/tmp/dc_site:$PYTHONPATH
 fi

@@ -17,7 +17,9 @@ from _common import parser
 import torch
 
 from condense.data import DATASETS, ImageSet, normalise
-from condense.synthetic import Budget, Condensation, build_network, seeded_generator
+from condense.condensation import Budget, DCCondensation
+from condense.networks import build_network
+from condense.synthetic import seeded_generator
 
 TINY = DATASETS["TinyImageNet"]
 TRAIN, TEST = 100_000, 10_000  # 500 training and 50 validation images per class
@@ -56,7 +58,7 @@ def main() -> None:
           f"matching network with gradients {gb(matching)}, evaluation network with gradients and "
           f"momentum {gb(evaluating)}")
     for ipc in args.ipc:
-        run = Condensation(train, args.model, ipc, budget=Budget(outer_loop=1, inner_loop=1))
+        run = DCCondensation(train, args.model, ipc, budget=Budget(outer_loop=1, inner_loop=1))
         run.images.grad = torch.zeros_like(run.images)
         run.optimizer.step()  # creates the momentum buffer, as the first update does
         momentum = [s["momentum_buffer"] for s in run.optimizer.state.values()]

@@ -71,7 +71,8 @@ def run_ours(args: argparse.Namespace) -> dict:
 
     from condense.data import load
     from condense.runtime import keep_freed_memory
-    from condense.synthetic import Budget, Condensation, derive_seed
+    from condense.condensation import Budget, DCCondensation
+    from condense.synthetic import derive_seed
     from evaluation.protocol import evaluate
     from evaluation.train import EvalBudget
 
@@ -82,7 +83,7 @@ def run_ours(args: argparse.Namespace) -> dict:
     train, test = load("MNIST", args.data)
     train, test = train.to(device), test.to(device)
     budget = Budget(iterations=args.iterations, batch_real=args.batch_real)
-    run = Condensation(train, "ConvNet", args.ipc, budget=budget, seed=args.seed)
+    run = DCCondensation(train, "ConvNet", args.ipc, budget=budget, seed=args.seed)
     sync()
     phases = {"setup": time.perf_counter() - start, "condensation": 0.0, "evaluation": 0.0}
     points, accs = eval_points(args.iterations), []

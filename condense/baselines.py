@@ -26,7 +26,6 @@ from torch import Tensor
 
 from .data import ImageSet
 from .errors import ConfigError, unknown
-from .methods import METHODS
 from .synthetic import SyntheticSet, seeded_generator
 
 
@@ -87,9 +86,17 @@ def most_forgotten(counts: Tensor, k: int, generator: torch.Generator) -> Tensor
 @dataclass
 class _Context:
     """What a rule may use besides one class's pool indices."""
+    method: str
     pool: ImageSet
     generator: torch.Generator
-    reference: SelectionReference | None = None
+    given: SelectionReference | None = None
+
+    @property
+    def reference(self) -> SelectionReference:
+        """The reference network, for a rule that selects by one."""
+        if self.given is None:
+            raise ValueError(f"{self.method} selects by a reference network; none was given")
+        return self.given
 
 
 # Each rule picks ``ipc`` positions within ``idx``, one class's indices into the pool.
@@ -106,24 +113,22 @@ def select(method: str, pool: ImageSet, ipc: int, seed: int,
     """``ipc`` real images per class of ``pool`` chosen by ``method``.
 
     ``seed`` drives the random draws (random, forgetting's ties); herding, kcenter and forgetting
-    need ``reference``. ``meta["indices"]`` are the chosen rows of ``pool``, class by class.
+    select by ``reference`` (the caller gives it where the method's record says it needs one), whose
+    ``meta`` the set's records. ``meta["indices"]`` are the chosen rows of ``pool``, class by class.
     """
     if method not in RULES:
         raise unknown("method", method, tuple(RULES))
     if ipc < 1:
         raise ConfigError(f"ipc must be >= 1, got {ipc}")
-    needs_reference = METHODS[method].needs_reference
-    if needs_reference and reference is None:
-        raise ValueError(f"{method} selects by a reference network; none was given")
     per_class = pool.indices_per_class()
     short = [c for c, idx in enumerate(per_class) if len(idx) < ipc]
     if short:
         raise ConfigError(f"{method} needs {ipc} images per class, but classes {short} of the "
                           f"{len(pool)} {pool.info.name} training images have fewer")
     device = pool.device
-    ctx = _Context(pool, seeded_generator(seed, device), reference if needs_reference else None)
+    ctx = _Context(method, pool, seeded_generator(seed, device), reference)
     chosen = torch.cat([idx[RULES[method](idx, ipc, ctx)] for idx in per_class])
     meta = {"method": method, "ipc": ipc, "seed": seed, "indices": chosen.tolist()}
-    if ctx.reference is not None:
-        meta.update(ctx.reference.meta)
+    if reference is not None:
+        meta.update(reference.meta)
     return SyntheticSet(pool.batch(chosen), pool.labels[chosen], pool.info.name, meta)

@@ -21,6 +21,14 @@ def one_line(err: BaseException, limit: int = 1000) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def error_line(err) -> str:
+    """An exception on one line with its type: the user's exception, not the wrapper (Ray's) around it."""
+    cause = getattr(err, "cause", None) or err
+    text = " ".join(str(cause).split())
+    line = f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, whose refusal of a flag is one line and exit 2, as every other bad input (argparse
     itself prints the usage first)."""

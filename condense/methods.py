@@ -4,13 +4,13 @@ A method is one of three kinds:
 - ``condensation``: learns synthetic images step by step (DC, DSA, DM); its maker starts a run,
   ``maker(train, model, ipc, budget=, seed=, init=[, metric=][, dsa_strategy=]) -> Condensation``
   (``metric`` where ``has_metric``, ``dsa_strategy`` where ``uses_dsa``), which the caller steps to the
-  end of its budget (``condense.synthetic.run_condensation``); ``start`` does this by name;
+  end of its budget (``condense.condensation.run_condensation``); ``start`` does this by name;
 - ``coreset``: selects real training images (Table 1's baselines);
   ``maker(name, pool, ipc, seed, reference) -> SyntheticSet``, where ``reference`` is the network
   trained on the pool when ``needs_reference`` (``condense.baselines.select``);
 - ``bound``: makes no set (``whole``: networks trained on the whole training set, Table 1's upper bound);
 - ``set``: a set made elsewhere, read from files a sweep names (``set:<name>``, not a record of the
-  table: ``get`` answers for any such name; ``orchestrator.experiment.external``).
+  table: ``get`` answers for any such name; ``orchestrator.trial.experiment.external``).
 
 Packages add methods through the entry point group ``condense.methods`` (``PLUGIN_GROUP``): each entry
 point names a ``Method`` record (kind ``condensation`` or ``coreset``) whose maker follows the same
@@ -19,10 +19,16 @@ sweeps and ``--list-methods`` know it by name. A plugin that cannot be loaded, o
 valid, is left out with one warning line naming it.
 
 ``budget`` names the sweep setting that holds its budget (``budget``, ``dm_budget``,
-``reference_budget``); ``uses_dsa``: it augments with DSA while it learns, and its sets are evaluated
-with DSA augmentation (``evaluation.augmentation``); ``has_metric``: it matches gradients, so the
-gradient distance (``dis_metric``) applies to it. Makers are named as ``module:attribute`` and
-imported when a set is made, so reading the table (``--list-methods``, the results tools) needs no torch.
+``reference_budget``); what a method does is said by its fields, never read from that name:
+``uses_dsa``: it augments with DSA while it learns, and its sets are evaluated with DSA augmentation
+(``evaluation.augmentation``); ``has_metric``: it matches gradients, so the gradient distance
+(``dis_metric``) applies to it; ``has_loops``: its budget has the paper's outer/inner loops per ipc
+(``condense.condensation.LOOPS``), so an ipc without them is refused; ``trains_networks``: it trains
+networks while it condenses, so the network learning rate, batch and precision of its budget apply;
+``needs_reference``: it selects by a network trained on the pool (``draws_from_pool``: the
+reference budget's pool of training images is where its set, or the bound's networks, come from).
+Makers are named as ``module:attribute`` and imported when a set is made, so reading the table
+(``--list-methods``, the results tools) needs no torch.
 """
 from __future__ import annotations
 
@@ -37,8 +43,8 @@ from typing import TYPE_CHECKING, Callable
 from .errors import ConfigError, unknown
 
 if TYPE_CHECKING:
+    from .condensation.base import Condensation
     from .data import ImageSet
-    from .synthetic import Condensation
 
 CONDENSATION, CORESET, BOUND, EXTERNAL = "condensation", "coreset", "bound", "set"
 KINDS = (CONDENSATION, CORESET, BOUND)  # the kinds of the table's records
@@ -62,14 +68,34 @@ class Method:
     uses_dsa: bool = False
     needs_reference: bool = False
     has_metric: bool = False
+    has_loops: bool = False
+    trains_networks: bool = False
     default_init: str | None = None  # condensation: how its synthetic images start
     make: str | None = None  # its maker, "module:attribute" (see the module's doc); None for a bound
     source: str = "built-in"  # or the distribution of the plugin that registered it
 
     @property
-    def has_loops(self) -> bool:
-        """Its budget has the paper's outer/inner loops per ipc (condense.synthetic.LOOPS)."""
-        return self.budget == "budget"
+    def learns(self) -> bool:
+        """It learns its set step by step: a gradient distance, outer iterations and a learning curve
+        apply to it."""
+        return self.kind == CONDENSATION
+
+    @property
+    def makes_set(self) -> bool:
+        """It has a set per experiment (the bound trains networks on the whole training set instead,
+        so its cells have no ipc)."""
+        return self.kind != BOUND
+
+    @property
+    def from_files(self) -> bool:
+        """Its sets were made elsewhere and are read from the files a sweep names."""
+        return self.kind == EXTERNAL
+
+    @property
+    def draws_from_pool(self) -> bool:
+        """Its set (a coreset's) or its networks (the bound's) come from the reference budget's pool of
+        training images, which the pool's flags and the reference network's epochs shape."""
+        return self.kind in (CORESET, BOUND)
 
     def real_images(self, ipc: int, init: str | None = None) -> int:
         """Real training images per class a set of ``ipc`` starts from: a coreset's ``ipc``, a
@@ -90,12 +116,14 @@ def _coreset(name: str, summary: str, needs_reference: bool = True) -> Method:
 
 BUILT_IN: dict[str, Method] = {m.name: m for m in (
     Method("DC", CONDENSATION, "gradient matching (Zhao et al. 2021)", "budget", has_metric=True,
-           default_init="noise", make="condense.synthetic:Condensation"),
+           has_loops=True, trains_networks=True, default_init="noise",
+           make="condense.condensation.dc:DCCondensation"),
     # init real: the setting of the DSA table in the seed repository's README
     Method("DSA", CONDENSATION, "gradient matching with differentiable siamese augmentation", "budget",
-           uses_dsa=True, has_metric=True, default_init="real", make="condense.dsa:DSACondensation"),
+           uses_dsa=True, has_metric=True, has_loops=True, trains_networks=True, default_init="real",
+           make="condense.condensation.dsa:DSACondensation"),
     Method("DM", CONDENSATION, "distribution matching of embeddings (main_DM.py)", "dm_budget", uses_dsa=True,
-           default_init="real", make="condense.dm:DMCondensation"),
+           default_init="real", make="condense.condensation.dm:DMCondensation"),
     _coreset("random", "real images drawn uniformly per class", needs_reference=False),
     _coreset("herding", "real images whose feature mean follows the class mean"),
     _coreset("kcenter", "real images that cover the class in feature space (greedy k-center)"),

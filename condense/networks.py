@@ -16,12 +16,15 @@ import random
 import re
 from dataclasses import astuple, dataclass
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
 from .errors import ConfigError, unknown
+
+if TYPE_CHECKING:
+    from .data import ImageSet
 
 Builder = Callable[[int, int, "tuple[int, int]"], nn.Module]
 _REGISTRY: dict[str, Builder] = {}
@@ -65,6 +68,18 @@ def build(name: str, channels: int, num_classes: int, image_size: int | tuple[in
         return builder(channels, num_classes, (h, w))
     except ConfigError as err:  # e.g. too deep for the image: say which model and size
         raise ConfigError(f"{name} on {channels}x{h}x{w} images: {err}") from None
+
+
+def build_network(name: str, train: ImageSet, generator: torch.Generator, device) -> nn.Module:
+    """A freshly initialised network for ``train``'s images, whose weights come from ``generator``,
+    not the global RNG."""
+    seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+    info = train.info
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build(name, info.channels, info.num_classes, info.image_size)
+    # pageable host memory is staged at once: the copy does not wait for the device's queue
+    return net.to(device, non_blocking=True)
 
 
 def is_model(name: str) -> bool:

@@ -9,7 +9,7 @@
 TF32 and autocast only exist on CUDA devices: on any other device every precision computes in
 float32 exactly as ``default`` does (one log line says so), so a CPU run never changes with it.
 Not one of them is on by default until a measured comparison on MNIST at ipc 1 stays within the
-paper's std (README, *Performance*).
+paper's std (docs/performance.md, *Precision*).
 """
 from __future__ import annotations
 

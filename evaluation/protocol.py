@@ -21,7 +21,8 @@ import torch.nn as nn
 from condense import networks
 from condense.data import DatasetInfo, ImageSet
 from condense.precision import precision
-from condense.synthetic import SyntheticSet, build_network, seeded_generator
+from condense.networks import build_network
+from condense.synthetic import SyntheticSet, seeded_generator
 
 from . import graphed
 from .augmentation import for_set

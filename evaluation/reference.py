@@ -39,7 +39,8 @@ from condense.divergence import first_nonfinite
 from condense.errors import ConfigError, NonFiniteLossError, unknown
 from condense.files import write_torch
 from condense.methods import WHOLE
-from condense.synthetic import build_network, derive_seed, seeded_generator
+from condense.networks import build_network
+from condense.synthetic import derive_seed, seeded_generator
 
 from .augmentation import eval_augmentation
 from .train import EvalBudget, test_accuracy, train_network

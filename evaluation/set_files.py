@@ -172,7 +172,7 @@ def _pixels(images: torch.Tensor, ds: DatasetInfo, where: str) -> torch.Tensor:
 
 def _tensor(value, name: str, where: str) -> torch.Tensor:
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biuf":
+        if not any(np.issubdtype(value.dtype, t) for t in (np.bool_, np.integer, np.floating)):
             raise ConfigError(f"{where}: {name} have dtype {value.dtype}; expected numbers")
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, torch.Tensor):

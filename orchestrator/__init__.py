@@ -1,16 +1,14 @@
 """Sweeps: a sweep file becomes table cells, Ray Tune runs one trial per cell, results are rendered.
 
-Plan (what runs): ``spec`` reads a sweep file into ``config.Sweep``, the one config object;
-``layouts`` (the paper's table layouts), ``cells`` (cells, ids, the dry run's lines), ``cost``
-(device-time estimates), ``resources`` (what a cell asks Ray for), ``published`` (the paper's numbers).
+The package is in wings by role; each wing's docstring says what it holds and what it may import.
+Imports run one way, from the top of this list down (tests/test_structure.py checks it):
 
-Run (how it runs): ``run`` (the driver: ``python -m orchestrator.run``), ``preflight`` and ``lock``
-(checks before anything starts, one driver per run folder), ``stages`` (reference networks before the
-grid), ``trainable`` (one trial: checkpoints, retries, resume), ``experiment`` (one experiment of a
-cell without Ray, shared with ``seed_cli``, the seed's ``python -m condense``), ``progress`` (the
-driver's lines).
+- ``cli``: the command lines of one cell (``python -m condense``) and of a set (``python -m evaluation``);
+- ``driver``: ``python -m orchestrator.run``: pre-flight, the run lock, Ray, resume, storage, live outputs;
+- ``trial``: one trial: one experiment of a cell (``experiment``), Ray Tune's trainable, the stages;
+- ``results``: the results Parquet, tables, plots, the report, curves, published numbers;
+- ``sweep``: the sweep file: its spec, the config object, cells, table layouts, the cost model.
 
-Outputs (what comes back): ``live`` and ``outputs`` (written as cells end), ``results`` (the
-Parquet schema), ``curves``, ``tables`` (``python -m orchestrator.tables``), ``plots``
-(``python -m orchestrator.plots``), ``report`` (report.html). See docs/design.md.
+The modules at this level are the entry points only (``run``, ``tables``, ``plots``, ``report``).
+See docs/design.md.
 """

@@ -19,7 +19,7 @@ def cli(*args, data=None, timeout=600):
 def seed_cli(capsys, monkeypatch, tmp_path):
     """``python -m condense ARGS`` in this process (no interpreter and torch import per call):
     returns (exit status, stdout, stderr)."""
-    from orchestrator.seed_cli import main
+    from orchestrator.cli.seed import main
 
     monkeypatch.setenv("DC_DATA", str(data_root()))
     monkeypatch.chdir(tmp_path)  # the default --save_path is ./result
@@ -67,9 +67,9 @@ def test_list_methods_prints_the_method_table(seed_cli):
 
 
 def test_the_cli_makes_the_set_a_sweep_trial_makes_for_the_same_cell(seed_cli, mnist, tmp_path):
-    from orchestrator import experiment
-    from orchestrator.cells import Cell
-    from orchestrator.seed_cli import parse_args, sweep_for
+    from orchestrator.trial import experiment
+    from orchestrator.sweep.cells import Cell
+    from orchestrator.cli.seed import parse_args, sweep_for
 
     flags = ["--method", "random", "--dataset", "MNIST", "--ipc", "1", "--smoke", "--num_exp", "2", "--num_eval", "1",
              "--epoch_eval_train", "1", "--seed", "7", "--save_path", str(tmp_path)]
@@ -112,7 +112,7 @@ def test_bad_input_is_one_line_exit_2(seed_cli, args, bad):
 
 
 def test_dsa_strategy_auto_is_accepted_for_dsa_and_dm():
-    import orchestrator.seed_cli as cli
+    import orchestrator.cli.seed as cli
 
     for method in ("DSA", "DM"):
         cli.validate(cli.parse_args(["--method", method, "--dataset", "MNIST", "--dsa_strategy", "auto", "--smoke"]))
@@ -135,7 +135,7 @@ def test_dsa_strategy_auto_is_accepted_for_dsa_and_dm():
     (["--method", "whole", "--cache_dir", "README/sub"], "--cache_dir"),
 ])
 def test_bad_numbers_device_and_save_path_are_refused_before_data_loads(seed_cli, monkeypatch, tmp_path, args, bad):
-    import orchestrator.seed_cli as cli
+    import orchestrator.cli.seed as cli
 
     def no_load(*a, **k):
         raise AssertionError("data loaded before the flags were checked")

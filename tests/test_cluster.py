@@ -13,13 +13,16 @@ import torch
 
 from condense.errors import ConfigError
 from evaluation.reference import ReferenceBudget
-from condense.synthetic import Budget, SyntheticSet
+from condense.condensation import Budget
+from condense.synthetic import SyntheticSet
 from conftest import REPO, data_root
 from evaluation.train import EvalBudget
-from orchestrator import preflight, run, spec, stages, trainable
-from orchestrator.cells import Cell, expand
-from orchestrator.config import Sweep
-from orchestrator.live import LiveResults
+from orchestrator.driver import preflight, run
+from orchestrator.sweep import spec
+from orchestrator.trial import stages, trainable
+from orchestrator.sweep.cells import Cell, expand
+from orchestrator.sweep.config import Sweep
+from orchestrator.driver.live import LiveResults
 
 
 def node(cpu, gpu=0, alive=True, **custom):
@@ -133,7 +136,7 @@ def test_a_write_that_fails_while_cells_run_stops_the_run_and_keeps_the_files_be
 
     import pyarrow.parquet as pq
 
-    from orchestrator import live as live_module
+    from orchestrator.driver import live as live_module
 
     out = tmp_path / "out"
     live = LiveResults(CELLS, "tiny", out)

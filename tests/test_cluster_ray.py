@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from conftest import REPO, data_root
-from orchestrator import results
+from orchestrator.results import parquet
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -112,7 +112,7 @@ def test_job_submit_runs_a_sweep_from_the_working_dir(tmp_path):
     # the job's status, asked afterwards: SUCCEEDED (the CLI says it as "succeeded")
     assert "Job 'dc-test' succeeded" in status.stdout, submit.stdout[-3000:] + submit.stderr[-3000:] + status.stdout
     assert "2 cells: 2 ok" in submit.stdout
-    df = results.read(tmp_path / "runs" / "tiny" / "results.parquet")
+    df = parquet.read(tmp_path / "runs" / "tiny" / "results.parquet")
     assert (df.status == "ok").all() and len(df) == 2 * 2 and df.accuracy.between(0, 100).all()
     assert set(df.code_version) == {version}
 
@@ -142,7 +142,7 @@ def test_multi_node_cells_run_on_the_node_that_has_their_resource(tmp_path):
               for f in (out / "tune").glob("*/result.json")}
     assert ran_on == dict.fromkeys(("MNIST-MLP-ipc1-S-ours", "MNIST-MLP-ipc1-S-mse", "MNIST-MLP-ipc1-S-ours-herding"),
                                    far_id), (far_id, ran_on)
-    df = results.read(out / "results.parquet")
+    df = parquet.read(out / "results.parquet")
     assert (df.status == "ok").all() and df.cell_id.nunique() == 3
 
 

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from condense.errors import ConfigError, NonFiniteLossError
-from condense.synthetic import (Budget, Condensation, SyntheticSet, build_network, class_gradients_loss,
-                                condense, seeded_generator)
+from condense.condensation import Budget, DCCondensation, condense
+from condense.matching import class_gradients_loss
+from condense.networks import build_network
+from condense.synthetic import SyntheticSet, seeded_generator
 
 TINY = Budget(iterations=2, batch_real=8)
 
@@ -43,11 +45,11 @@ def test_resume_from_state_dict_is_bit_identical(mnist_small):
     train, _ = mnist_small
     budget = Budget(iterations=4, batch_real=8, outer_loop=2, inner_loop=1)
     straight = condense(train, "ConvNetW32", 2, "ours", budget, seed=1)
-    first = Condensation(train, "ConvNetW32", 2, "ours", dataclasses.replace(budget, iterations=2), seed=1)
+    first = DCCondensation(train, "ConvNetW32", 2, "ours", dataclasses.replace(budget, iterations=2), seed=1)
     first.step()
     first.step()
     state = first.state_dict()
-    resumed = Condensation(train, "ConvNetW32", 2, "ours", budget, seed=999)
+    resumed = DCCondensation(train, "ConvNetW32", 2, "ours", budget, seed=999)
     resumed.load_state_dict(state)
     resumed.step()
     resumed.step()
@@ -56,7 +58,7 @@ def test_resume_from_state_dict_is_bit_identical(mnist_small):
 
 def test_real_init_takes_images_of_the_right_class(mnist_small):
     train, _ = mnist_small
-    run = Condensation(train, "MLP", 2, init="real", budget=Budget(outer_loop=1, inner_loop=1), seed=0)
+    run = DCCondensation(train, "MLP", 2, init="real", budget=Budget(outer_loop=1, inner_loop=1), seed=0)
     for img, label in zip(run.images.detach(), run.labels):
         match = (train.images == img).flatten(1).all(1).nonzero().flatten()
         assert len(match) >= 1 and train.labels[match[0]] == label
@@ -67,7 +69,7 @@ def test_real_init_takes_images_of_the_right_class(mnist_small):
 def test_step_with_inner_loop_runs_and_changes_images(mnist_small, model, metric):
     train, _ = mnist_small
     budget = Budget(iterations=1, batch_real=4, outer_loop=2, inner_loop=1, bn_real_per_class=4)
-    run = Condensation(train, model, 2, metric, budget, seed=0)
+    run = DCCondensation(train, model, 2, metric, budget, seed=0)
     before = run.images.detach().clone()
     run.step()
     assert not torch.equal(before, run.images.detach())
@@ -79,7 +81,7 @@ def test_condensation_lowers_matching_loss_on_real_mnist(mnist_small):
     """The matching loss on held-out networks and fixed real batches drops after a few iterations."""
     train, _ = mnist_small
     budget = Budget(iterations=8, batch_real=16)
-    run = Condensation(train, "ConvNet", 1, "ours", budget, seed=0)
+    run = DCCondensation(train, "ConvNet", 1, "ours", budget, seed=0)
     g = seeded_generator(123)
     judges = [build_network("ConvNet", train, g, "cpu") for _ in range(3)]
     real = train.images[run.sampler.sample(16, g)]
@@ -109,7 +111,7 @@ def test_bad_arguments_raise_config_errors(mnist_small):
                         ({"model": "NoSuchNet"}, "NoSuchNet")]:
         args = {"train": train, "model": "ConvNet", "ipc": 1, **kwargs}
         with pytest.raises(ConfigError, match=bad):
-            Condensation(**args)
+            DCCondensation(**args)
 
 
 def test_real_init_needs_ipc_images_of_every_class(mnist_small):
@@ -117,15 +119,15 @@ def test_real_init_needs_ipc_images_of_every_class(mnist_small):
     keep = (train.labels != 3) | (torch.arange(len(train)) == int((train.labels == 3).nonzero()[0]))
     short = type(train)(train.images[keep], train.labels[keep], train.info)
     loops = Budget(outer_loop=1, inner_loop=1)
-    Condensation(short, "ConvNet", 1, init="real", budget=loops)
-    Condensation(short, "ConvNet", 2, init="noise", budget=loops)
+    DCCondensation(short, "ConvNet", 1, init="real", budget=loops)
+    DCCondensation(short, "ConvNet", 2, init="noise", budget=loops)
     with pytest.raises(ConfigError, match="init real starts from 2 training images per class, but the smallest "
                                           "class of MNIST has 1"):
-        Condensation(short, "ConvNet", 2, init="real", budget=loops)
+        DCCondensation(short, "ConvNet", 2, init="real", budget=loops)
 
 
 @pytest.mark.parametrize("lr", [{"lr_img": 1e308}, {"lr_net": 1e39}])
 def test_a_learning_rate_beyond_float32_is_the_divergence_error(mnist_small, lr):
     train, _ = mnist_small
     with pytest.raises(NonFiniteLossError, match=r"lr 1e\+(308|39) is beyond the range of float32.*diverges"):
-        Condensation(train, "ConvNet", 1, budget=Budget(**lr))
+        DCCondensation(train, "ConvNet", 1, budget=Budget(**lr))

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import cost, run
-from orchestrator.cells import Cell
-from orchestrator.config import Sweep
+from orchestrator.sweep import cost
+
+from orchestrator.driver import run
+from orchestrator.sweep.cells import Cell
+from orchestrator.sweep.config import Sweep
 from evaluation.reference import ReferenceBudget
-from condense.synthetic import Budget
+from condense.condensation import Budget
 from evaluation.train import EvalBudget
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
@@ -117,8 +119,8 @@ def test_the_committed_cpu_calibration_estimates_the_paper_sweep():
     assert cals, "no CPU calibration in orchestrator/calibrations"
     for shape in ("1x28x28", "3x32x32"):
         assert set(cals[0].probes[shape]["ConvNet"]) == {"matching", "train", "eval", "test"}
-    from orchestrator import spec
-    from orchestrator.cells import expand
+    from orchestrator.sweep import spec
+    from orchestrator.sweep.cells import expand
 
     est = cost.Estimator(cals[0])
     s = settings(budget=Budget(), eval_budget=EvalBudget(), reference_budget=ReferenceBudget(), num_exp=5, num_eval=20)

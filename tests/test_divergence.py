@@ -6,7 +6,8 @@ from condense import data
 from condense.networks import build
 from condense.errors import NonFiniteLossError
 from evaluation.reference import ReferenceBudget, train_reference
-from condense.synthetic import Budget, Condensation, SyntheticSet, run_condensation
+from condense.condensation import Budget, DCCondensation, run_condensation
+from condense.synthetic import SyntheticSet
 from evaluation.protocol import evaluate
 from evaluation.train import EvalBudget, check_finite
 
@@ -19,26 +20,26 @@ def fake_mnist(n: int = 40) -> data.ImageSet:
 
 
 def test_a_diverged_condensation_names_the_first_bad_iteration():
-    run = Condensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=4, batch_real=4, lr_img=NAN), seed=0)
+    run = DCCondensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=4, batch_real=4, lr_img=NAN), seed=0)
     with pytest.raises(NonFiniteLossError, match=r"matching loss is nan at outer iteration 1 of 4"):
         run_condensation(run)  # step 0 updates the images with a nan lr; step 1's loss is nan
     assert run.iteration == 4  # noticed at the end (no progress point asked for), not per step
 
 
 def test_it_is_noticed_at_the_next_progress_point():
-    run = Condensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=6, batch_real=4, lr_img=NAN), seed=0)
+    run = DCCondensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=6, batch_real=4, lr_img=NAN), seed=0)
     seen = []
     with pytest.raises(NonFiniteLossError, match="matching loss is nan at outer iteration 1 of 6"):
         run_condensation(run, lambda it, state: seen.append(it), progress_at=[0, 3, 6])
     assert seen == [0] and run.iteration == 3  # never reported as progress
-    run = Condensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=6, batch_real=4, lr_img=NAN), seed=0)
+    run = DCCondensation(fake_mnist(), "MLP", 1, "ours", Budget(iterations=6, batch_real=4, lr_img=NAN), seed=0)
     with pytest.raises(NonFiniteLossError, match="synthetic images are not finite after outer iteration 0"):
         run_condensation(run, lambda it, state: seen.append(it), progress_at=[0, 1])
 
 
 def test_a_finite_run_is_untouched():
     budget = Budget(iterations=2, batch_real=4)
-    a = run_condensation(Condensation(fake_mnist(), "MLP", 1, "ours", budget, seed=0))
+    a = run_condensation(DCCondensation(fake_mnist(), "MLP", 1, "ours", budget, seed=0))
     assert torch.isfinite(a.images).all()
 
 
@@ -63,11 +64,11 @@ def test_a_diverged_reference_network_is_an_error_not_a_cached_bound():
 
 
 def test_the_trainable_fails_the_cell_at_once_without_retries(tmp_path, monkeypatch):
-    from orchestrator.config import Sweep
+    from orchestrator.sweep.config import Sweep
     from test_sweep_trainable import run
 
-    monkeypatch.setattr("orchestrator.trainable.ray", __import__("types").SimpleNamespace(get_gpu_ids=lambda: []))
-    monkeypatch.setattr("orchestrator.trainable.load", lambda name, root, **kw: (fake_mnist(), fake_mnist()))
+    monkeypatch.setattr("orchestrator.trial.trainable.ray", __import__("types").SimpleNamespace(get_gpu_ids=lambda: []))
+    monkeypatch.setattr("orchestrator.trial.trainable.load", lambda name, root, **kw: (fake_mnist(), fake_mnist()))
     settings = Sweep("t", budget=Budget(iterations=3, batch_real=4, lr_img=NAN),
                      eval_budget=EvalBudget(epochs=1, max_test=20), reference_budget=ReferenceBudget(epochs=1), num_exp=1, num_eval=1, seed=0, data_root="unused",
                         checkpoint_every=5, code_version="test")
@@ -86,8 +87,8 @@ def test_the_trainable_fails_the_cell_at_once_without_retries(tmp_path, monkeypa
 def test_the_driver_keeps_such_a_cell_as_an_error_row(tmp_path):
     import types
 
-    from orchestrator import outputs
-    from orchestrator.cells import Cell
+    from orchestrator.driver import outputs
+    from orchestrator.sweep.cells import Cell
 
     cell = Cell("MNIST", "MLP", 1, "S", "ours", "DC", ("metric",))
     message = "NonFiniteLossError: exp 0: matching loss is nan at outer iteration 1 of 3"
@@ -99,7 +100,7 @@ def test_the_driver_keeps_such_a_cell_as_an_error_row(tmp_path):
 
 
 def test_the_seed_cli_prints_one_line_and_exits_1(monkeypatch, tmp_path, capsys):
-    import orchestrator.seed_cli as cli
+    import orchestrator.cli.seed as cli
 
     monkeypatch.setattr(cli, "load", lambda *a, **k: (fake_mnist(), fake_mnist()))
     code = cli.main(["--dataset", "MNIST", "--model", "MLP", "--smoke", "--lr_img", "1e30", "--Iteration", "2",

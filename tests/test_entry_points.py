@@ -17,11 +17,11 @@ def test_entry_point_modules_import_without_torch():
 
 
 def test_rendering_tables_imports_no_torch(tmp_path):
-    from orchestrator import results
-    from orchestrator.cells import Cell
+    from orchestrator.results import parquet
+    from orchestrator.sweep.cells import Cell
 
     cell = Cell("MNIST", "ConvNet", 1, "S", "ours", "DC", ("table1",))
-    results.write(results.error_rows("t", cell, "failed"), tmp_path / "results.parquet")
+    parquet.write(parquet.error_rows("t", cell, "failed"), tmp_path / "results.parquet")
     code = ("import sys; from orchestrator import tables; "
             f"assert tables.main([{str(tmp_path / 'results.parquet')!r}]) == 0; "
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")

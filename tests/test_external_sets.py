@@ -10,8 +10,9 @@ import yaml
 from condense import methods
 from condense.errors import ConfigError
 from conftest import REPO, data_root
-from orchestrator import experiment, spec
-from orchestrator.cells import Cell, describe, expand
+from orchestrator.trial import experiment
+from orchestrator.sweep import spec
+from orchestrator.sweep.cells import Cell, describe, expand
 
 GRID = {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1], "eval_modes": ["S"],
         "methods": ["random", "set:mine"]}
@@ -46,7 +47,7 @@ def test_a_sweep_reads_its_sets_globs_sorted_and_relative_to_its_file(tmp_path):
     assert sweep.set_files("set:mine", "MNIST", 1) == tuple(str(tmp_path / "sets" / f"mine-{i}.npz") for i in (0, 1))
     cells = expand(sweep)
     external = cells[1]
-    assert external.cell_id == "MNIST-ConvNet-ipc1-S-ours-set-mine" and external.external  # no colon in file names
+    assert external.cell_id == "MNIST-ConvNet-ipc1-S-ours-set-mine" and external.record.from_files  # no colon in file names
     assert "sets read from" in describe(external, sweep)
     sets = experiment.external_sets(external, sweep)
     assert [s.meta["source"] for s in sets] == list(sweep.set_files("set:mine", "MNIST", 1))
@@ -90,7 +91,7 @@ def test_missing_too_few_or_wrong_sized_files_are_refused_before_the_run(tmp_pat
 
 
 def test_the_seed_cli_sends_external_sets_to_python_m_evaluation():
-    from orchestrator.seed_cli import parse_args, validate
+    from orchestrator.cli.seed import parse_args, validate
 
     with pytest.raises(ConfigError, match="python -m evaluation"):
         validate(parse_args(["--method", "set:mine", "--dataset", "MNIST"]))
@@ -103,7 +104,7 @@ def evaluation(*args, cwd=REPO):
 
 
 def test_python_m_evaluation_refuses_bad_input_in_one_line_before_training(tmp_path, capsys):
-    from orchestrator.evaluate_cli import main
+    from orchestrator.cli.evaluate import main
 
     np.savez(tmp_path / "soft.npz", images=np.zeros((10, 1, 28, 28), np.float32), labels=np.eye(10, dtype=np.float32))
     write_set(tmp_path / "good.npz")
@@ -128,16 +129,16 @@ def test_python_m_evaluation_gives_the_numbers_a_sweeps_cell_gives_the_same_file
     written with the sweep's results columns."""
     from evaluation import set_files
     from evaluation.train import EvalBudget
-    from orchestrator import results
-    from orchestrator.config import Sweep
+    from orchestrator.results import parquet
+    from orchestrator.sweep.config import Sweep
 
     test = mnist[1]
     files = [write_set(tmp_path / f"s{i}.npz", seed=i) for i in range(2)]
     r = evaluation(*files, "--dataset", "MNIST", "--num_eval", "2", "--epochs", "2", "--name", "mine",
                    "--output", tmp_path / "out")
     assert r.returncode == 0, r.stderr
-    df = results.read(tmp_path / "out" / "mine.parquet")
-    assert list(df.columns[:len(results.COLUMNS)]) == results.COLUMNS and (df.status == "ok").all()
+    df = parquet.read(tmp_path / "out" / "mine.parquet")
+    assert list(df.columns[:len(parquet.COLUMNS)]) == parquet.COLUMNS and (df.status == "ok").all()
     assert set(df.method) == {"set:mine"} and df.dis_metric.isna().all() and df.ipc.tolist() == [1] * 4
     cell = Cell("MNIST", "ConvNet", 1, "S", "ours", "set:other-name", ("t",))
     sweep = Sweep("s", num_exp=2, num_eval=2, eval_budget=EvalBudget(epochs=2))

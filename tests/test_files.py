@@ -10,7 +10,7 @@ import torch
 from condense import files
 from condense.files import WriteError
 from condense.synthetic import SyntheticSet
-from orchestrator import results
+from orchestrator.results import parquet
 
 
 def no_space(*args, **kwargs):
@@ -42,11 +42,11 @@ def test_a_failed_write_keeps_the_old_file_and_says_where_in_one_line(tmp_path, 
 
 def test_results_and_sets_survive_a_full_disk(tmp_path, monkeypatch):
     path = tmp_path / "results.parquet"
-    results.write([], path, {"budgets": {"num_exp": 1}})
+    parquet.write([], path, {"budgets": {"num_exp": 1}})
     before = path.read_bytes()
     monkeypatch.setattr(pq, "write_table", no_space)
     with pytest.raises(WriteError, match=f"cannot write {path}: No space left on device"):
-        results.write([], path, {"budgets": {"num_exp": 2}})
+        parquet.write([], path, {"budgets": {"num_exp": 2}})
     assert path.read_bytes() == before
 
     s = SyntheticSet(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), "MNIST", {"seed": 0})

@@ -14,7 +14,7 @@ import yaml
 
 from condense.errors import ConfigError
 from conftest import REPO
-from orchestrator import spec
+from orchestrator.sweep import spec
 
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 NON_FINITE = [float("nan"), float("inf"), float("-inf")]
@@ -88,7 +88,7 @@ def folder(tmp_path):
 
 def dry_run(path, capsys) -> None:
     """An accepted sweep also gets through the driver's dry run: exit 0, or 2 on one line."""
-    from orchestrator.run import main
+    from orchestrator.driver.run import main
 
     code = main([str(path), "--dry-run"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -148,7 +148,7 @@ def test_mutated_sweep_bytes(folder, name):
 def test_seed_cli_flags_refuse_bad_values_before_data_loads(monkeypatch, tmp_path, capsys):
     """Every flag of ``python -m condense`` with hostile values: refused on one line (exit 2), or
     accepted up to the data loading, which is stopped here; non-finite or negative numbers never pass."""
-    import orchestrator.seed_cli as cli
+    import orchestrator.cli.seed as cli
 
     class Loaded(Exception):
         pass
@@ -252,7 +252,7 @@ def test_corrupt_data_roots_are_refused_in_one_line_naming_the_file(tmp_path, ki
     seed CLI run before anything starts) and the driver's dry run refuse it on one line naming the
     file, and reading it never runs code."""
     from condense import data
-    from orchestrator.run import main
+    from orchestrator.driver.run import main
 
     rng = random.Random(kind)
     for i in range(4):

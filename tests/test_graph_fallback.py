@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from condense.data import info as dataset_info
-from condense.synthetic import SyntheticSet, build_network, seeded_generator
+from condense.networks import build_network
+from condense.synthetic import SyntheticSet, seeded_generator
 from evaluation import graphed, protocol
 from evaluation.protocol import evaluate, parallel_seeds
 from evaluation.train import EvalBudget, train_networks

@@ -5,7 +5,8 @@ it as a captured CUDA graph (benchmarks/gpu_checks.sh)."""
 import pytest
 import torch
 
-from condense.synthetic import SyntheticSet, build_network, seeded_generator
+from condense.networks import build_network
+from condense.synthetic import SyntheticSet, seeded_generator
 from evaluation import graphed, protocol
 from evaluation.protocol import evaluate
 from evaluation.train import EvalBudget, train_network

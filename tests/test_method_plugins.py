@@ -1,5 +1,5 @@
 """Method plugins: a package registers a method through the entry point group condense.methods.
-The example package (the README's) is installed into a temporary folder as a path entry with its
+The example package (docs/extending.md's) is installed into a temporary folder as a path entry with its
 dist-info, no network: --list-methods shows it, the seed CLI and a smoke sweep run it by name, and a
 broken plugin is left out in one warning line while the built-in methods work."""
 import os
@@ -12,7 +12,7 @@ import yaml
 
 from conftest import REPO, data_root
 
-# The README's example, verbatim: the record (read when condense.methods is imported) ...
+# The example of docs/extending.md, verbatim: the record (read when condense.methods is imported) ...
 RECORD = '''\
 from condense.methods import Method
 
@@ -21,7 +21,7 @@ METHOD = Method("meanmatch", "condensation", "images pulled towards the mean of 
 '''
 # ... and the maker (imported when a set is made).
 MAKER = '''\
-from condense.synthetic import Condensation
+from condense.condensation import Condensation
 
 
 class MeanMatch(Condensation):

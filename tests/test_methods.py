@@ -6,13 +6,13 @@ import dataclasses
 import pytest
 import torch
 
-from condense import diffaug
+from condense import diffaug, matching, methods
+from condense.condensation import Budget, DMBudget, DMCondensation, DSACondensation, distribution_matching_loss
 from condense.errors import NonFiniteLossError
-from condense.dm import DMBudget, DMCondensation, distribution_matching_loss
-from condense.dsa import DSACondensation
-from condense import methods, synthetic
+from condense.matching import class_gradients_loss
+from condense.networks import build_network
+from condense.synthetic import seeded_generator
 from evaluation.augmentation import for_set
-from condense.synthetic import Budget, build_network, class_gradients_loss, seeded_generator
 from conftest import step_twice_second_without_sync
 
 TINY_DM = DMBudget(iterations=3, batch_real=8)
@@ -58,8 +58,8 @@ def test_dm_embeds_many_classes_a_few_at_a_time(mnist_small, monkeypatch):
     real = train.images[:40].view(10, 4, 1, 28, 28)
     syn = torch.randn(10, 2, 1, 28, 28, requires_grad=True)
     whole = distribution_matching_loss(net.embed, real, syn)
-    monkeypatch.setattr(synthetic, "REAL_PASS_VALUES", 4 * real[0].numel())
-    assert [len(p) for p in synthetic.class_passes(real)] == [4, 4, 2]
+    monkeypatch.setattr(matching, "REAL_PASS_VALUES", 4 * real[0].numel())
+    assert [len(p) for p in matching.class_passes(real)] == [4, 4, 2]
     passes = distribution_matching_loss(net.embed, real, syn)
     torch.testing.assert_close(passes, whole)
     torch.testing.assert_close(torch.autograd.grad(passes, syn)[0], torch.autograd.grad(whole, syn)[0])
@@ -75,8 +75,8 @@ def test_dm_embeds_batchnorm_models_over_all_classes_at_once(mnist_small, monkey
                  - net.embed(syn.flatten(0, 1)).view(10, 1, -1).mean(1)) ** 2).sum()
     torch.testing.assert_close(distribution_matching_loss(net.embed, real, syn, one_pass=True), expected)
     stepped = []
-    for elements in (synthetic.REAL_PASS_VALUES, 1):  # a BN network's step is one pass whatever the limit
-        monkeypatch.setattr(synthetic, "REAL_PASS_VALUES", elements)
+    for elements in (matching.REAL_PASS_VALUES, 1):  # a BN network's step is one pass whatever the limit
+        monkeypatch.setattr(matching, "REAL_PASS_VALUES", elements)
         run = methods.start("DM", train, "ConvNetW16BN", 1, TINY_DM, seed=0)
         run.step()
         stepped.append(run.images.detach())

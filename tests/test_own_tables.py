@@ -4,9 +4,10 @@ import pytest
 import yaml
 
 from condense.errors import ConfigError
-from orchestrator import results, spec, tables
-from orchestrator.cells import expand
-from orchestrator.layouts import own_layouts
+from orchestrator.results import parquet, tables
+from orchestrator.sweep import spec
+from orchestrator.sweep.cells import expand
+from orchestrator.sweep.layouts import own_layouts
 
 GRID = {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1, 10], "eval_modes": ["S"],
         "methods": ["random", "DC"]}
@@ -59,7 +60,7 @@ def test_the_papers_tables_keep_their_layout(tmp_path):
 def rows_of(sweep, accuracy=50.0):
     out = []
     for cell in expand(sweep.for_run("/d", "v")):
-        out += results.ok_rows("own", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": s,
+        out += parquet.ok_rows("own", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": s,
                                               "accuracy": accuracy + cell.ipc + s, "iterations": 10}
                                              for s in (0, 1)])
     return out
@@ -69,8 +70,8 @@ def test_an_own_table_renders_from_the_parquet_in_every_format(tmp_path):
     sweep = load(tmp_path, rows=["method"], columns="ipc")
     path = tmp_path / "results.parquet"
     layouts = {"mine": {"rows": ["method"], "column": "ipc"}}
-    results.write(rows_of(sweep), path, {"sweep": {"name": "own", "cells": [], "layouts": layouts}})
-    df = results.read(path)
+    parquet.write(rows_of(sweep), path, {"sweep": {"name": "own", "cells": [], "layouts": layouts}})
+    df = parquet.read(path)
     assert tables.table_names(df) == ["mine"]
     md = tables.markdown(df, "mine", paper=False)
     assert md.splitlines()[0] == "### mine" and "| method \\ ipc | 1 | 10 |" in md
@@ -79,18 +80,18 @@ def test_an_own_table_renders_from_the_parquet_in_every_format(tmp_path):
     assert "\\textbf{60.50 $\\pm$ 0.50}" in tables.latex(df, "mine", paper=False)
     assert "random,10,ok,60.5000,0.5000,2" in tables.csv_text(df, "mine", paper=False)
     # without the layout in the metadata (a Parquet of python -m evaluation): the columns that vary
-    results.write(rows_of(sweep), path)
-    assert "| ipc \\ method | random | DC |" in tables.markdown(results.read(path), "mine")
+    parquet.write(rows_of(sweep), path)
+    assert "| ipc \\ method | random | DC |" in tables.markdown(parquet.read(path), "mine")
 
 
 @pytest.mark.slow
 def test_an_own_table_has_its_figure_and_a_place_in_the_report(tmp_path):
-    from orchestrator import plots, report
+    from orchestrator.results import plots, report
 
     sweep = load(tmp_path)
-    results.write(rows_of(sweep), tmp_path / "results.parquet")
+    parquet.write(rows_of(sweep), tmp_path / "results.parquet")
     written = plots.write_plots(tmp_path / "results.parquet")
     assert {p.name for p in written} == {"mine.png", "mine.pdf"}
-    tables.write_tables(results.read(tmp_path / "results.parquet"), tmp_path / "tables")
+    tables.write_tables(parquet.read(tmp_path / "results.parquet"), tmp_path / "tables")
     html = report.render(tmp_path)
     assert "<h2>mine</h2>" in html and "plots/mine.png" in html

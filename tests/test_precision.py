@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-from orchestrator.seed_cli import parse_args, validate
+from orchestrator.cli.seed import parse_args, validate
 from condense.errors import ConfigError
 from condense.precision import precision
-from condense.synthetic import Budget, Condensation, SyntheticSet
+from condense.condensation import Budget, DCCondensation
+from condense.synthetic import SyntheticSet
 from evaluation.protocol import evaluate
 from evaluation.train import EvalBudget
 
@@ -25,7 +26,7 @@ def test_on_the_cpu_every_precision_computes_what_default_does(mnist_small):
     syn = SyntheticSet(train.images[:10], train.labels[:10], "MNIST")
     images, accs = [], []
     for name in ("default", "fp32", "tf32", "bf16"):
-        run = Condensation(train, "ConvNetW32", 1, budget=Budget(iterations=1, batch_real=8, precision=name), seed=3)
+        run = DCCondensation(train, "ConvNetW32", 1, budget=Budget(iterations=1, batch_real=8, precision=name), seed=3)
         run.step()
         images.append(run.images.detach())
         accs.append(evaluate(syn, test, "ConvNetW32", [0], EvalBudget(epochs=1, max_test=100, precision=name)))
@@ -51,7 +52,7 @@ def test_on_cuda_tf32_is_set_inside_and_restored_and_bf16_autocasts(device):
 def test_a_sweep_file_sets_precision_or_names_the_bad_value(tmp_path):
     import yaml
 
-    from orchestrator import spec
+    from orchestrator.sweep import spec
 
     grid = {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1], "eval_modes": ["S"]}
     path = tmp_path / "p.yaml"

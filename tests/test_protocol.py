@@ -3,8 +3,9 @@ import torch
 
 from condense import networks
 from condense.errors import ConfigError
-from condense.dm import DMBudget
-from condense.synthetic import SyntheticSet, build_network, seeded_generator
+from condense.condensation import DMBudget
+from condense.networks import build_network
+from condense.synthetic import SyntheticSet, seeded_generator
 from evaluation.pools import EVAL_MODES, POOLS, eval_iterations, eval_models, self_eval_model
 from evaluation import train as trainer
 from evaluation.protocol import evaluate
@@ -31,8 +32,8 @@ def test_smoke_epochs_shrink_for_big_sets_only():
     trains proportionally fewer epochs; MNIST ipc 1 keeps its 100. Explicit epochs
     (--epoch_eval_train) are kept."""
     from condense.data import DATASETS
-    from orchestrator.config import Sweep
-    from orchestrator.seed_cli import parse_args, sweep_for
+    from orchestrator.sweep.config import Sweep
+    from orchestrator.cli.seed import parse_args, sweep_for
 
     smoke = EvalBudget.smoke()
     values = lambda name, ipc: ipc * DATASETS[name].num_classes * DATASETS[name].image_values  # noqa: E731

@@ -1,4 +1,4 @@
-"""--resume from the run folder's own records (orchestrator/resume.py), without Ray: whatever state
+"""--resume from the run folder's own records (orchestrator/driver/resume.py), without Ray: whatever state
 tune/ is in (gone, cut off, tampered), finished cells are rebuilt from their last checkpoint or the
 results, part-way cells continue from their most advanced checkpoint, and nothing is unpickled."""
 import errno
@@ -11,8 +11,11 @@ import torch
 
 from conftest import data_root
 from condense.synthetic import SyntheticSet
-from orchestrator import resume, results, run, spec, trainable
-from orchestrator.cells import expand
+from orchestrator.driver import resume, run
+from orchestrator.results import parquet
+from orchestrator.sweep import spec
+from orchestrator.trial import trainable
+from orchestrator.sweep.cells import expand
 
 SWEEP = """tables:
   table1: {datasets: [MNIST], models: [ConvNet], ipcs: [1], eval_modes: [S], metrics: [ours], methods: [random, DC]}
@@ -99,16 +102,16 @@ def test_finished_and_part_way_cells_come_from_the_best_checkpoint_whatever_tune
 def test_without_tune_or_checkpoints_the_results_ok_rows_are_kept_if_the_budgets_match(folder):
     _, sweep, cells, out = folder
     by_id = {c.cell_id: c for c in cells}
-    rows = results.ok_rows("tiny", by_id[RANDOM], [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 0,
+    rows = parquet.ok_rows("tiny", by_id[RANDOM], [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 0,
                                                     "accuracy": 47.5}])
-    rows += results.error_rows("tiny", by_id[DC], "crashed")
+    rows += parquet.error_rows("tiny", by_id[DC], "crashed")
     meta = {"budgets": sweep.comparable()}
-    results.write(rows, out / "results.parquet", meta)
+    parquet.write(rows, out / "results.parquet", meta)
     known, starts = resume.prepare(out, out / "tune", cells, sweep, "tiny")
     assert list(known) == [RANDOM] and starts == {}  # the failed cell runs again
     assert [r["accuracy"] for r in known[RANDOM].rows] == [47.5]
 
-    results.write(rows, out / "results.parquet", {"budgets": {**meta["budgets"], "num_eval": 3}})
+    parquet.write(rows, out / "results.parquet", {"budgets": {**meta["budgets"], "num_eval": 3}})
     assert resume.prepare(out, out / "tune", cells, sweep, "tiny") == ({}, {})  # another sweep's rows
     (out / "results.parquet").unlink()
     (out / "results.parquet").mkdir()  # not a file at all
@@ -130,7 +133,7 @@ def test_resuming_a_finished_run_rewrites_its_outputs_without_ray_and_a_full_dis
     assert "on a local Ray" not in printed.out and "2 cells: 2 ok" in printed.out  # no Ray started
     assert "resuming: 2 of 2 cells finished before" in printed.out
     assert not (tmp_path / "pwned").exists() and not (out / ".results.parquet.999.tmp").exists()
-    df = results.read(out / "results.parquet")
+    df = parquet.read(out / "results.parquet")
     assert (df.status == "ok").all() and sorted(df.accuracy) == [30.0, 30.0, 31.0, 31.0]
     before = (out / "results.parquet").read_bytes()
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from condense.errors import ConfigError
-from orchestrator import lock
-from orchestrator.lock import LOCK_FILE, RunLock
+from orchestrator.driver import lock
+from orchestrator.driver.lock import LOCK_FILE, RunLock
 
 
 def dead_pid() -> int:
@@ -23,7 +23,7 @@ def test_a_second_driver_is_refused_while_the_first_holds_the_folder(tmp_path):
     with RunLock(tmp_path):
         held = json.loads((tmp_path / LOCK_FILE).read_text())
         assert held["host"] == socket.gethostname() and held["pid"] == os.getpid()
-        other = subprocess.run([sys.executable, "-c", "import sys; from orchestrator.lock import RunLock; "
+        other = subprocess.run([sys.executable, "-c", "import sys; from orchestrator.driver.lock import RunLock; "
                                 "RunLock(sys.argv[1]).acquire()", str(tmp_path)],
                                capture_output=True, text=True, timeout=60,
                                env={**os.environ, "PYTHONPATH": os.getcwd()})

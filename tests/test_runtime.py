@@ -17,7 +17,8 @@ import os, torch
 torch.set_num_threads(2)
 print(os.environ["OMP_WAIT_POLICY"])
 from condense.data import DATASETS, ImageSet
-from condense.synthetic import build_network, seeded_generator
+from condense.networks import build_network
+from condense.synthetic import seeded_generator
 from evaluation.train import EvalBudget, train_network
 g = seeded_generator(0)
 x, y = torch.randn(40, 1, 28, 28, generator=g), torch.arange(10).repeat(4)

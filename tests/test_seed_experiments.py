@@ -5,10 +5,11 @@ import yaml
 
 from condense.errors import ConfigError
 from conftest import REPO
-from orchestrator import results, spec, tables
-from orchestrator.cells import Cell, expand
-from orchestrator.config import Grid, Sweep
-from orchestrator.published import published
+from orchestrator.results import parquet, tables
+from orchestrator.sweep import spec
+from orchestrator.sweep.cells import Cell, expand
+from orchestrator.sweep.config import Grid, Sweep
+from orchestrator.results.published import published
 from evaluation.pools import EVAL_MODES, POOLS, eval_iterations, eval_models
 
 SWEEPS = REPO / "sweeps"
@@ -97,9 +98,9 @@ def test_published_numbers_hold_for_the_strategy_they_were_made_with():
 def test_the_ablation_table_has_a_column_per_strategy(tmp_path):
     rows = []
     for i, cell in enumerate(expand(spec.load(SWEEPS / "dsa_ablation.yaml"))):
-        rows += results.ok_rows("a", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 1, "accuracy": 40.0 + i}])
-    results.write(rows, tmp_path / "r.parquet")
-    md = tables.markdown(results.read(tmp_path / "r.parquet"), "dsa_ablation")
+        rows += parquet.ok_rows("a", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 1, "accuracy": 40.0 + i}])
+    parquet.write(rows, tmp_path / "r.parquet")
+    md = tables.markdown(parquet.read(tmp_path / "r.parquet"), "dsa_ablation")
     lines = [line for line in md.splitlines() if line.startswith("| ")]
     assert lines[0] == "| dataset | model | ipc \\ dsa_strategy | " + " | ".join(STRATEGIES) + " |"
     assert lines[1].startswith("| CIFAR10 | ConvNet | 10 | 40.00 ± 0.00 | 41.00 ± 0.00 |")
@@ -111,13 +112,13 @@ def test_a_sweep_over_ipcs_plots_accuracy_against_ipc_on_a_log_axis_with_hollow_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from orchestrator import plots
+    from orchestrator.results import plots
 
     rows = []
     for cell in expand(spec.load(SWEEPS / "dm_large.yaml")):
-        rows += results.ok_rows("d", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 1, "accuracy": 60.0}])
-    results.write(rows, tmp_path / "results.parquet")
-    fig = plots._draw_table(plt, results.read(tmp_path / "results.parquet"), "ipc_curve")
+        rows += parquet.ok_rows("d", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 1, "accuracy": 60.0}])
+    parquet.write(rows, tmp_path / "results.parquet")
+    fig = plots._draw_table(plt, parquet.read(tmp_path / "results.parquet"), "ipc_curve")
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200", "500", "1000", "1250"]
@@ -150,7 +151,7 @@ def test_set_figures_a_block_per_dataset_and_method_and_labelled_cell_grids(tmp_
 
     from condense.synthetic import SyntheticSet
     from condense.visualise import class_grid, save_grid
-    from orchestrator import plots, report, set_figures
+    from orchestrator.results import plots, report, set_figures
 
     torch.manual_seed(0)
     cells = [Cell("MNIST", "ConvNet", 1, "S", "ours", "DC", ("methods",)),
@@ -160,12 +161,12 @@ def test_set_figures_a_block_per_dataset_and_method_and_labelled_cell_grids(tmp_
     rows = []
     for cell in cells:
         ipc = cell.ipc
-        rows += results.ok_rows("f", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 1, "accuracy": 50.0}])
+        rows += parquet.ok_rows("f", cell, [{"exp": 0, "eval_model": "ConvNet", "eval_seed": 1, "accuracy": 50.0}])
         s = SyntheticSet(torch.randn(10 * ipc, 1, 28, 28), torch.arange(10).repeat_interleave(ipc), "MNIST")
         (tmp_path / "synthetic").mkdir(exist_ok=True)
         s.save(tmp_path / "synthetic" / f"{cell.cell_id}-exp0.pt")
-    results.write(rows, tmp_path / "results.parquet")
-    chosen = set_figures.first_sets(tmp_path, results.read(tmp_path / "results.parquet"))
+    parquet.write(rows, tmp_path / "results.parquet")
+    chosen = set_figures.first_sets(tmp_path, parquet.read(tmp_path / "results.parquet"))
     assert list(chosen) == [1, 10]
     assert [title for title, _ in chosen[1]] == ["MNIST, DC (MNIST-ConvNet-ipc1-S-ours)",
                                                  "MNIST, DSA (MNIST-ConvNet-ipc1-S-ours-DSA)"]

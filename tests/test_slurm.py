@@ -21,7 +21,7 @@ import pytest
 
 from condense.errors import ConfigError
 from conftest import REPO, data_root
-from orchestrator import preflight
+from orchestrator.driver import preflight
 
 SBATCH = REPO / "cluster" / "slurm" / "sweep.sbatch"
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo", "scontrol")
@@ -57,7 +57,7 @@ def test_the_run_refuses_a_cluster_that_is_not_the_allocation(monkeypatch, capsy
     any node is probed or cell started (Ray's calls stand in: the refusal needs only its node table)."""
     import ray
 
-    from orchestrator import run
+    from orchestrator.driver import run
 
     down, probed = [], []
     monkeypatch.setenv("SLURM_JOB_NUM_NODES", "3")

@@ -9,9 +9,12 @@ import dataclasses
 import pytest
 import torch
 
-from condense import synthetic
-from condense.synthetic import (Budget, Condensation, build_network, class_gradients_loss,
-                                class_gradients_loss_fast, freeze_batchnorm_on, seeded_generator)
+from condense import matching
+from condense.condensation import Budget, DCCondensation
+from condense.condensation.dc import freeze_batchnorm_on
+from condense.matching import class_gradients_loss, class_gradients_loss_fast
+from condense.networks import build_network
+from condense.synthetic import seeded_generator
 from conftest import step_twice_second_without_sync
 
 
@@ -31,7 +34,7 @@ def train64(mnist_small, float64, device):
 
 def batches(train, ipc, n_real, seed=0):
     g = seeded_generator(seed, train.images.device)
-    run = Condensation(train, "MLP", ipc, budget=Budget(outer_loop=1, inner_loop=1), seed=seed)
+    run = DCCondensation(train, "MLP", ipc, budget=Budget(outer_loop=1, inner_loop=1), seed=seed)
     real = train.images[run.sampler.sample(n_real, g)]
     syn = torch.randn((10, ipc, *real.shape[2:]), generator=g, dtype=real.dtype, device=real.device).requires_grad_(True)
     return real, syn
@@ -81,7 +84,7 @@ def test_batchnorm_in_train_mode_uses_the_reference_loop(mnist_small):
 def test_condensation_fast_and_reference_steps_agree(train64, model):
     train = train64
     budget = Budget(iterations=2, batch_real=8, outer_loop=2, inner_loop=1, bn_real_per_class=4)
-    runs = [Condensation(train, model, 2, "ours", budget, seed=4, fast=fast) for fast in (True, False)]
+    runs = [DCCondensation(train, model, 2, "ours", budget, seed=4, fast=fast) for fast in (True, False)]
     for run in runs:
         run.step()
         run.step()
@@ -95,7 +98,7 @@ def test_an_outer_iteration_never_waits_for_the_device(mnist_small, device):
     """Network seeds are drawn on the host, so on CUDA a whole step runs under sync debug mode
     "error" (which raises at any host synchronisation); on the CPU the run keeps one generator."""
     train = mnist_small[0].to(device)
-    run = Condensation(train, "ConvNetW16", 2, budget=Budget(batch_real=8, outer_loop=2, inner_loop=1), seed=0)
+    run = DCCondensation(train, "ConvNetW16", 2, budget=Budget(batch_real=8, outer_loop=2, inner_loop=1), seed=0)
     assert run.net_generator.device.type == "cpu"
     assert (run.net_generator is run.generator) == (device.type == "cpu")
     step_twice_second_without_sync(run, device)
@@ -110,8 +113,8 @@ def test_batched_real_gradients_equal_the_per_class_loop(train64, model, device,
     train = train64
     real, syn = batches(train, 2, 8)
     if classes_per_pass:
-        monkeypatch.setattr(synthetic, "REAL_PASS_VALUES", classes_per_pass * real[0].numel())
-        assert [len(p) for p in synthetic.class_passes(real)] == [3, 3, 3, 1]
+        monkeypatch.setattr(matching, "REAL_PASS_VALUES", classes_per_pass * real[0].numel())
+        assert [len(p) for p in matching.class_passes(real)] == [3, 3, 3, 1]
     net = build_network(model, train, seeded_generator(1, device), device)
     if model.endswith("BN"):
         freeze_batchnorm_on(net, real.flatten(0, 1))
@@ -122,5 +125,5 @@ def test_batched_real_gradients_equal_the_per_class_loop(train64, model, device,
 
 
 def test_batched_real_gradients_are_the_default_on_cuda_only(mnist_small, device):
-    run = Condensation(mnist_small[0].to(device), "MLP", 1, budget=Budget(outer_loop=1, inner_loop=1))
+    run = DCCondensation(mnist_small[0].to(device), "MLP", 1, budget=Budget(outer_loop=1, inner_loop=1))
     assert run.matching_loss.keywords["batched_real"] == (device.type == "cuda")

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from condense.augment import augment
-from condense.synthetic import SyntheticSet, build_network, seeded_generator
+from condense.networks import build_network
+from condense.synthetic import SyntheticSet, seeded_generator
 from evaluation import protocol
 from evaluation.protocol import evaluate, parallel_seeds
 from evaluation.train import EvalBudget, train_network, train_networks

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from condense.errors import ConfigError
-from orchestrator import storage
-from orchestrator.lock import LOCK_FILE, StoreLock
+from orchestrator.driver import storage
+from orchestrator.driver.lock import LOCK_FILE, StoreLock
 
 moto = pytest.importorskip("moto")
 

@@ -1,6 +1,7 @@
 """The package layout stays as docs/design.md says: imports one way (orchestrator -> evaluation ->
-condense), no import cycles, no private name imported across modules, and the docs the code points
-to are in the repository. Read from the source (ast), so these run in milliseconds."""
+condense, and inside orchestrator from the command lines down to the sweep file), no import cycles
+(type-only imports count), no private name imported across modules, and the docs the code points to
+are in the repository. Read from the source (ast), so these run in milliseconds."""
 import ast
 import re
 
@@ -13,6 +14,9 @@ LAYER = {"condense": 0, "evaluation": 1, "orchestrator": 2}
 # Entry points may hand over to a layer above: `python -m condense` runs the seed CLI, `python -m
 # evaluation` the set evaluation (both in orchestrator).
 ENTRY_POINTS = {"condense.__main__", "evaluation.__main__"}
+# orchestrator's wings, from the top down: a wing imports only those below it.
+WINGS = ("cli", "driver", "trial", "results", "sweep")
+ORCHESTRATOR_ENTRY_POINTS = {f"orchestrator.{m}" for m in ("run", "tables", "plots", "report")}
 
 
 def modules() -> dict[str, ast.Module]:
@@ -21,20 +25,16 @@ def modules() -> dict[str, ast.Module]:
         for path in sorted((REPO / package).rglob("*.py")):
             name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
             found[name] = ast.parse(path.read_text(), str(path))
+            found[name].is_package = path.name == "__init__.py"  # its relative imports start at itself
     return found
 
 
 def imports(name: str, tree: ast.Module) -> list[tuple[str, list[str]]]:
-    """(module, names imported from it) per import outside ``if TYPE_CHECKING:`` blocks."""
-    typing_only = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            typing_only |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
-    package = name if name in PACKAGES else name.rsplit(".", 1)[0]
+    """(module, names imported from it) per import, ``if TYPE_CHECKING:`` ones included: a type-only
+    import ties two modules as much as any other."""
+    package = name if getattr(tree, "is_package", False) else name.rsplit(".", 1)[0]
     out = []
     for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
         if isinstance(node, ast.Import):
             out += [(a.name, []) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -94,6 +94,38 @@ def test_imports_go_one_way():
     assert wrong == []
 
 
+def wing(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "orchestrator" and parts[1] in WINGS else None
+
+
+def test_orchestrator_is_in_wings_and_its_top_level_holds_entry_points_only():
+    top = {p.stem for p in (REPO / "orchestrator").glob("*.py")} - {"__init__"}
+    assert {f"orchestrator.{m}" for m in top} == ORCHESTRATOR_ENTRY_POINTS
+    for name in WINGS:
+        init = REPO / "orchestrator" / name / "__init__.py"
+        assert ast.get_docstring(ast.parse(init.read_text())), f"orchestrator.{name} says what it holds"
+
+
+def test_the_wings_import_one_way():
+    wrong = []
+    for name, tree in modules().items():
+        here = wing(name)
+        for base, names in imports(name, tree):
+            targets = {base, *(f"{base}.{n}" for n in names)}
+            for there in {wing(t) for t in targets} - {None, here}:
+                if name in ORCHESTRATOR_ENTRY_POINTS or here is None:
+                    continue  # the entry points hand over to the wing that holds their code
+                if WINGS.index(there) < WINGS.index(here):
+                    wrong.append(f"{name} ({here}) imports {base} ({there})")
+    assert wrong == []
+
+
+def test_the_wing_order_is_checked():
+    assert wing("orchestrator.cli.seed") == "cli" and wing("orchestrator.run") is None
+    assert WINGS.index("sweep") > WINGS.index("driver")
+
+
 def test_no_private_name_is_imported_from_another_module():
     wrong = [f"{name} imports {base}.{n}" for name, tree in modules().items()
              for base, names in imports(name, tree) if base.split(".")[0] in LAYER
@@ -127,9 +159,10 @@ def test_a_method_added_to_the_table_is_known_to_sweeps_and_the_cli(monkeypatch,
     import dataclasses
 
     from condense import methods
-    from orchestrator import results, spec
-    from orchestrator.cells import describe, expand
-    from orchestrator.seed_cli import parse_args, validate
+    from orchestrator.results import parquet
+    from orchestrator.sweep import spec
+    from orchestrator.sweep.cells import describe, expand
+    from orchestrator.cli.seed import parse_args, validate
 
     first = dataclasses.replace(methods.METHODS["random"], name="first", summary="the first images")
     monkeypatch.setitem(methods.METHODS, "first", first)
@@ -140,5 +173,5 @@ def test_a_method_added_to_the_table_is_known_to_sweeps_and_the_cli(monkeypatch,
     cells = expand(sweep)
     assert [c.cell_id for c in cells] == ["MNIST-ConvNet-ipc1-S-ours-first", "MNIST-ConvNet-ipc1-S-ours"]
     assert "first selection" in describe(cells[0], sweep)
-    assert results.cell_columns("s", cells[0])["dis_metric"] is None  # a coreset: no distance
+    assert parquet.cell_columns("s", cells[0])["dis_metric"] is None  # a coreset: no distance
     validate(parse_args(["--method", "first", "--dataset", "MNIST", "--ipc", "1"]))

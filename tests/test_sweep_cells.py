@@ -2,8 +2,8 @@
 import dataclasses
 
 from conftest import REPO
-from orchestrator import spec
-from orchestrator.cells import Cell, describe, expand
+from orchestrator.sweep import spec
+from orchestrator.sweep.cells import Cell, describe, expand
 
 SWEEPS = REPO / "sweeps"
 
@@ -90,7 +90,7 @@ def test_smoke_scales_a_cells_budgets_to_its_set_and_keeps_ipc_1s():
 
 
 def test_the_seed_clis_smoke_scales_to_the_set_but_its_flags_win():
-    from orchestrator.seed_cli import parse_args, sweep_for
+    from orchestrator.cli.seed import parse_args, sweep_for
 
     base = ["--dataset", "MNIST", "--ipc", "50", "--smoke"]
     values = 50 * 10 * 28 * 28

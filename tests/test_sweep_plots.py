@@ -5,8 +5,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from orchestrator import curves, plots, report, results
-from orchestrator.cells import Cell
+from orchestrator.results import curves, plots, report, parquet
+from orchestrator.sweep.cells import Cell
 
 
 def run_folder(folder, table1=True, table2=True, metric=True, ablation=True):
@@ -19,7 +19,7 @@ def run_folder(folder, table1=True, table2=True, metric=True, ablation=True):
                     "condense_seconds": 1.0, "eval_seconds": 1.0, "iterations": 0 if cell.method != "DC" else 20,
                     "train_images": 60000, "code_version": "v", "torch_version": "t", "device": "cpu"}
                    for m, a in by_model.items() for e in range(2) for i in range(3)]
-        rows.extend(results.ok_rows("hand", cell, records))
+        rows.extend(parquet.ok_rows("hand", cell, records))
         if curve:
             by_iteration = [{"exp": e, "iteration": it, "model": m, "accs": [a * (0.3 + 0.7 * it / 20) + rng.gauss(0, 1)
                                                                                 for _ in range(3)],
@@ -40,7 +40,7 @@ def run_folder(folder, table1=True, table2=True, metric=True, ablation=True):
         for i, model in enumerate(("MLP", "ConvNet", "LeNet", "AlexNet", "VGG11BN", "ResNet18BN_AP")):
             cell = Cell("MNIST", model, 1, "M", "ours", "DC", ("table2",))
             if model == "AlexNet":
-                rows.extend(results.error_rows("hand", cell, "boom"))
+                rows.extend(parquet.error_rows("hand", cell, "boom"))
                 continue
             add(cell, {m: 60 + 4 * i + 3 * j for j, m in enumerate(pool)}, curve=True)
     if metric:
@@ -53,7 +53,7 @@ def run_folder(folder, table1=True, table2=True, metric=True, ablation=True):
             add(Cell("MNIST", model, 1, "W", "ours", "DC", ("ablation_width",)),
                 {m: 80 + 2 * i + j for j, m in enumerate(widths)})
     folder.mkdir(parents=True, exist_ok=True)
-    results.write(rows, folder / "results.parquet", {"budgets": {"num_exp": 2}, "versions": {"torch": "t"}})
+    parquet.write(rows, folder / "results.parquet", {"budgets": {"num_exp": 2}, "versions": {"torch": "t"}})
     curves.write(points, folder / "curves.parquet")
     return folder / "results.parquet"
 
@@ -91,10 +91,10 @@ class Refs(HTMLParser):
 
 
 def test_report_parses_and_references_only_files_that_exist(tmp_path):
-    from orchestrator import tables
+    from orchestrator.results import tables
     path = run_folder(tmp_path / "run", table1=False, table2=False, ablation=False)
     run = path.parent
-    tables.write_tables(results.read(path), run / "tables")
+    tables.write_tables(parquet.read(path), run / "tables")
     (run / "plots").mkdir()
     (run / "plots" / "metric.png").write_bytes(b"\x89PNG stand-in")  # drawn by plots in the sweep
     page = report.write_report(run).read_text()
@@ -114,11 +114,11 @@ def test_tables_of_failed_cells_or_whole_cells_alone_still_draw(tmp_path):
     record = {"exp": 0, "eval_model": "ConvNet", "eval_seed": 0, "accuracy": 98.0, "condense_seconds": 0.0,
               "eval_seconds": 1.0, "iterations": 3, "train_images": 2000, "code_version": "v", "torch_version": "t",
               "device": "cpu"}
-    rows = results.ok_rows("s", whole, [record])
-    rows += results.error_rows("s", Cell("MNIST", "ConvNet", 1, "M", "ours", "DC", ("table2",)), "boom")
-    rows += results.error_rows("s", Cell("MNIST", "MLP", 1, "S", "mse", "DC", ("metric",)), "boom")
+    rows = parquet.ok_rows("s", whole, [record])
+    rows += parquet.error_rows("s", Cell("MNIST", "ConvNet", 1, "M", "ours", "DC", ("table2",)), "boom")
+    rows += parquet.error_rows("s", Cell("MNIST", "MLP", 1, "S", "mse", "DC", ("metric",)), "boom")
     (tmp_path / "run").mkdir()
-    results.write(rows, tmp_path / "run" / "results.parquet")
+    parquet.write(rows, tmp_path / "run" / "results.parquet")
     curves.write([], tmp_path / "run" / "curves.parquet")  # no condensed cell finished: no curves figure
     written = plots.write_plots(tmp_path / "run" / "results.parquet")
     assert sorted(p.stem for p in written) == sorted(["table1", "table2", "metric"] * 2)

@@ -17,7 +17,8 @@ import torch
 import yaml
 
 from conftest import REPO, data_root
-from orchestrator import curves, results, trainable
+from orchestrator.results import curves, parquet
+from orchestrator.trial import trainable
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a hung Ray run fails, never blocks CI
 
@@ -71,7 +72,7 @@ def test_corrupt_data_is_refused_before_ray_and_a_failing_cell_is_kept_as_error(
                     "--output", tmp_path / "runs")
     assert r.returncode == 1, r.stdout + r.stderr
     out = tmp_path / "runs" / "tiny"
-    df = results.read(out / "results.parquet")
+    df = parquet.read(out / "results.parquet")
     failed, ok = df[df.method == "DC"], df[df.method == "random"]
     assert len(ok) == 2 and (ok.status == "ok").all() and ok.accuracy.between(0, 100).all()
     assert len(failed) == 1 and failed.status.tolist() == ["error"] and failed.accuracy.isna().all()
@@ -105,7 +106,7 @@ def test_killed_sweep_resumes_without_redoing_finished_cells(tmp_path):
         driver.wait(timeout=60)
     assert any("MNIST-MLP-ipc1-S-ours: done" in line for line in seen), "".join(seen)
     # results as they come: the cell that finished before the kill is already in the Parquet
-    assert results.read(out / "results.parquet").cell_id.unique().tolist() == ["MNIST-MLP-ipc1-S-ours"]
+    assert parquet.read(out / "results.parquet").cell_id.unique().tolist() == ["MNIST-MLP-ipc1-S-ours"]
     [first] = (out / "tune" / "MNIST-MLP-ipc1-S-ours").glob("checkpoint_*")
     before_kill = torch.load(first / trainable.STATE_FILE, weights_only=True)["records"]
     written = (first / trainable.STATE_FILE).stat().st_mtime
@@ -119,7 +120,7 @@ def test_killed_sweep_resumes_without_redoing_finished_cells(tmp_path):
     assert never_started and "exp 1/3  it 0 " in never_started[0]  # the cell not reached starts afresh
     # the finished cell's last checkpoint was moved out of tune/ (resume.py), never rewritten
     assert (out / "checkpoints" / "MNIST-MLP-ipc1-S-ours" / trainable.STATE_FILE).stat().st_mtime == written
-    df = results.read(out / "results.parquet")
+    df = parquet.read(out / "results.parquet")
     assert (df.status == "ok").all() and df.groupby("cell_id").size().to_dict() == {
         "MNIST-MLP-ipc1-S-ours": 6, "MNIST-MLP-ipc1-S-mse": 6, "MNIST-MLP-ipc1-S-cos": 6}
     again = df[df.cell_id == "MNIST-MLP-ipc1-S-ours"]
@@ -185,13 +186,13 @@ def test_sweep_on_a_ray_start_head_and_resume_of_a_finished_sweep(tmp_path, ray_
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"on {address}" in r.stdout and "4 cells: 4 ok" in r.stdout
     out = runs / "tiny"
-    df = results.read(out / "results.parquet")
+    df = parquet.read(out / "results.parquet")
     # 2 networks for each of 3 sets, 1 network trained on the whole (500-image) training set
-    assert list(df.columns) == results.COLUMNS and len(df) == 3 * 2 + 1 and (df.status == "ok").all()
+    assert list(df.columns) == parquet.COLUMNS and len(df) == 3 * 2 + 1 and (df.status == "ok").all()
     whole = df[df.method == "whole"]
     assert whole.cell_id.tolist() == ["MNIST-MLP-all-S-ours-whole"] and whole.ipc.isna().all()
     assert whole[["epochs", "train_images"]].values.tolist() == [[1, 500]] and whole.iterations.isna().all()
-    assert results.metadata(out / "results.parquet")["budgets"]["num_eval"] == 2
+    assert parquet.metadata(out / "results.parquet")["budgets"]["num_eval"] == 2
     assert sorted(p.name for p in (out / "tables").iterdir()) == ["metric.md", "metric.tex", "table1.md", "table1.tex"]
     assert "| MLP | " in (out / "tables" / "metric.md").read_text()
     table1 = (out / "tables" / "table1.md").read_text()
@@ -258,7 +259,7 @@ def test_a_stop_ends_like_ctrl_c_and_a_second_driver_is_refused_meanwhile(tmp_pa
     assert "SIGTERM received" not in text and "Traceback" not in text, text
     assert "Failed to connect to GCS" not in text and took < 60, (took, text)  # Ray outlived the signal
     assert "unfinished" in text.strip().splitlines()[-1] and "rerun with --resume" in text, text
-    df = results.read(out / "results.parquet")  # the partial Parquet: finished rows ok, the rest missing
+    df = parquet.read(out / "results.parquet")  # the partial Parquet: finished rows ok, the rest missing
     assert set(df[df.cell_id == "MNIST-MLP-ipc1-S-ours"].status) == {"ok"}
     assert set(df[df.cell_id != "MNIST-MLP-ipc1-S-ours"].status) == {"missing"}
     assert not (out / "driver.lock").exists()  # released on the way out
@@ -277,7 +278,7 @@ def filling(table, where, **kwargs):
     open(where, "wb").write(b"PAR1")
     raise OSError(errno.ENOSPC, "No space left on device")
 pq.write_table = filling
-from orchestrator import run
+from orchestrator.driver import run
 sys.exit(run.main(sys.argv[1:]))
 """
 
@@ -294,13 +295,13 @@ def test_a_write_that_fails_mid_run_stops_the_driver_in_one_line_and_resume_fini
     assert "free there" in lines[0] and "rerun with --resume" in lines[0]
     done = [line for line in r.stdout.splitlines() if ": done (" in line]
     assert len(done) == 2, r.stdout  # stopped when the second cell's results would not write
-    df = results.read(out / "results.parquet")  # the first write's, whole
+    df = parquet.read(out / "results.parquet")  # the first write's, whole
     assert df.cell_id.unique().tolist() == [done[0].split("] ")[1].split(":")[0]] and set(df.status) == {"ok"}
     assert [p for p in out.rglob("*.tmp") if "tune" not in p.parts] == []
     again = orchestrate(path, "--output", tmp_path / "runs", "--resume")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming: 2 of 3 cells finished before" in again.stdout and "3 cells: 3 ok" in again.stdout
-    assert set(results.read(out / "results.parquet").status) == {"ok"}
+    assert set(parquet.read(out / "results.parquet").status) == {"ok"}
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -314,7 +315,7 @@ def test_a_full_disk_fails_in_one_line_and_a_resume_after_freeing_space_recomput
         first = orchestrate(path, "--output", disk)
         assert first.returncode == 0, first.stdout + first.stderr
         out = disk / "tiny"
-        parquet = (out / "results.parquet").read_bytes()
+        kept = (out / "results.parquet").read_bytes()
         with open(disk / "filler", "wb") as f:  # the disk fills up, but for about 100 KB
             try:
                 while True:
@@ -326,12 +327,12 @@ def test_a_full_disk_fails_in_one_line_and_a_resume_after_freeing_space_recomput
         full = orchestrate(path, "--output", disk, "--resume")
         lines = full.stderr.strip().splitlines()
         assert full.returncode == 0 or (len(lines) == 1 and "Traceback" not in full.stderr), full.stderr
-        assert (out / "results.parquet").read_bytes() == parquet  # kept whole
+        assert (out / "results.parquet").read_bytes() == kept  # kept whole
         (disk / "filler").unlink()
         again = orchestrate(path, "--output", disk, "--resume")
         assert again.returncode == 0, again.stdout + again.stderr
         assert "resuming: 2 of 2 cells finished before" in again.stdout and "on a local Ray" not in again.stdout
-        assert (out / "results.parquet").read_bytes() == parquet
+        assert (out / "results.parquet").read_bytes() == kept
         assert list(out.rglob("*.tmp")) == []
     finally:
         subprocess.run(["umount", "-l", str(disk)])
@@ -395,5 +396,5 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path, ray_
     assert "MNIST-MLP-ipc1-S-ours: crashed" in out and "1 cells: 1 ok" in out, out
     resumed = re.search(r"MNIST-MLP-ipc1-S-ours: resumed from its checkpoint at exp 1 it (\d+)", out)
     assert resumed and int(resumed[1]) >= 5, out  # from the checkpoint, not from zero
-    df = results.read(tmp_path / "runs" / "tiny" / "results.parquet")
+    df = parquet.read(tmp_path / "runs" / "tiny" / "results.parquet")
     assert (df.status == "ok").all() and len(df) == 2

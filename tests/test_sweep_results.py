@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import results
-from orchestrator.cells import Cell
+from orchestrator.results import parquet
+from orchestrator.sweep.cells import Cell
 
 SCHEMA = ("sweep cell_id table dataset model ipc eval_mode dis_metric method exp eval_model eval_seed accuracy "
           "condense_seconds eval_seconds iterations epochs train_images code_version torch_version device device_name "
@@ -22,13 +22,13 @@ def record(exp, model, seed, acc):
 
 
 def test_round_trip_has_exactly_the_schema(tmp_path):
-    rows = results.ok_rows("s", CELL, [record(0, "MLP", 7, 91.5), record(0, "LeNet", 8, 80.0)])
-    rows += results.error_rows("s", Cell("SVHN", "ConvNet", 1, "M", "ours", "DC", ("table2",)), "boom\n  twice")
+    rows = parquet.ok_rows("s", CELL, [record(0, "MLP", 7, 91.5), record(0, "LeNet", 8, 80.0)])
+    rows += parquet.error_rows("s", Cell("SVHN", "ConvNet", 1, "M", "ours", "DC", ("table2",)), "boom\n  twice")
     path = tmp_path / "results.parquet"
-    results.write(rows, path)
-    df = results.read(path)
-    assert list(df.columns) == SCHEMA == results.COLUMNS
-    assert pq.read_schema(path).equals(results.SCHEMA)
+    parquet.write(rows, path)
+    df = parquet.read(path)
+    assert list(df.columns) == SCHEMA == parquet.COLUMNS
+    assert pq.read_schema(path).equals(parquet.SCHEMA)
     ok, err = df[df.status == "ok"], df[df.status == "error"]
     assert ok.accuracy.tolist() == [91.5, 80.0] and ok.eval_seed.tolist() == [7, 8]
     assert ok.table.map(list).tolist() == [["table2"]] * 2 and ok.dis_metric.unique().tolist() == ["ours"]
@@ -41,7 +41,7 @@ def test_round_trip_has_exactly_the_schema(tmp_path):
 
 def test_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "results.parquet"
-    results.write(results.ok_rows("s", CELL, [record(0, "MLP", 1, 50.0)]), path)
+    parquet.write(parquet.ok_rows("s", CELL, [record(0, "MLP", 1, 50.0)]), path)
     before = path.read_bytes()
 
     def crash(table, where):
@@ -49,17 +49,17 @@ def test_write_is_atomic(tmp_path, monkeypatch):
             f.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.pq, "write_table", crash)
+    monkeypatch.setattr(parquet.pq, "write_table", crash)
     with pytest.raises(OSError):
-        results.write(results.ok_rows("s", CELL, [record(0, "MLP", 1, 60.0)]), path)
+        parquet.write(parquet.ok_rows("s", CELL, [record(0, "MLP", 1, 60.0)]), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["results.parquet"]  # no temp file left behind
 
 
 def test_same_rows_give_identical_bytes(tmp_path):
-    rows = results.ok_rows("s", CELL, [record(e, "MLP", e, 50.0 + e) for e in range(3)])
-    results.write(rows, tmp_path / "a.parquet")
-    results.write(rows, tmp_path / "b.parquet")
+    rows = parquet.ok_rows("s", CELL, [record(e, "MLP", e, 50.0 + e) for e in range(3)])
+    parquet.write(rows, tmp_path / "a.parquet")
+    parquet.write(rows, tmp_path / "b.parquet")
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
 
 
@@ -70,10 +70,10 @@ def test_what_does_not_apply_is_null_and_provenance_is_kept(tmp_path):
     whole = Cell("MNIST", "ConvNet", 0, "S", "ours", "whole", ("table1",))
     herding = Cell("MNIST", "ConvNet", 10, "S", "ours", "herding", ("table1",))
     dc = Cell("MNIST", "ConvNet", 10, "S", "ours", "DC", ("table1", "metric"))
-    rows = [*results.ok_rows("s", whole, [rec]), *results.ok_rows("s", herding, [{**rec, "iterations": 0}]),
-            *results.ok_rows("s", dc, [{**rec, "iterations": 1000}])]
-    results.write(rows, tmp_path / "r.parquet")
-    df = results.read(tmp_path / "r.parquet").set_index("method")
+    rows = [*parquet.ok_rows("s", whole, [rec]), *parquet.ok_rows("s", herding, [{**rec, "iterations": 0}]),
+            *parquet.ok_rows("s", dc, [{**rec, "iterations": 1000}])]
+    parquet.write(rows, tmp_path / "r.parquet")
+    df = parquet.read(tmp_path / "r.parquet").set_index("method")
     assert pd.isna(df.loc["whole", "ipc"]) and pd.isna(df.loc["whole", "iterations"])
     assert df.loc["whole", "epochs"] == 50
     assert pd.isna(df.loc["herding", "dis_metric"]) and pd.isna(df.loc["herding", "iterations"])
@@ -87,8 +87,8 @@ def test_what_does_not_apply_is_null_and_provenance_is_kept(tmp_path):
 def test_budgets_sweep_and_versions_travel_as_key_value_metadata(tmp_path):
     meta = {"budgets": {"num_exp": 5, "budget": {"iterations": 1000}}, "sweep": {"name": "s"},
             "versions": {"torch": "2.x"}}
-    results.write(results.ok_rows("s", CELL, [record(0, "MLP", 1, 50.0)]), tmp_path / "r.parquet", meta)
-    assert results.metadata(tmp_path / "r.parquet") == meta
+    parquet.write(parquet.ok_rows("s", CELL, [record(0, "MLP", 1, 50.0)]), tmp_path / "r.parquet", meta)
+    assert parquet.metadata(tmp_path / "r.parquet") == meta
     assert b"budgets" in pq.read_schema(tmp_path / "r.parquet").metadata
 
 
@@ -96,7 +96,7 @@ def first_schema_file(path):
     """A results file as written before the schema change: comma-joined tables, ipc 0 and the
     epochs in iterations for a whole cell, a coreset with dis_metric ours and iterations 0."""
     old = pa.schema([(n, pa.string() if n in ("table",) else t) for n, t in zip(
-        results.SCHEMA.names, results.SCHEMA.types) if n not in ("epochs", "device_name", "started_at", "finished_at")])
+        parquet.SCHEMA.names, parquet.SCHEMA.types) if n not in ("epochs", "device_name", "started_at", "finished_at")])
     base = {"sweep": "old", "eval_mode": "S", "exp": 0, "eval_model": "ConvNet", "eval_seed": 0,
             "condense_seconds": 1.0, "eval_seconds": 1.0, "train_images": 60000, "code_version": "v",
             "torch_version": "t", "device": "cpu", "status": "ok", "error": None, "dataset": "MNIST",
@@ -112,8 +112,8 @@ def first_schema_file(path):
 
 def test_a_file_of_the_first_schema_reads_in_the_current_shape(tmp_path):
     first_schema_file(tmp_path / "old.parquet")
-    df = results.read(tmp_path / "old.parquet")
-    assert set(results.COLUMNS) <= set(df.columns)
+    df = parquet.read(tmp_path / "old.parquet")
+    assert set(parquet.COLUMNS) <= set(df.columns)
     df = df.set_index("method")
     assert pd.isna(df.loc["whole", "ipc"]) and pd.isna(df.loc["whole", "iterations"])
     assert df.loc["whole", "epochs"] == 40
@@ -121,4 +121,4 @@ def test_a_file_of_the_first_schema_reads_in_the_current_shape(tmp_path):
     assert (df.loc["DC", "iterations"], df.loc["DC", "dis_metric"], list(df.loc["DC", "table"])) == (
         1000, "ours", ["table1", "metric"])
     assert df.device_name.isna().all() and df.started_at.isna().all()
-    assert results.metadata(tmp_path / "old.parquet") == {}
+    assert parquet.metadata(tmp_path / "old.parquet") == {}

@@ -11,8 +11,8 @@ import yaml
 
 from condense.errors import ConfigError
 from conftest import REPO, data_root
-from orchestrator import spec
-from orchestrator.cells import expand
+from orchestrator.sweep import spec
+from orchestrator.sweep.cells import expand
 
 SWEEPS = REPO / "sweeps"
 # Table 1: 12 DC cells, 4 coreset baselines x 12, and one whole-dataset cell per dataset
@@ -159,7 +159,7 @@ def test_cli_rejects_a_bad_file_before_importing_ray(tmp_path, monkeypatch, driv
 @pytest.fixture
 def driver(capsys):
     """``python -m orchestrator.run ARGS`` in this process: (exit status, stdout, stderr)."""
-    from orchestrator.run import main
+    from orchestrator.driver.run import main
 
     def call(*args):
         try:
@@ -192,7 +192,7 @@ def test_dry_run_lists_cells_with_budgets_and_count(driver):
     ("auto", "resources: auto (with GPUs: 2 CPUs + 0.25 GPU per cell; without GPUs: 1 CPU per cell)"),
 ])
 def test_explicit_resources_win_over_auto(tmp_path, resources, line):
-    from orchestrator.resources import Plan
+    from orchestrator.driver.resources import Plan
     plan = Plan(spec.load(write(tmp_path, edited(resources=resources))).resources)
     assert plan.describe() == line
     if resources != "auto":
@@ -287,7 +287,7 @@ def test_a_sweep_name_that_is_not_a_safe_folder_name_is_refused(tmp_path, name):
 
 
 def test_a_run_folder_held_by_a_live_driver_is_refused_in_one_line(tmp_path, driver):
-    from orchestrator.lock import RunLock
+    from orchestrator.driver.lock import RunLock
 
     path = write(tmp_path, edited(data_root=str(data_root())))
     (tmp_path / "runs" / "sweep").mkdir(parents=True)

@@ -18,11 +18,12 @@ from ray import tune
 from conftest import data_root
 from condense.data import load
 from evaluation.reference import ReferenceBudget
-from condense.synthetic import Budget, SyntheticSet
+from condense.condensation import Budget
+from condense.synthetic import SyntheticSet
 from evaluation.train import EvalBudget
-from orchestrator import trainable
-from orchestrator.cells import Cell
-from orchestrator.config import Sweep
+from orchestrator.trial import trainable
+from orchestrator.sweep.cells import Cell
+from orchestrator.sweep.config import Sweep
 
 CELL = Cell("MNIST", "MLP", 1, "S", "ours", "DC", ("metric",))
 
@@ -184,9 +185,9 @@ def test_a_whole_cell_tests_networks_trained_on_the_whole_pool(tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_a_dm_cell_uses_its_own_budget_and_a_non_finite_loss_fails_it(tmp_path, monkeypatch, settings):
-    from condense import dm
+    from condense.condensation import DMBudget, dm
 
-    settings = dataclasses.replace(settings, num_exp=1, dm_budget=dm.DMBudget(iterations=2, batch_real=8))
+    settings = dataclasses.replace(settings, num_exp=1, dm_budget=DMBudget(iterations=2, batch_real=8))
     cell = Cell("MNIST", "MLP", 1, "S", "ours", "DM", ("methods",))
     state, sets = final_state(run(monkeypatch, tmp_path / "dm", settings, cell=cell))
     assert [(r["exp"], r["iterations"]) for r in state["records"]] == [(0, 2)] * 2  # DM's 2, not DC's 4

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from condense import baselines, methods
+from condense.condensation import Budget, DMBudget
 from condense.data import DATASETS, ImageSet, load, normalise
-from condense.dm import DMBudget
-from condense.synthetic import Budget, build_network, seeded_generator
+from condense.networks import build_network
+from condense.synthetic import seeded_generator
 from conftest import step_twice_second_without_sync
 from evaluation.protocol import evaluate
 from evaluation.reference import ReferenceBudget, for_selection, train_reference

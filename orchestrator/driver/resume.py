@@ -30,10 +30,12 @@ import torch
 from condense.files import write_error
 from condense.synthetic import SyntheticSet
 
-from . import curves, outputs, results
-from .cells import Cell
-from .config import Sweep
-from .trainable import STATE_FILE, set_file
+from ..results import curves, parquet
+
+from . import outputs
+from ..sweep.cells import Cell
+from ..sweep.config import Sweep
+from ..trial.trainable import STATE_FILE, set_file
 
 CHECKPOINTS = "checkpoints"
 
@@ -116,11 +118,11 @@ def kept_rows(out: Path, sweep: Sweep) -> dict[str, tuple[list[dict], list[dict]
     and was made with the sweep's budgets; else none."""
     path = out / "results.parquet"
     try:
-        if results.metadata(path).get("budgets") != json.loads(json.dumps(sweep.comparable())):
+        if parquet.metadata(path).get("budgets") != json.loads(json.dumps(sweep.comparable())):
             return {}
         rows = pq.read_table(path).to_pylist()
         curve_rows = pq.read_table(out / outputs.CURVES).to_pylist() if (out / outputs.CURVES).is_file() else []
-        pa.Table.from_pylist(rows, schema=results.SCHEMA)  # rows that will not write again are not kept
+        pa.Table.from_pylist(rows, schema=parquet.SCHEMA)  # rows that will not write again are not kept
         pa.Table.from_pylist(curve_rows, schema=curves.SCHEMA)
     except (OSError, ValueError, TypeError, pa.ArrowException):
         return {}

@@ -19,9 +19,9 @@ from ray import tune
 from condense.files import WriteError, write_error
 
 from . import outputs, stop
-from .cells import Cell
-from .progress import error_line
-from .trainable import trial_name
+from ..sweep.cells import Cell
+from condense.errors import error_line
+from ..trial.trainable import trial_name
 
 _ENDED = ("TERMINATED", "ERROR")
 

@@ -33,16 +33,11 @@ import pyarrow.parquet as pq
 
 from condense.errors import ConfigError
 from condense.files import replacing
-from condense.methods import BOUND, CONDENSATION, CORESET, EXTERNAL_PREFIX, METHODS, names
+from condense.methods import BOUND, CORESET, EXTERNAL_PREFIX, METHODS, names
 from condense.methods import get as get_method
 
 if TYPE_CHECKING:
-    from .cells import Cell
-
-
-def learns(method: str) -> bool:
-    """A method that learns its set (condensation): a distance and outer iterations apply to it."""
-    return method in METHODS and METHODS[method].kind == CONDENSATION
+    from ..sweep.cells import Cell
 
 
 _TIME = pa.timestamp("us", tz="UTC")
@@ -60,8 +55,8 @@ SCHEMA = pa.schema([
     ("dsa_strategy", pa.string()),  # the grid's DSA strategy axis; null where the cell has none
 ])
 COLUMNS = SCHEMA.names
-# What a result row takes from the trainable's record; records of an older checkpoint may lack
-# the provenance keys (null then).
+# What a result row takes from an experiment's record (orchestrator.trial.experiment); records of an
+# older checkpoint may lack the provenance keys (null then).
 _RECORD_KEYS = ("exp", "eval_model", "eval_seed", "accuracy", "condense_seconds", "eval_seconds",
                 "iterations", "train_images", "code_version", "torch_version", "device",
                 "device_name", "started_at", "finished_at")
@@ -70,24 +65,24 @@ METADATA_KEYS = ("budgets", "sweep", "versions")
 
 def cell_columns(sweep: str, cell: "Cell") -> dict:
     return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
-            "model": cell.model, "ipc": None if cell.bound else cell.ipc, "eval_mode": cell.eval_mode,
-            "dis_metric": cell.metric if learns(cell.method) else None, "method": cell.method,
+            "model": cell.model, "ipc": cell.ipc if cell.record.makes_set else None, "eval_mode": cell.eval_mode,
+            "dis_metric": cell.metric if cell.record.learns else None, "method": cell.method,
             "dsa_strategy": cell.dsa_strategy}
 
 
 def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
-    """Rows of a finished cell from the trainable's records (a whole cell's ``iterations`` are
-    its networks' epochs)."""
+    """Rows of a finished cell from its experiments' records (a whole cell's ``iterations`` are its
+    networks' epochs; a set not learnt has no iterations)."""
     part = cell_columns(sweep, cell)
     rows = []
     for r in records:
         row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "epochs": None, "status": "ok", "error": None}
-        for k in ("started_at", "finished_at"):  # the trainable keeps seconds since the epoch
+        for k in ("started_at", "finished_at"):  # records keep seconds since the epoch
             if isinstance(row[k], (int, float)):
                 row[k] = dt.datetime.fromtimestamp(row[k], dt.timezone.utc)
-        if cell.bound:
+        if not cell.record.makes_set:
             row["epochs"], row["iterations"] = row["iterations"], None
-        elif not learns(cell.method):
+        elif not cell.record.learns:
             row["iterations"] = None
         rows.append(row)
     return rows
@@ -175,7 +170,7 @@ def read_checked(path: Path) -> pd.DataFrame:
     tables the file's sweep laid out (its metadata) and `python -m evaluation`'s."""
     from condense.datasets import dataset_names
 
-    from .layouts import EVALUATION_TABLE, TABLES
+    from ..sweep.layouts import EVALUATION_TABLE, TABLES
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")

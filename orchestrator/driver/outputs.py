@@ -19,10 +19,10 @@ import torch
 from condense.synthetic import SyntheticSet
 from condense.visualise import save_grid
 
-from . import curves, plots, report, results, tables
-from .cells import Cell
-from .progress import error_line
-from .trainable import STATE_FILE, set_file
+from ..results import curves, plots, report, parquet, tables
+from ..sweep.cells import Cell
+from condense.errors import error_line
+from ..trial.trainable import STATE_FILE, set_file
 
 CURVES = "curves.parquet"
 
@@ -65,13 +65,13 @@ def add(outcome: Outcome, cell: Cell, result, sweep: str, out: Path) -> None:
                                            else result.metrics.get("failed"))
     if failure:  # raised (after Tune's retries), or ended by the trainable itself (a diverged loss)
         outcome.failed[cell.cell_id] = failure
-        outcome.rows += results.error_rows(sweep, cell, failure)
+        outcome.rows += parquet.error_rows(sweep, cell, failure)
     elif result is not None and result.metrics.get("done") and result.checkpoint is not None:
         with result.checkpoint.as_directory() as d:
             add_finished(outcome, cell, Path(d), sweep, out)
     else:  # the run stopped before this cell finished: --resume continues it
         outcome.unfinished.append(cell.cell_id)
-        outcome.rows += results.error_rows(sweep, cell, "unfinished: rerun with --resume", status="missing")
+        outcome.rows += parquet.error_rows(sweep, cell, "unfinished: rerun with --resume", status="missing")
 
 
 def add_finished(outcome: Outcome, cell: Cell, checkpoint: Path, sweep: str, out: Path) -> None:
@@ -80,7 +80,7 @@ def add_finished(outcome: Outcome, cell: Cell, checkpoint: Path, sweep: str, out
     state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
     sets = [SyntheticSet.load(checkpoint / set_file(e)) for e in range(state["exp"])]
     _save_sets(cell, sets, out)
-    outcome.rows += results.ok_rows(sweep, cell, state["records"])
+    outcome.rows += parquet.ok_rows(sweep, cell, state["records"])
     outcome.curves += curves.rows(sweep, cell, state.get("by_iteration", []))
     outcome.ok.append(cell.cell_id)
 
@@ -88,7 +88,7 @@ def add_finished(outcome: Outcome, cell: Cell, checkpoint: Path, sweep: str, out
 def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
     """Each run's set, and a figure of the first. A whole cell has no set: its figure shows a sample
     of the training images it trained on."""
-    if cell.bound:
+    if not cell.record.makes_set:
         save_grid(sets[0], out / "figures" / f"{cell.cell_id}.png")
         return
     (out / "synthetic").mkdir(parents=True, exist_ok=True)
@@ -102,9 +102,9 @@ def write(outcome: Outcome, out: Path, final: bool = True) -> list[str]:
     the report; returns the tables' markdown. Each file is replaced atomically: the run rewrites the
     Parquets and tables (not the plots) each time a cell ends, and a reader never sees half a file."""
     path = out / "results.parquet"
-    results.write(outcome.rows, path, run_metadata(out, outcome.rows))
+    parquet.write(outcome.rows, path, run_metadata(out, outcome.rows))
     curves.write(outcome.curves, out / CURVES)
-    md = tables.write_tables(results.read(path), out / "tables")
+    md = tables.write_tables(parquet.read(path), out / "tables")
     if final:
         plots.write_plots(path)
         report.write_report(out)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from . import diffaug
-from .data import ImageSet
-from .methods import METHODS
-from .synthetic import Budget, Condensation
+from .. import diffaug
+from ..data import ImageSet
+from ..methods import METHODS
+from .dc import Budget, DCCondensation
 
 
-
-class DSACondensation(Condensation):
+class DSACondensation(DCCondensation):
     method = "DSA"
 
     def __init__(self, train: ImageSet, model: str, ipc: int, metric: str = "ours", budget: Budget = Budget(),

@@ -20,14 +20,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import results
+from . import parquet
 
 if TYPE_CHECKING:
-    from .cells import Cell
+    from ..sweep.cells import Cell
 
 _CELL = ("sweep", "cell_id", "table", "dataset", "model", "ipc", "eval_mode", "dis_metric", "method")
 SCHEMA = pa.schema([
-    *(results.SCHEMA.field(name) for name in _CELL),
+    *(parquet.SCHEMA.field(name) for name in _CELL),
     ("exp", pa.int64()), ("iteration", pa.int64()), ("eval_model", pa.string()),
     ("accuracy", pa.float64()), ("accuracy_std", pa.float64()), ("networks", pa.int64()), ("loss", pa.float64()),
 ])
@@ -36,7 +36,7 @@ KEY = ["cell_id", "exp", "iteration", "eval_model"]
 
 def rows(sweep: str, cell: "Cell", by_iteration: list[dict]) -> list[dict]:
     """Curve rows of a finished cell from the trainable's ``by_iteration`` points."""
-    part = results.cell_columns(sweep, cell)
+    part = parquet.cell_columns(sweep, cell)
     return [{**part, "exp": p["exp"], "iteration": p["iteration"], "eval_model": p["model"],
              "accuracy": statistics.fmean(p["accs"]), "accuracy_std": statistics.pstdev(p["accs"]),
              "networks": len(p["accs"]), "loss": None if math.isnan(p["loss"]) else p["loss"]}
@@ -45,7 +45,7 @@ def rows(sweep: str, cell: "Cell", by_iteration: list[dict]) -> list[dict]:
 
 def write(curve_rows: list[dict], path: str | Path) -> None:
     """Atomically, as the results."""
-    results.write_table(pa.Table.from_pylist(curve_rows, schema=SCHEMA), path)
+    parquet.write_table(pa.Table.from_pylist(curve_rows, schema=SCHEMA), path)
 
 
 def read(path: str | Path) -> pd.DataFrame:

@@ -8,17 +8,10 @@ from pathlib import Path
 
 from ray import tune
 
+from condense.errors import error_line
 from condense.files import write_text
 
-from .trainable import trial_name
-
-
-def error_line(err) -> str:
-    """An exception from a trial, on one line: the user's exception, not Ray's wrapper."""
-    cause = getattr(err, "cause", None) or err
-    text = " ".join(str(cause).split())
-    line = f"{type(cause).__name__}: {text}" if text else type(cause).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
+from ..trial.trainable import trial_name
 
 
 def last_line(text: str) -> str:

@@ -6,9 +6,10 @@ augmented with one shared DSA draw, summed over classes; one image update per it
 loop. The real images of all classes are embedded in one batch and the synthetic ones in another,
 which is the original's BatchNorm branch (batch statistics over every class) and, without BatchNorm,
 the same as its per-class loop; there the real images of many classes (CIFAR-100, Tiny ImageNet) are
-embedded a few classes at a time (``synthetic.class_passes``), so that a pass's activations stay a
+embedded a few classes at a time (``matching.class_passes``), so that a pass's activations stay a
 few GB. Like DC's, a run stops with ``NonFiniteLossError`` once the loss or the images turn
-non-finite (``Condensation.check_finite``).
+non-finite (``Condensation.check_finite``). It trains no network: no inner loop, no network
+learning rate.
 """
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from . import diffaug, networks
-from .data import ImageSet
-from .methods import METHODS
-from .synthetic import Condensation, build_network, class_passes
-
+from .. import diffaug
+from ..data import ImageSet
+from ..matching import class_passes
+from ..methods import METHODS
+from ..networks import build_network, has_batchnorm
+from .base import Condensation
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class DMCondensation(Condensation):
     def __init__(self, train: ImageSet, model: str, ipc: int, budget: DMBudget = DMBudget(), seed: int = 0,
                  init: str | None = None, dsa_strategy: str = diffaug.DEFAULT_STRATEGY):
         self.dsa_strategy = diffaug.check_strategy(dsa_strategy)
-        super().__init__(train, model, ipc, "ours", budget, seed, init or METHODS[self.method].default_init)
+        super().__init__(train, model, ipc, budget, seed, init or METHODS[self.method].default_init)
 
     def step(self) -> None:
         """One iteration: a fresh embedding network, one update of every synthetic image."""
@@ -80,9 +82,5 @@ class DMCondensation(Condensation):
         real = self.train.batch(self.sampler.sample(self.budget.batch_real, self.generator))
         syn = self.images.view(k, self.ipc, *self.images.shape[1:])
         real, syn = diffaug.siamese(real, syn, self.dsa_strategy, self.generator)
-        loss = distribution_matching_loss(net.embed, real, syn, one_pass=networks.has_batchnorm(net))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.record_loss(loss)
+        self.update_images(distribution_matching_loss(net.embed, real, syn, one_pass=has_batchnorm(net)))
         self.iteration += 1

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 from condense.errors import ConfigError
 
 if TYPE_CHECKING:  # config imports torch: not before the arguments are parsed (fast --help)
-    from .config import Resources
+    from ..sweep.config import Resources
 
 GPU_SHARE, CPUS_PER_CELL = 0.25, 2
 _TUNE_RESOURCE_WARNINGS = "ray.tune.execution.insufficient_resources_manager"

@@ -14,12 +14,14 @@ and ``python -m evaluation`` gives the numbers a sweep gives).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 
 from condense import methods
 from condense.data import info
-from condense.methods import BOUND, CONDENSATION, DEFAULT, EXTERNAL
+from condense.errors import ConfigError
+from condense.methods import DEFAULT
 from condense.synthetic import derive_seed
 from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations, eval_models
@@ -38,20 +40,18 @@ class Cell:
     method: str
     tables: tuple[str, ...]  # every table this cell appears in (a cell shared by two runs once)
     dsa_strategy: str | None = None  # the grid's dsa_strategies axis; None: the sweep's setting
+    # the experiment the cell runs (orchestrator.trial.runner.KINDS); None: the paper's, a set made
+    # by the method and evaluated
+    experiment: str | None = None
 
-    @property
-    def bound(self) -> bool:
-        """The cell makes no set (the whole-dataset bound): it has no ipc."""
-        return methods.get(self.method).kind == BOUND
-
-    @property
-    def external(self) -> bool:
-        """The cell evaluates sets made elsewhere (``set:<name>``), read from the sweep's files."""
-        return methods.get(self.method).kind == EXTERNAL
+    @functools.cached_property
+    def record(self) -> methods.Method:
+        """The cell's method in the method table (looked up once): what it does is asked of it."""
+        return methods.get(self.method)
 
     @property
     def base_id(self) -> str:
-        size = "all" if self.bound else f"ipc{self.ipc}"
+        size = f"ipc{self.ipc}" if self.record.makes_set else "all"
         return f"{self.dataset}-{self.model}-{size}-{self.eval_mode}-{self.metric}"
 
     @property
@@ -64,14 +64,15 @@ class Cell:
         return eval_models(self.eval_mode, self.model)
 
     def exp_seed(self, base_seed: int, exp: int) -> int:
-        return derive_seed(base_seed, f"{self.base_id}-set" if self.external else self.cell_id, exp)
+        return derive_seed(base_seed, f"{self.base_id}-set" if self.record.from_files else self.cell_id, exp)
 
     def to_config(self) -> dict:
         """Plain data for Ray Tune's param_space (and its trial names); without a strategy axis, what it
         was before the axis existed, so a run started then resumes (its sweep.json compares equal)."""
         config = {**dataclasses.asdict(self), "tables": list(self.tables), "cell_id": self.cell_id}
-        if self.dsa_strategy is None:
-            del config["dsa_strategy"]
+        for name in ("dsa_strategy", "experiment"):  # fields newer than the run folders they must resume
+            if config[name] is None:
+                del config[name]
         return config
 
     @classmethod
@@ -88,7 +89,7 @@ def expand(sweep: Sweep) -> list[Cell]:
                 g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods, g.dsa_strategies):
             entry = methods.get(method)
             strategy = strategy if entry.uses_dsa else None  # the others take no DSA strategy
-            cell = Cell(dataset, model, 0 if entry.kind == BOUND else ipc, mode, metric, method, (g.table,), strategy)
+            cell = Cell(dataset, model, ipc if entry.makes_set else 0, mode, metric, method, (g.table,), strategy)
             seen = cells.get(cell.cell_id)
             if seen is None:
                 cells[cell.cell_id] = cell
@@ -106,7 +107,7 @@ def describe(cell: Cell, s: Sweep) -> str:
     images = "all" if r.max_train is None else (f"the first {r.max_train}" if r.subset == FIRST else
                                                 f"a per-class subset of {r.max_train}")
     tables = f"  tables {','.join(cell.tables)}"
-    if cell.bound:
+    if not cell.record.makes_set:
         return (f"{cell.cell_id}  {s.num_exp} exp: {n_models} x 1 net trained on {images} training images "
                 f"for {s.reference_budget.epochs} epochs (method whole){tables}")
     strategy = cell.dsa_strategy or s.dsa_strategy
@@ -116,14 +117,14 @@ def describe(cell: Cell, s: Sweep) -> str:
     evaluation = f"{n_models} x {s.num_eval} nets x {'-'.join(map(str, epochs))} epochs"
     if s.eval_budget.max_test is not None:
         evaluation += f" (first {s.eval_budget.max_test} test images)"
-    method = methods.get(cell.method)
-    if cell.external:
+    method = cell.record
+    if method.from_files:
         files = s.set_files(cell.method, cell.dataset, cell.ipc)
         shown = files[0] if len(files) == 1 else f"{files[0]} ... ({len(files)} files or patterns)"
         return f"{cell.cell_id}  {s.num_exp} exp: sets read from {shown}; eval {evaluation}{tables}"
-    if method.kind != CONDENSATION:
+    if not method.learns:
         source = f"{images} training images"
-        if method.needs_reference:
+        if references(cell, s):
             source += (f", reference {cell.model} of {s.reference_budget.epochs} epochs"
                        f"{' shared by the exps' if s.shared_reference else ' per exp'}")
         return f"{cell.cell_id}  {s.num_exp} exp: {cell.method} selection ({source}); eval {evaluation}{tables}"
@@ -134,3 +135,27 @@ def describe(cell: Cell, s: Sweep) -> str:
     dsa = f", DSA {s.dsa_strategy_for(cell.dataset, cell.dsa_strategy)}" if method.uses_dsa else ""
     return (f"{cell.cell_id}  {s.num_exp} exp x {budget.iterations} it (loops {outer}/{inner}, "
             f"{steps} matching steps{dsa}); eval at it {points}: {evaluation}{tables}")
+
+
+def references(cell: Cell, sweep: Sweep) -> set[tuple[str, str, int]]:
+    """The reference networks (dataset, model, seed) the cell's experiments load: a coreset's that
+    selects with one, one per experiment (or the shared one); the bound's, one per evaluation model
+    and experiment (seed + exp); none for the rest."""
+    record = cell.record
+    if record.needs_reference:
+        return {(cell.dataset, cell.model, sweep.reference_seed(e)) for e in range(sweep.num_exp)}
+    if not record.makes_set:
+        return {(cell.dataset, m, sweep.whole_seed(e)) for m in cell.eval_models() for e in range(sweep.num_exp)}
+    return set()
+
+
+def loops_problem(method: str, ipc: int, budget) -> str | None:
+    """Why ``method`` cannot condense ``ipc`` images per class with ``budget``, or None: a method whose
+    budget has the paper's outer/inner loops per ipc takes only the ipcs they are given for."""
+    if not methods.get(method).has_loops:
+        return None
+    try:
+        budget.loops(ipc)
+    except ConfigError as err:
+        return str(err)
+    return None

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from condense import methods
-
-from .cells import Cell
-from .config import ROOT_FROM, Sweep
+from ..sweep.cells import Cell, references
+from ..sweep.config import ROOT_FROM, Sweep
 
 
 @dataclass(frozen=True, order=True)
@@ -34,13 +32,7 @@ class Needed:
 def needed(cells: list[Cell], sweep: Sweep) -> list[Needed]:
     """Every reference network the cells load: a coreset cell's, one per experiment (or the shared
     one); a whole cell's, one per evaluation model and experiment (seed + exp)."""
-    keys = set()
-    for cell in cells:
-        if methods.get(cell.method).needs_reference:
-            keys |= {Needed(cell.dataset, cell.model, sweep.reference_seed(e)) for e in range(sweep.num_exp)}
-        elif cell.bound:
-            keys |= {Needed(cell.dataset, m, sweep.whole_seed(e)) for m in cell.eval_models() for e in range(sweep.num_exp)}
-    return sorted(keys)
+    return sorted({Needed(*key) for cell in cells for key in references(cell, sweep)})
 
 
 def train(key: Needed, sweep: Sweep, known: dict[str, bytes] | None = None) -> tuple[float, str | None, bytes | None]:
@@ -76,7 +68,7 @@ def run(ray, keys: list[Needed], request: dict[str, float], sweep: Sweep,
     file name -> Ray object, for the trials; else {}."""
     from condense.files import write_bytes
 
-    from .progress import error_line
+    from condense.errors import error_line
 
     if not keys:
         return {}

@@ -16,30 +16,27 @@ import dataclasses
 import json
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from condense import diffaug, methods, networks, numbers
+from condense.condensation import INITS, Budget, DMBudget
 from condense.data import ImageSet, check, dataset_names, info, load
-from condense.dm import DMBudget
 from condense.errors import ConfigError, OneLineParser, exit_status, unknown
 from condense.files import write_text
 from condense.matching import METRICS
-from condense.methods import BOUND, CONDENSATION, METHODS
+from condense.methods import METHODS
 from condense.precision import PRECISIONS, check_precision
 from condense.runtime import keep_freed_memory
-from condense.synthetic import INITS, Budget, Condensation, run_condensation
 from condense.visualise import save_grid
-from evaluation.pools import EVAL_MODES, POOLS, eval_iterations
+from evaluation.pools import POOLS
 from evaluation.reference import STRATIFIED, SUBSETS, ReferenceBudget, resolve_cache_dir
 from evaluation.train import EvalBudget
 
-from . import experiment
-from .cells import Cell
-from .config import Sweep, smoke_for_set
+from ..sweep.cells import Cell, loops_problem
+from ..sweep.config import Sweep, smoke_for_set
+from ..trial import experiment, runner
+from .common import check_names, mean_std, resolve_device, writable_folder
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -103,15 +100,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def validate(args: argparse.Namespace) -> None:
     """Reject bad names and numbers before any data is loaded."""
     method = methods.get(args.method)
-    if method.kind == methods.EXTERNAL:
+    if method.from_files:
         raise ConfigError(f"--method {args.method}: a set made elsewhere is evaluated by `python -m evaluation "
                           "SET --dataset D`, or named in a sweep's sets")
-    if args.dataset not in dataset_names():
-        raise unknown("dataset", args.dataset, dataset_names())
-    if not networks.is_model(args.model):
-        raise unknown("model", args.model, networks.list_models())
-    if args.eval_mode not in EVAL_MODES:
-        raise unknown("eval_mode", args.eval_mode, EVAL_MODES)
+    check_names(args.dataset, args.model, args.eval_mode)
     if args.dis_metric not in METRICS:
         raise unknown("dis_metric", args.dis_metric, METRICS)
     if args.init is not None and args.init not in INITS:
@@ -119,7 +111,7 @@ def validate(args: argparse.Namespace) -> None:
     check_precision(args.precision)
     if args.max_train_subset is not None and args.max_train_subset not in SUBSETS:
         raise unknown("--max_train_subset", args.max_train_subset, SUBSETS)
-    if method.budget != "reference_budget":  # these shape the reference network, which it has none of
+    if not method.draws_from_pool:  # these shape the reference network, which it has none of
         shaping = ("epoch_reference", "max_train", "max_train_subset")
         given = [f"--{n}" for n in shaping if getattr(args, n) is not None]
         if given:
@@ -137,53 +129,12 @@ def validate(args: argparse.Namespace) -> None:
             wrong = numbers.problem(value, type(value), ">= 0" if name in _MAY_BE_ZERO else "> 0")
             if wrong:
                 raise ConfigError(f"--{name} {wrong}")
-    if method.has_loops:  # DM has no inner loop: any ipc
-        try:
-            Budget().loops(args.ipc)
-        except ConfigError as err:
-            raise ConfigError(f"--ipc {args.ipc}: {err}; pick one of those, or a coreset --method") from None
+    problem = loops_problem(args.method, args.ipc, Budget())  # DM has no inner loop: any ipc
+    if problem:
+        raise ConfigError(f"--ipc {args.ipc}: {problem}; pick one of those, or a coreset --method")
 
 
 _MAY_BE_ZERO = {"Iteration", "seed"}
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """``--device`` as a torch device this machine has (default: cuda when available, else cpu)."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {name!r}: not a torch device; use cpu, cuda, cuda:<index> or mps") from None
-    if device.type == "cpu":
-        return device
-    backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu, ...
-    if device.type == "mps":
-        available = torch.backends.mps.is_available()
-    else:
-        available = getattr(backend, "is_available", lambda: False)()
-    if not available:
-        raise ConfigError(f"--device {name}: no {device.type} device on this machine; use --device cpu")
-    count = getattr(backend, "device_count", lambda: 1)()
-    if device.index is not None and device.index >= count:
-        raise ConfigError(f"--device {name}: this machine has {count} {device.type} device(s), "
-                          f"indices 0..{count - 1}")
-    return device
-
-
-def writable_folder(path: str, flag: str) -> Path:
-    """A folder named by ``flag``, created if needed, once a file can be written in it."""
-    out = Path(path)
-    try:  # even asking whether it exists fails for a name too long
-        a_file = out.exists() and not out.is_dir()
-        if not a_file:
-            out.mkdir(parents=True, exist_ok=True)
-            tempfile.TemporaryFile(dir=out).close()
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{flag} {path}: cannot write there ({getattr(err, 'strerror', None) or err})") from None
-    if a_file:
-        raise ConfigError(f"{flag} {path}: names an existing file; give a folder")
-    return out
 
 
 def sweep_for(args: argparse.Namespace) -> Sweep:
@@ -198,11 +149,13 @@ def sweep_for(args: argparse.Namespace) -> Sweep:
         budget, dm_budget, eval_budget = Budget(), DMBudget(), EvalBudget()
     given = {"iterations": args.Iteration, "batch_real": args.batch_real, "lr_img": args.lr_img}
     given = {k: v for k, v in given.items() if v is not None}
-    if METHODS[args.method].budget == "dm_budget":  # DM trains no network while condensing
-        dm_budget = dataclasses.replace(dm_budget, **given)
-    else:
-        budget = dataclasses.replace(budget, lr_net=args.lr_net, batch_train=args.batch_train,
-                                     precision=args.precision, **given)
+    method = METHODS[args.method]
+    if method.trains_networks:  # the network lr, batch and precision flags set its budget too
+        given.update(lr_net=args.lr_net, batch_train=args.batch_train, precision=args.precision)
+    budgets = {"budget": budget, "dm_budget": dm_budget}
+    if method.budget in budgets:  # the flags set the method's own budget
+        budgets[method.budget] = dataclasses.replace(budgets[method.budget], **given)
+    budget, dm_budget = budgets["budget"], budgets["dm_budget"]
     eval_budget = dataclasses.replace(eval_budget, lr=args.lr_net, batch_train=args.batch_train,
                                       precision=args.precision)
     if args.epoch_eval_train is not None:
@@ -224,11 +177,6 @@ def sweep_for(args: argparse.Namespace) -> Sweep:
                  cache_dir=args.cache_dir)
 
 
-def mean_std(values) -> tuple[float, float]:
-    t = torch.tensor(values, dtype=torch.float64)
-    return float(t.mean()), float(t.std(unbiased=False)) if len(values) > 1 else 0.0
-
-
 @dataclasses.dataclass
 class Run:
     """What every method's runner needs: the flags, the cell and sweep they make, the data on the device."""
@@ -246,7 +194,7 @@ class Run:
 
     def header(self, tag: str, what: str) -> None:
         s = self.sweep
-        nets = f" x {s.num_eval} nets" if not self.cell.bound else ""
+        nets = f" x {s.num_eval} nets" if self.cell.record.makes_set else ""
         print(f"{tag}: eval_mode {self.cell.eval_mode} -> {', '.join(self.models)}; {s.num_exp} exp{nets}; "
               f"{what}; device {self.test.device}", flush=True)
 
@@ -256,117 +204,99 @@ def run(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     sweep = sweep_for(args)
     out = writable_folder(args.save_path, "--save_path")
-    if METHODS[args.method].needs_reference or METHODS[args.method].kind == BOUND:
+    method = METHODS[args.method]
+    cell = Cell(args.dataset, args.model, args.ipc if method.makes_set else 0, args.eval_mode, args.dis_metric,
+                args.method, ())
+    if experiment.references(cell, sweep):
         writable_folder(args.cache_dir or str(resolve_cache_dir()), "--cache_dir")
     train, test = load(args.dataset, args.data_path, download=args.download, offers_download=True)
-    method = METHODS[args.method]
-    how = f"--init {args.init or method.default_init} starts from" if method.kind == CONDENSATION else \
+    how = f"--init {args.init or method.default_init} starts from" if method.learns else \
         f"--method {args.method} selects"
     check(args.dataset, args.data_path, method.real_images(args.ipc, args.init), f"per class that {how} at --ipc {args.ipc}")
-    bound = method.kind == BOUND
-    cell = Cell(args.dataset, args.model, 0 if bound else args.ipc, args.eval_mode, args.dis_metric, args.method, ())
     r = Run(args, cell, sweep, train.to(device), test.to(device), out)
-    kind = METHODS[args.method].kind
-    if kind == CONDENSATION:
-        return run_condensation_cell(r)
-    if kind == BOUND:
-        return run_whole(r)
-    return run_coreset(r)
-
-
-def run_condensation_cell(r: Run) -> dict:
-    """Condense ``num_exp`` sets (DC, DSA or DM), evaluating each at the eval mode's iterations."""
-    args, cell, sweep, test = r.args, r.cell, r.sweep, r.test
-    budget = sweep.budget_for(cell.method)
-    points = eval_iterations(cell.eval_mode, budget.iterations, budget.eval_every)
-    every = max(1, budget.iterations // 10)  # a loss line every tenth of the run, as the original's every-10
-    ticks = range(every, budget.iterations, every)
-    tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
-    init = args.init or METHODS[cell.method].default_init
-    how = f"init {init}" + (f", DSA {sweep.dsa_strategy_for(cell.dataset)}" if METHODS[cell.method].uses_dsa else "")
-    r.header(tag, f"{budget.iterations} iterations; {how}")
-    results: dict = {"args": vars(args), "budget": dataclasses.asdict(budget),
-                     "eval_budget": dataclasses.asdict(sweep.eval_budget), "accuracies": {m: [] for m in r.models},
-                     "by_iteration": []}
+    tag, what, budgets, summary = _wording(r)
+    r.header(tag, what)
+    results: dict = {"args": vars(args), **budgets, "eval_budget": dataclasses.asdict(sweep.eval_budget),
+                     "accuracies": {m: [] for m in r.models}}
+    if method.learns:
+        results["by_iteration"] = []
+    ledger = experiment.Ledger()
+    ctx = experiment.Context(r.train, r.test, experiment.device_name(device))
     for exp in range(sweep.num_exp):
-        seed = cell.exp_seed(sweep.seed, exp)
-        condensation = experiment.start(cell, r.train, sweep, exp, init=args.init)
-
-        def on_progress(iteration: int, state: Condensation) -> None:
-            if iteration not in points:  # a progress line between evaluations (one host sync)
-                print(f"exp {exp} iter {iteration:4d}  loss {state.mean_loss():.4f}  "
-                      f"(total {time.time() - r.start:.0f} s)", flush=True)
-                return
-            loss = f"loss {state.mean_loss():.4f}" if iteration else "(no step yet)"
-            synthetic = state.synthetic()
-            for m in r.models:
-                t0 = time.time()
-                _, accs = experiment.evaluate_set(synthetic, test, sweep, seed, m, iteration)
-                mu, sd = mean_std(accs)
-                results["by_iteration"].append({"exp": exp, "iteration": iteration, "model": m, "accs": accs})
-                if iteration == budget.iterations:
-                    results["accuracies"][m] += accs
-                print(f"exp {exp} iter {iteration:4d}  {loss}  eval {m}: {mu:.2f} ± {sd:.2f} % "
-                      f"({len(accs)} nets, {time.time() - t0:.1f} s, total {time.time() - r.start:.0f} s)",
-                      flush=True)
-
-        synthetic = run_condensation(condensation, on_progress, [*points, *ticks])
-        synthetic.save(r.out / f"syn_{tag}_exp{exp}.pt")
-        save_grid(synthetic, r.out / f"vis_{tag}_exp{exp}.png")
-    return finish(r, tag, results, f"trained {args.model}")
+        done = runner.run(cell, sweep, ctx, ledger, _Printer(r, exp), init=args.init)
+        for record in done.records:
+            results["accuracies"][record["eval_model"]].append(record["accuracy"])
+        if method.learns:
+            results["by_iteration"] += [{k: p[k] for k in ("exp", "iteration", "model", "accs")} for p in done.curve]
+        if "indices" in done.synthetic.meta:  # a selection's: which training images it chose
+            results.setdefault("indices", []).append(done.synthetic.meta["indices"])
+        if method.makes_set:
+            done.synthetic.save(r.out / f"syn_{tag}_exp{exp}.pt")
+            save_grid(done.synthetic, r.out / f"vis_{tag}_exp{exp}.png")
+    return finish(r, tag, results, summary)
 
 
-def run_coreset(r: Run) -> dict:
-    """Select ``num_exp`` coresets and evaluate each once: a selected set has no iteration axis."""
-    args, cell, sweep = r.args, r.cell, r.sweep
-    reference = sweep.reference_budget
+def _wording(r: Run) -> tuple[str, str, dict, str]:
+    """How the cell's lines and file names say what it does: its tag, the header's words, the
+    budgets its JSON records and the summary's words."""
+    args, cell, sweep, method = r.args, r.cell, r.sweep, r.cell.record
     tag = f"{args.method}_{args.dataset}_{args.model}_{args.ipc}ipc"
+    reference = {"reference_budget": dataclasses.asdict(sweep.reference_budget)}
+    if method.learns:
+        budget = sweep.budget_for(cell.method)
+        init = args.init or method.default_init
+        how = f"init {init}" + (f", DSA {sweep.dsa_strategy_for(cell.dataset)}" if method.uses_dsa else "")
+        return (tag, f"{budget.iterations} iterations; {how}", {"budget": dataclasses.asdict(budget)},
+                f"trained {args.model}")
+    if not method.makes_set:
+        what = (f"trained on {len(experiment.pool(cell, r.train, sweep))} images for "
+                f"{sweep.reference_budget.epochs} epochs")
+        return f"whole_{args.dataset}_{args.model}", what, reference, what
     source = f"selected from {len(experiment.pool(cell, r.train, sweep))} training images"
-    if METHODS[cell.method].needs_reference:
+    if experiment.references(cell, sweep):
         # each experiment its own reference network (seed + exp, the whole bound's): the spread
         # over experiments includes the reference network's, as the paper's std implies
         seeds = [sweep.reference_seed(e) for e in range(sweep.num_exp)]
-        source += (f" with a reference {args.model} of {reference.epochs} epochs per exp "
+        source += (f" with a reference {args.model} of {sweep.reference_budget.epochs} epochs per exp "
                    f"(seeds {seeds[0]}..{seeds[-1]})")
-    r.header(tag, source)
-    results: dict = {"args": vars(args), "reference_budget": dataclasses.asdict(reference),
-                     "eval_budget": dataclasses.asdict(sweep.eval_budget), "accuracies": {m: [] for m in r.models},
-                     "indices": []}
-    for exp in range(sweep.num_exp):
-        seed = cell.exp_seed(sweep.seed, exp)
-        t0 = time.time()
-        synthetic = experiment.select(cell, r.train, sweep, exp)
-        print(f"exp {exp} selected {len(synthetic)} images ({time.time() - t0:.1f} s)", flush=True)
-        results["indices"].append(synthetic.meta["indices"])
-        for m in r.models:
-            t0 = time.time()
-            _, accs = experiment.evaluate_set(synthetic, r.test, sweep, seed, m, 0)
-            results["accuracies"][m] += accs
-            mu, sd = mean_std(accs)
-            print(f"exp {exp} {args.method}  eval {m}: {mu:.2f} ± {sd:.2f} % ({len(accs)} nets, "
-                  f"{time.time() - t0:.1f} s, total {time.time() - r.start:.0f} s)", flush=True)
-        synthetic.save(r.out / f"syn_{tag}_exp{exp}.pt")
-        save_grid(synthetic, r.out / f"vis_{tag}_exp{exp}.png")
-    return finish(r, tag, results, f"selected by {args.method}")
+    return tag, source, reference, f"selected by {args.method}"
 
 
-def run_whole(r: Run) -> dict:
-    """Train one network per experiment and eval model on the whole training set and test it."""
-    args, sweep = r.args, r.sweep
-    tag = f"whole_{args.dataset}_{args.model}"
-    what = (f"trained on {len(experiment.pool(r.cell, r.train, sweep))} images for "
-            f"{sweep.reference_budget.epochs} epochs")
-    r.header(tag, what)
-    results: dict = {"args": vars(args), "reference_budget": dataclasses.asdict(sweep.reference_budget),
-                     "eval_budget": dataclasses.asdict(sweep.eval_budget), "accuracies": {m: [] for m in r.models}}
-    for exp in range(sweep.num_exp):
-        for m in r.models:
-            t0 = time.time()
-            acc = experiment.whole_accuracy(r.train, r.test, sweep, exp, m)
-            results["accuracies"][m].append(acc)
-            print(f"exp {exp} whole  {m} {what}: {acc:.2f} % ({time.time() - t0:.1f} s, "
-                  f"total {time.time() - r.start:.0f} s)", flush=True)
-    return finish(r, tag, results, what)
+class _Printer(experiment.Hooks):
+    """The seed CLI's lines: a loss line every tenth of a condensation (as the original's every 10
+    iterations), one line per evaluation, one per selection."""
+
+    def __init__(self, r: Run, exp: int):
+        self.r, self.exp = r, exp
+
+    def progress_points(self, last: int) -> set[int]:
+        every = max(1, last // 10)
+        return set(range(every, last, every))
+
+    def on_progress(self, iteration: int, run, metrics: dict, saved: bool) -> None:
+        if "accuracy" not in metrics:  # an evaluation's point has its own lines
+            print(f"exp {self.exp} iter {iteration:4d}  loss {metrics['loss']:.4f}  "
+                  f"(total {time.time() - self.r.start:.0f} s)", flush=True)
+
+    def on_made(self, synthetic, seconds: float) -> None:
+        print(f"exp {self.exp} selected {len(synthetic)} images ({seconds:.1f} s)", flush=True)
+
+    def on_evaluated(self, iteration: int, model: str, accs: list[float], seconds: float,
+                     loss: float | None = None, strategy: str | None = None) -> None:
+        total = f"total {time.time() - self.r.start:.0f} s"
+        method = self.r.cell.record
+        if not method.makes_set:
+            print(f"exp {self.exp} whole  {model} {_wording(self.r)[1]}: {accs[0]:.2f} % ({seconds:.1f} s, {total})",
+                  flush=True)
+            return
+        mu, sd = mean_std(accs)
+        if loss is None:
+            print(f"exp {self.exp} {self.r.args.method}  eval {model}: {mu:.2f} ± {sd:.2f} % ({len(accs)} nets, "
+                  f"{seconds:.1f} s, {total})", flush=True)
+            return
+        shown = f"loss {loss:.4f}" if iteration else "(no step yet)"
+        print(f"exp {self.exp} iter {iteration:4d}  {shown}  eval {model}: {mu:.2f} ± {sd:.2f} % "
+              f"({len(accs)} nets, {seconds:.1f} s, {total})", flush=True)
 
 
 def finish(r: Run, tag: str, results: dict, how: str) -> dict:
@@ -395,7 +325,3 @@ def main(argv=None) -> int:
         if not log.handlers:
             log.addHandler(logging.StreamHandler(sys.stdout))
     return exit_status(lambda: run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

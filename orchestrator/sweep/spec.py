@@ -21,11 +21,11 @@ A sweep file is shaped like the tables it makes::
     num_exp: 5                    # the settings below default to the paper's protocol
     num_eval: 20
     seed: 0
-    budget: {iterations: 1000}    # condense.synthetic.Budget fields (DC, DSA)
-    dm_budget: {iterations: 20000} # condense.dm.DMBudget fields (DM)
+    budget: {iterations: 1000}    # condense.condensation.Budget fields (DC, DSA)
+    dm_budget: {iterations: 20000} # condense.condensation.DMBudget fields (DM)
     eval_budget: {epochs: 300}    # evaluation.train.EvalBudget fields
     reference_budget: {epochs: 50} # evaluation.reference.ReferenceBudget: coresets' network, whole bound
-    resources: auto               # default: follow the cluster (orchestrator/resources.py); or
+    resources: auto               # default: follow the cluster (orchestrator/driver/resources.py); or
                                   # {cpu: 2, gpu: 0.25, custom: {name: 1}} to fix what a cell asks for
     shared_reference: false       # true: one reference network for all of a cell's experiments
     dsa_strategy: auto            # DSA and DM: auto (no flip for MNIST and SVHN, as the seed README's
@@ -56,10 +56,10 @@ from condense import diffaug, methods, networks, numbers
 from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
 from condense.matching import METRICS
-from condense.methods import EXTERNAL, EXTERNAL_PREFIX, METHODS
+from condense.methods import EXTERNAL_PREFIX, METHODS
 from evaluation.pools import EVAL_MODES
 
-from .cells import expand
+from .cells import expand, loops_problem
 from .config import Grid, Resources, Sweep
 from .layouts import AXES, NAME, SHOWABLE, TABLES, hidden_axes, own_layouts
 
@@ -138,12 +138,11 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
             diffaug.check_strategy(sweep.dsa_strategy)
         except ConfigError as err:
             raise ConfigError(f"{where}: dsa_strategy: {err}") from None
-    for ipc in sorted({i for g in sweep.grids if any(methods.get(m).has_loops for m in g.methods) for i in g.ipcs}):
-        try:
-            sweep.budget.loops(ipc)
-        except ConfigError as err:
-            raise ConfigError(f"{where}: ipcs: {err}; give budget.outer_loop and budget.inner_loop "
-                              "to condense it, or use a coreset method") from None
+    problems = sorted({(i, loops_problem(m, i, sweep.budget)) for g in sweep.grids for m in g.methods for i in g.ipcs}
+                      - {(i, None) for g in sweep.grids for i in g.ipcs})
+    if problems:
+        raise ConfigError(f"{where}: ipcs: {problems[0][1]}; give budget.outer_loop and budget.inner_loop "
+                          "to condense it, or use a coreset method")
     return sweep
 
 
@@ -306,7 +305,7 @@ def _sets(raw, base, where: str) -> tuple:
     for name, by_key in _typed(raw, dict, where, "sets").items():
         key = f"sets.{name}"
         try:
-            methods.external(f"{EXTERNAL_PREFIX}{name}")
+            methods.get(f"{EXTERNAL_PREFIX}{name}")
         except (ConfigError, TypeError):
             raise ConfigError(f"{where}: {key}: a set's name is letters, digits and _.+- (up to 64)") from None
         entries = []
@@ -332,7 +331,7 @@ def _sets(raw, base, where: str) -> tuple:
 def _check_sets_named(sweep: Sweep, where: str) -> None:
     """Every ``set:<name>`` of a grid has files for each dataset and ipc of the grid."""
     for grid in sweep.grids:
-        for method in (m for m in grid.methods if methods.get(m).kind == EXTERNAL):
+        for method in (m for m in grid.methods if methods.get(m).from_files):
             name = method[len(EXTERNAL_PREFIX):]
             given = dict(dict(sweep.sets).get(name, ()))
             for dataset in grid.datasets:

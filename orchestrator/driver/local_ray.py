@@ -61,7 +61,7 @@ def local_ray() -> Iterator[str]:
     with ``local_environment`` set."""
     ports = dict(zip(_PORTS, _free_ports(len(_PORTS))))
     temp = tempfile.mkdtemp(prefix="dc-ray-", dir="/tmp")  # short: Ray's socket paths fit in 107 bytes
-    root = str(Path(__file__).resolve().parents[1])  # the workers import this checkout, as the driver does
+    root = str(Path(__file__).resolve().parents[2])  # the workers import this checkout, as the driver does
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     log = Path(temp) / "head.log"
     args = [a for flag, port in ports.items() for a in (flag, str(port))]

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from condense import diffaug
+from condense.condensation import Budget, DMBudget
 from condense.data import info
-from condense.dm import DMBudget
 from condense import methods
 from condense.methods import DEFAULT
-from condense.synthetic import Budget
 from evaluation.reference import ReferenceBudget
 from evaluation.train import EvalBudget
-
-if TYPE_CHECKING:
-    from .cells import Cell
 
 # How a sweep's user points it at its data (its missing-data errors say so): the driver has no flag for it.
 ROOT_FROM = "the sweep's data_root / DC_DATA"
@@ -72,14 +67,14 @@ class Sweep:
     dm_budget: DMBudget = DMBudget()  # DM's own (20000 iterations, lr_img 1, ...)
     eval_budget: EvalBudget = EvalBudget()
     reference_budget: ReferenceBudget = ReferenceBudget()  # the coresets' reference network, the whole bound
-    resources: Resources | None = None  # None: auto, what the cluster offers (orchestrator/resources.py)
+    resources: Resources | None = None  # None: auto, what the cluster offers (orchestrator/driver/resources.py)
     shared_reference: bool = False  # coresets: one reference network for every experiment (cheap runs)
     dsa_strategy: str = diffaug.AUTO  # DSA and DM: auto (the README's, no flip for digits) or ops
     data_root: str | None = None  # None: $DC_DATA, else ./data; for_run resolves it
     max_failures: int = 2
     checkpoint_every: int = 50
     # external sets: name -> ((<dataset>-ipc<k>, (file per experiment, ...)), ...); spec resolves the
-    # paths and expands the globs; experiment.external reads them
+    # paths and expands the globs; the experiment reads them
     sets: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = ()
     # Set by the driver, never by a sweep file:
     code_version: str = "unknown"
@@ -105,12 +100,12 @@ class Sweep:
             reference_budget=_cap(self.reference_budget, ReferenceBudget(), ReferenceBudget.smoke()),
             num_exp=min(self.num_exp, SMOKE_NUM_EXP), num_eval=min(self.num_eval, SMOKE_NUM_EVAL), smoke=True)
 
-    def for_cell(self, cell: "Cell") -> "Sweep":
-        """The sweep as one cell's trial sees it: a smoke run's condensation budget with its
+    def for_cell(self, cell) -> "Sweep":
+        """The sweep as one cell's trial (a ``cells.Cell``) sees it: a smoke run's condensation budget with its
         iterations scaled to the cell's set (``smoke_for_set``; the evaluation's epochs are, by
         EvalBudget's ``max_train_values``); any other run's, as it is."""
-        key = methods.get(cell.method).budget  # None for a set made elsewhere
-        if not self.smoke or cell.bound or key is None:  # a whole cell has no set
+        key = cell.record.budget  # None for a set made elsewhere
+        if not self.smoke or not cell.record.makes_set or key is None:  # a whole cell has no set
             return self
         d = info(cell.dataset)
         values = cell.ipc * d.num_classes * d.image_values

@@ -20,27 +20,23 @@ import sys
 import time
 from pathlib import Path
 
-from condense import methods, networks, numbers
+from condense import methods, numbers
 from condense.data import dataset_names
-from condense.errors import ConfigError, exit_status, unknown
+from condense.errors import ConfigError, OneLineParser, exit_status, unknown
 from evaluation.augmentation import AUGMENT, for_choice
 from evaluation.pools import EVAL_MODES
 from evaluation.train import EvalBudget
 
-from .cells import Cell
-from .config import Sweep
-from .layouts import EVALUATION_TABLE
+from ..sweep.cells import Cell
+from ..sweep.config import Sweep
+from ..sweep.layouts import EVALUATION_TABLE
+from .common import check_names, mean_std, resolve_device
 
 TABLE = EVALUATION_TABLE  # the table of the Parquet's rows (python -m orchestrator.tables renders it)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as every other bad input
-        self.exit(2, f"error: {message}\n")
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    p = _Parser(prog="python -m evaluation", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m evaluation", description=__doc__.split("\n\n")[0])
     a = p.add_argument
     a("sets", nargs="+", metavar="SET", help="set files: this project's (.pt), the original code's res_*.pt, "
       ".pt or .npz with images and labels")
@@ -61,12 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def validate(args: argparse.Namespace) -> str:
     """Bad names and numbers, before any file is read; returns the sets' method, ``set:<name>``."""
-    if args.dataset not in dataset_names():
-        raise unknown("dataset", args.dataset, dataset_names())
-    if not networks.is_model(args.model):
-        raise unknown("model", args.model, networks.list_models())
-    if args.eval_mode not in EVAL_MODES:
-        raise unknown("eval_mode", args.eval_mode, EVAL_MODES)
+    check_names(args.dataset, args.model, args.eval_mode)
     if args.augment not in AUGMENT:
         raise unknown("augment", args.augment, AUGMENT)
     for flag in ("num_eval", "epochs", "seed"):
@@ -77,7 +68,7 @@ def validate(args: argparse.Namespace) -> str:
     name = args.name if args.name is not None else _stem(args.sets[0])
     method = f"{methods.EXTERNAL_PREFIX}{name}"
     try:
-        methods.external(method)
+        methods.get(method)
     except ConfigError:
         raise ConfigError(f"--name {name!r}: letters, digits and _.+- (up to 64); give --name") from None
     return method
@@ -105,16 +96,13 @@ def output_path(folder: str, name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> Path:
-    import torch
-
     from condense.data import info, load
     from evaluation import set_files
 
-    from . import experiment, results
-    from .outputs import versions
-    from .run import code_version
-    from .seed_cli import mean_std, resolve_device
-    from .trainable import device_name
+    from ..driver.outputs import versions
+    from ..driver.run import code_version
+    from ..results import parquet
+    from ..trial import experiment, runner
 
     method = validate(args)
     device = resolve_device(args.device)
@@ -129,7 +117,7 @@ def run(args: argparse.Namespace) -> Path:
     out = output_path(args.output, method[len(methods.EXTERNAL_PREFIX):])
     test = load(args.dataset, args.data_path)[1].to(device)
     sweep = Sweep(method, num_exp=len(sets), num_eval=args.num_eval, seed=args.seed,
-                  eval_budget=EvalBudget(epochs=args.epochs), data_root=args.data_path)
+                  eval_budget=EvalBudget(epochs=args.epochs), data_root=args.data_path, code_version=code_version())
     # the sets of one ipc are one cell's experiments, in the order given
     cells: dict[int, Cell] = {}
     for _, s in sets:
@@ -138,40 +126,50 @@ def run(args: argparse.Namespace) -> Path:
     models = next(iter(cells.values())).eval_models()
     print(f"{method}: {len(sets)} set(s) of {args.dataset}; eval_mode {args.eval_mode} -> {', '.join(models)}; "
           f"{args.num_eval} nets each; device {device}", flush=True)
-    provenance = {"code_version": code_version(), "torch_version": str(torch.__version__), "device": device.type,
-                  "device_name": device_name(device)}
+    ctx = experiment.Context(None, test, experiment.device_name(device))
+    ledgers = {cell.cell_id: experiment.Ledger() for cell in cells.values()}  # each cell's experiments
     start, rows = time.time(), []
     sources: dict[str, list[str]] = {}  # cell id -> its sets' files, one per experiment
     accuracies: dict[tuple[str, str], list[float]] = {}
     for shown, s in sets:
         cell = cells[len(s) // classes]
-        exp = len(sources.setdefault(cell.cell_id, []))
-        sources[cell.cell_id].append(shown)
-        records = []
-        for model in cell.eval_models():
-            strategy = for_choice(args.augment, s.meta, args.dataset, model)
-            t0, began = time.perf_counter(), time.time()
-            seeds, accs = experiment.evaluate_set(s.to(device), test, sweep, cell.exp_seed(sweep.seed, exp), model, 0,
-                                                  strategy=strategy)
-            seconds = time.perf_counter() - t0
-            accuracies.setdefault((cell.cell_id, model), []).extend(accs)
-            mu, sd = mean_std(accs)
-            print(f"{shown}  ipc {cell.ipc}  {model}: {mu:.2f} ± {sd:.2f} % ({len(accs)} nets, augment {strategy}, "
-                  f"{sweep.eval_budget.epochs_for(strategy, s.images.numel())} epochs, {seconds:.1f} s)", flush=True)
-            records += [{"exp": exp, "eval_model": model, "eval_seed": seed, "accuracy": acc, "eval_seconds": seconds,
-                         "started_at": began, "finished_at": time.time(), **provenance}
-                        for seed, acc in zip(seeds, accs)]
-        rows += results.ok_rows(method, cell, records)
+        sources.setdefault(cell.cell_id, []).append(shown)
+        done = runner.run(cell, sweep, ctx, ledgers[cell.cell_id], _Printer(args, shown, s, cell, sweep),
+                              given=s.to(device))
+        for record in done.records:
+            accuracies.setdefault((cell.cell_id, record["eval_model"]), []).append(record["accuracy"])
+        rows += parquet.ok_rows(method, cell, done.records)
     metadata = {"budgets": sweep.comparable(),
                 "sweep": {"name": method, "cells": [c.to_config() for c in cells.values()], "sets": sources},
                 "versions": versions(rows)}
-    results.write(rows, out, metadata)
+    parquet.write(rows, out, metadata)
     for (cell_id, model), accs in accuracies.items():
         mu, sd = mean_std(accs)
         print(f"Summary {cell_id}, evaluated {model}: {len(sources[cell_id])} set(s) x {args.num_eval} nets, "
               f"mean = {mu:.2f} ± {sd:.2f} %  ({time.time() - start:.0f} s)", flush=True)
     print(f"results: {out} ({len(rows)} rows)", flush=True)
     return out
+
+
+class _Printer:
+    """The hooks of ``experiment.run`` a set made elsewhere calls (``experiment.Hooks``'s, imported
+    with torch when a run starts): a line per evaluation model, the augmentation ``--augment`` chooses."""
+
+    def __init__(self, args: argparse.Namespace, shown: str, synthetic, cell: Cell, sweep: Sweep):
+        self.args, self.shown, self.synthetic, self.cell, self.sweep = args, shown, synthetic, cell, sweep
+
+    def strategy(self, synthetic, model: str) -> str:
+        return for_choice(self.args.augment, synthetic.meta, self.args.dataset, model)
+
+    def on_evaluated(self, iteration: int, model: str, accs: list[float], seconds: float,
+                     loss: float | None = None, strategy: str | None = None) -> None:
+        mu, sd = mean_std(accs)
+        epochs = self.sweep.eval_budget.epochs_for(strategy, self.synthetic.images.numel())
+        print(f"{self.shown}  ipc {self.cell.ipc}  {model}: {mu:.2f} ± {sd:.2f} % ({len(accs)} nets, augment "
+              f"{strategy}, {epochs} epochs, {seconds:.1f} s)", flush=True)
+
+    def on_made(self, synthetic, seconds: float) -> None:
+        pass
 
 
 def main(argv=None) -> int:

@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condense.data import DATASETS
-from condense import methods
-from condense.methods import CONDENSATION
 from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
 
+from .cells import references
+
 # DC_CALIBRATIONS: another folder (benchmarks/gpu_checks.sh's plumbing mode, which must not touch these)
-CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve().parent / "calibrations")
+CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve().parents[1] / "calibrations")
 FALLBACK_MODEL = "ConvNet"
 # Training and test set sizes (the reference network trains on all of it; evaluation tests on all of it)
 SPLITS = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "SVHN": (73257, 26032),
@@ -164,16 +164,17 @@ class Estimator:
     def cell_seconds(self, cell, s) -> float:
         s = s.for_cell(cell)
         classes = DATASETS[cell.dataset].num_classes
-        method = methods.get(cell.method)
-        if cell.bound:  # per evaluation model, one network of seed + e per experiment, then its test
+        method = cell.record
+        if not method.makes_set:  # the bound: per evaluation model, one network of seed + e per experiment, then its test
             n_test = SPLITS[cell.dataset][1]
             seeds = [s.whole_seed(e) for e in range(s.num_exp)]
             return sum(self._references_once(cell.dataset, m, seeds, s)
                        + s.num_exp * self._fit(cell.dataset, m, "test", n_test) for m in cell.eval_models())
-        if method.kind != CONDENSATION:
+        if not method.learns:  # a coreset or a set made elsewhere: evaluated once
             cost = self._evaluation(cell, s, classes * cell.ipc, points=1)
-            if method.needs_reference:
-                cost += self._references_once(cell.dataset, cell.model, map(s.reference_seed, range(s.num_exp)), s)
+            needed = references(cell, s)
+            if needed:
+                cost += self._references_once(cell.dataset, cell.model, sorted(seed for *_, seed in needed), s)
             return cost
         # DSA as DC (its augmentation not counted); DM one matching-sized step per iteration, no inner loop
         b = s.budget_for(cell.method)
