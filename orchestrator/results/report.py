@@ -41,7 +41,7 @@ def write_report(out: str | Path) -> Path:
 
 
 def render(out: Path) -> str:
-    from . import parquet, tables
+    from . import nas, parquet, tables
 
     df = parquet.read(out / "results.parquet")
     meta = parquet.metadata(out / "results.parquet")
@@ -54,6 +54,15 @@ def render(out: Path) -> str:
              f"<p>{len(cells)} cells: {e(counts)}; {int((df.status == 'ok').sum())} accuracies.</p>",
              _links(out, ["results.parquet", "curves.parquet", "sweep.json"], "Data")]
     for table in tables.table_names(df):
+        rows = df[df["table"].apply(lambda t: table in t)]
+        if nas.holds(rows):  # an architecture search: its table, and a figure per dataset
+            parts += ["<h2>Architecture search on proxy sets</h2>", nas.html(nas.table(rows)),
+                      f'<p class="note">{e(nas.NOTE)}</p>']
+            for dataset in dict.fromkeys(rows["dataset"]):
+                parts.append(_figure(out, f"plots/{table}_{dataset}", f"architecture search, {dataset}"))
+            parts.append(_links(out, [f"tables/{table}.{f}" for f in nas.FORMATS]
+                                + [f"plots/{table}_{d}.pdf" for d in dict.fromkeys(rows["dataset"])], "Files"))
+            continue
         layout = tables.layout_of(df, table)
         parts.append(f"<h2>{e(layout.title)}</h2>")
         parts.append(_html_table(df, table))

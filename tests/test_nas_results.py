@@ -1,12 +1,14 @@
 """The architecture search's table and figure on hand-made results, against hand-computed values."""
+import io
 import math
 import warnings
 
 import pandas as pd
 import pytest
 
-from orchestrator import nas_analysis
-from orchestrator.nas_analysis import COLUMNS, table
+from orchestrator.results import nas as nas_analysis
+from orchestrator.results.nas import COLUMNS, table
+from orchestrator.results.published import NAS_SOURCE
 
 ARCHS = list("abcdef")
 WHOLE = [90, 80, 70, 60, 50, 40]  # a is the best architecture on the whole set, f the worst
@@ -78,7 +80,6 @@ def test_nas_constant_proxy_is_nan_without_a_warning():
     line = next(line for line in texts["csv"].splitlines() if line.startswith("constant,"))
     assert line.split(",")[1:5] == [""] * 4
     # the csv reads back as NaN
-    import io
     back = pd.read_csv(io.StringIO(texts["csv"]))
     assert back.loc[back.proxy == "constant", "spearman_all"].isna().all()
     assert back.loc[back.proxy == "swap", "spearman_all"].iloc[0] == pytest.approx(1 - 12 / 210)
@@ -105,21 +106,35 @@ def test_nas_missing_and_failed_results_do_not_crash():
     assert no_whole["spearman_all"].isna().all() and "whole" not in set(no_whole.proxy)
 
 
-def test_nas_tables_mark_ftd_rows_as_published_and_keep_them_out_of_the_csv(tmp_path):
-    paths = nas_analysis.write_tables(rows(), tmp_path)
-    assert sorted(p.name for p in paths) == ["nas.csv", "nas.md", "nas.tex"]
-    md = (tmp_path / "nas.md").read_text()
-    ftd = [line for line in md.splitlines() if nas_analysis.FTD_SOURCE in line]
+def test_nas_tables_mark_ftd_rows_as_published_and_keep_them_out_of_the_csv():
+    tab = table(rows())
+    md, tex, csv = (nas_analysis.RENDER[f](tab) for f in ("md", "tex", "csv"))
+    ftd = [line for line in md.splitlines() if NAS_SOURCE in line]
     assert len(ftd) == 4  # three rows and the note
     assert "| MTT | — | 0.41 | 0.36 | -0.04 |" in md and "6,804 min" in md and "| ours |" in md
-    assert "\\textit{MTT}" in (tmp_path / "nas.tex").read_text()
-    back = pd.read_csv(tmp_path / "nas.csv")
+    assert "\\textit{MTT}" in tex and "\\textit{MTT}" not in nas_analysis.latex(tab, paper=False)
+    assert NAS_SOURCE not in nas_analysis.markdown(tab, paper=False)
+    back = pd.read_csv(io.StringIO(csv))
     assert list(back.columns) == list(COLUMNS) and list(back.proxy) == ["whole", *PROXIES]
 
 
-@pytest.mark.slow  # draws and writes a png and a pdf: seconds
-def test_nas_figure_has_a_panel_per_proxy(tmp_path):
-    paths = nas_analysis.write_figures(rows(), tmp_path)
-    assert sorted(p.name for p in paths) == ["nas_MNIST.pdf", "nas_MNIST.png"]
-    assert all(p.stat().st_size > 1000 for p in paths)
-    assert nas_analysis.write_figures(rows({}), tmp_path / "none") == []  # the whole set alone: nothing to draw
+def test_nas_search_seconds_count_each_evaluation_once():
+    r = rows(seeds=(0, 1)).assign(cell_id=lambda f: f.proxy + "-" + f.architecture, exp=0,
+                                  eval_model=lambda f: f.architecture)
+    # both networks of an evaluation carry its 1.5 s: counted once per architecture
+    assert by_proxy(table(r))["swap"]["search_seconds"] == pytest.approx(6 * 1.5)
+
+
+@pytest.mark.slow  # draws a figure: seconds
+def test_nas_figure_has_a_panel_per_proxy():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = nas_analysis.figures(plt, rows(), "nas", 6.9)
+    assert list(figs) == ["nas_MNIST"]
+    panels = [ax for ax in figs["nas_MNIST"].axes if ax.get_visible()]
+    assert [ax.get_title().split(":")[0] for ax in panels] == list(PROXIES)
+    plt.close("all")
+    assert nas_analysis.figures(plt, rows({}), "nas", 6.9) == {}  # the whole set alone: nothing to draw

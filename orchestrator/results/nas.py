@@ -1,9 +1,9 @@
-"""The architecture search's table and figure, from its long result rows alone.
+"""An architecture search's table and figure (docs/nas.md), from its rows of the long results alone.
 
 Every row is one test accuracy of an ``architecture`` trained on a ``proxy``: a method's set, the
 whole training set for a few epochs (``early_stopping``), or the whole set itself (``whole``, the
 ground truth). An architecture's accuracy on a proxy is the mean of its ``ok`` rows. Per proxy, the
-``nas`` table has:
+table has:
 
 - ``spearman_all``: Spearman's rank correlation between the proxy's and the whole set's accuracies
   over the architectures that both have; ``spearman_top<k>`` the same over the ``k`` best of those
@@ -14,44 +14,40 @@ ground truth). An architecture's accuracy on a proxy is the mean of its ``ok`` r
 - ``picked_accuracy`` and ``picked_rank``: the whole-set accuracy and rank (1 = best; tied
   accuracies share the best rank) of the architecture the proxy ranks first; where the proxy ties
   several for first, the mean over them (what picking one of them at random gives on average).
-- ``search_seconds``: the device time of the search on the proxy, the sum of its rows'
-  ``eval_seconds`` (training and testing each architecture; the proxy's own making is not counted).
+- ``search_seconds``: the device time of the search on the proxy, the sum over its cells and
+  experiments of ``eval_seconds`` (training and testing the architecture's networks; the proxy's own
+  making, before the search, is not counted).
 - ``images``: the proxy's number of training images (its rows' ``train_images``).
 
-FTD's published rows (Du et al., CVPR 2023, Table 5: CIFAR-10, 720 ConvNets) stand below ours in md
-and tex as another method's context; the csv holds our measured rows only.
+FTD's published rows (``published.NAS_ROWS``) stand below ours in md, tex and html as another
+paper's context; the csv holds our measured rows only.
 """
 from __future__ import annotations
 
 import csv
+import html as html_text
 import io
 import math
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from condense.files import replacing, write_text
+from condense.methods import WHOLE
 
-if TYPE_CHECKING:  # pandas and matplotlib are imported where they are used
+from .published import NAS_ROWS, NAS_SOURCE
+
+if TYPE_CHECKING:  # pandas is imported where it is used
     import pandas as pd
 
-WHOLE = "whole"  # the proxy that is the ground truth: the whole training set at the full budget
 TOP = (5, 10, 20)
 COLUMNS = ("proxy", "spearman_all", *(f"spearman_top{k}" for k in TOP), "picked_accuracy", "picked_rank",
            "search_seconds", "images")
-NAME = "nas"
+FORMATS = ("md", "tex", "csv")  # a search's table is written in all three
 MARKED = 5  # the figure marks the top architectures by whole-set accuracy
-# the project's figure conventions (orchestrator/plots.py): its font sizes, and no dates in the files
-_STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
-          "xtick.labelsize": 7, "ytick.labelsize": 7}
-_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Creator": None, "Producer": None}}
 
-# FTD's Table 5 (PAPER.md): proxy, Spearman over the top 5 / 10 / 20, search minutes, images.
-# Published for CIFAR-10 with another search's budgets: context, never compared number by number.
-FTD_SOURCE = "FTD (Du et al., CVPR 2023), Table 5, CIFAR-10"
-FTD_ROWS = (("real data", (1.00, 1.00, 1.00), 6804, 50000),
-            ("MTT", (0.41, 0.36, -0.04), 360, 500),
-            ("FTD", (0.87, 0.68, 0.54), 360, 500))
+
+def holds(rows: pd.DataFrame) -> bool:
+    """Whether the rows are an architecture search's."""
+    return "architecture" in rows and bool(rows["architecture"].notna().any())
 
 
 def accuracies(rows: pd.DataFrame) -> pd.DataFrame:
@@ -101,10 +97,17 @@ def _table(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for proxy in acc.columns:
         own = rows[(rows["proxy"] == proxy) & (rows["status"] == "ok")]
-        out.append({"proxy": proxy, **ranking(acc[proxy], whole),
-                    "search_seconds": own["eval_seconds"].sum(min_count=1),
+        out.append({"proxy": proxy, **ranking(acc[proxy], whole), "search_seconds": _seconds(own),
                     "images": _images(own["train_images"])})
     return pd.DataFrame(out, columns=list(COLUMNS))
+
+
+def _seconds(own: pd.DataFrame) -> float:
+    """The training and testing time of the rows: each evaluation's seconds once (its networks' rows
+    all carry the evaluation's time)."""
+    once = [c for c in ("cell_id", "exp", "eval_model") if c in own]
+    timed = own.drop_duplicates(once) if once else own
+    return float(timed["eval_seconds"].astype(float).sum(min_count=1))
 
 
 def ranking(proxy: pd.Series, whole: pd.Series) -> dict:
@@ -163,23 +166,34 @@ NOTE = ("ρ: Spearman's rank correlation between the architectures' test accurac
         "proxy, fewer than two architectures) or not published.")
 
 
-def _text_rows(tab: pd.DataFrame, dash: str) -> list[list[str]]:
+def _text_rows(tab: pd.DataFrame, dash: str, paper: bool = True) -> list[list[str]]:
     lead = ["dataset"] if "dataset" in tab else []
     ours = [[*(str(r[c]) for c in lead), str(r["proxy"]), *(_number(r[c], 2, dash) for c in COLUMNS[1:5]),
              _number(r["picked_accuracy"], 2, dash), _rank(r["picked_rank"], dash),
              _duration(r["search_seconds"], dash), _count(r["images"], dash), "ours"]
             for _, r in tab.iterrows()]
     theirs = [[*([""] * len(lead)), name, dash, *(f"{v:.2f}" for v in rhos), dash, dash,
-               f"{minutes:,} min", f"{images:,}", FTD_SOURCE] for name, rhos, minutes, images in FTD_ROWS]
-    return ours + theirs
+               f"{minutes:,} min", f"{images:,}", NAS_SOURCE] for name, rhos, minutes, images in NAS_ROWS]
+    return ours + theirs if paper else ours
 
 
-def markdown(tab: pd.DataFrame) -> str:
+def markdown(tab: pd.DataFrame, paper: bool = True) -> str:
     header = [*(["dataset"] if "dataset" in tab else []), *HEADER]
     lines = ["### Architecture search on proxy sets", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in _text_rows(tab, "—")]
-    return "\n".join([*lines, "", NOTE + f" Rows from {FTD_SOURCE}: another method's, published, not measured here.",
-                      ""])
+    lines += ["| " + " | ".join(r) + " |" for r in _text_rows(tab, "—", paper)]
+    theirs = f" Rows from {NAS_SOURCE}: another paper's search, published, not measured here." if paper else ""
+    return "\n".join([*lines, "", NOTE + theirs, ""])
+
+
+def html(tab: pd.DataFrame, paper: bool = True) -> str:
+    """The table for the report: our rows, then FTD's in italics."""
+    e = html_text.escape
+    header = [*(["dataset"] if "dataset" in tab else []), *HEADER]
+    lines = ["<table>", "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"]
+    for i, r in enumerate(_text_rows(tab, "—", paper)):
+        style = "" if i < len(tab) else ' style="font-style: italic"'
+        lines.append(f"<tr{style}>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
+    return "\n".join([*lines, "</table>"])
 
 
 def _tex(text: str) -> str:
@@ -187,10 +201,10 @@ def _tex(text: str) -> str:
             .replace("ρ", "$\\rho$").replace("—", "---"))
 
 
-def latex(tab: pd.DataFrame) -> str:
+def latex(tab: pd.DataFrame, paper: bool = True) -> str:
     """A table environment with booktabs rules; FTD's published rows below a rule, in italics."""
     header = [*(["dataset"] if "dataset" in tab else []), *HEADER]
-    rows = _text_rows(tab, "---")
+    rows = _text_rows(tab, "---", paper)
     ours = len(tab)
     lead = len(header) - len(HEADER) + 1
     lines = ["\\begin{table}[t]", "\\centering", "\\caption{Architecture search on proxy sets}",
@@ -204,8 +218,8 @@ def latex(tab: pd.DataFrame) -> str:
     return "\n".join([*lines, "\\bottomrule", "\\end{tabular}", f"\\par\\footnotesize {_tex(NOTE)}", "\\end{table}", ""])
 
 
-def csv_text(tab: pd.DataFrame) -> str:
-    """Our measured rows only, full precision; NaN as an empty field."""
+def csv_text(tab: pd.DataFrame, paper: bool = True) -> str:
+    """Our measured rows only, full precision; NaN as an empty field (``paper`` changes nothing)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(tab.columns)
@@ -219,57 +233,26 @@ def csv_text(tab: pd.DataFrame) -> str:
 RENDER = {"md": markdown, "tex": latex, "csv": csv_text}
 
 
-def write_tables(rows: pd.DataFrame, folder: str | Path, formats=("md", "tex", "csv")) -> list[Path]:
-    """``nas.<format>`` in ``folder``; returns the files written."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tab = table(rows)
-    paths = [folder / f"{NAME}.{f}" for f in formats]
-    for f, path in zip(formats, paths):
-        write_text(path, RENDER[f](tab))
-    return paths
-
-
 # ---------------------------------------------------------------------------------------------
 # The figure
 
-def write_figures(rows: pd.DataFrame, folder: str | Path) -> list[Path]:
-    """``nas_<dataset>.png`` and ``.pdf``: per proxy, each architecture's accuracy on it against its
+def figures(plt, rows: pd.DataFrame, name: str, width: float) -> dict:
+    """``<name>_<dataset>`` -> its figure: per proxy, each architecture's accuracy on it against its
     whole-set accuracy, the top ``MARKED`` by whole-set accuracy marked, the proxy's pick ringed.
-    Nothing where there is no whole set or no other proxy yet. Returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: never a window, also on a headless node
-    import matplotlib.pyplot as plt
-
-    from .plots import DPI
-
-    folder = Path(folder)
-    groups = rows.groupby("dataset", sort=False) if "dataset" in rows else [("all", rows)]
-    written = []
-    for dataset, group in groups:
+    None for a dataset with no whole-set results or no other proxy yet."""
+    out = {}
+    for dataset, group in rows.groupby("dataset", sort=False):
         acc = accuracies(group)
-        if WHOLE not in acc or len(acc.columns) < 2:
-            continue
-        with plt.rc_context(_STYLE):
-            fig = _figure(plt, acc, dataset)
-        folder.mkdir(parents=True, exist_ok=True)
-        for suffix in ("png", "pdf"):
-            path = folder / f"{NAME}_{dataset}.{suffix}"
-            with replacing(path) as tmp:
-                fig.savefig(tmp, format=suffix, dpi=DPI, bbox_inches="tight", metadata=_METADATA[suffix])
-            written.append(path)
-        plt.close(fig)
-    return written
+        if WHOLE in acc and len(acc.columns) > 1 and acc[WHOLE].notna().any():
+            out[f"{name}_{dataset}"] = _figure(plt, acc, dataset, width)
+    return out
 
 
-def _figure(plt, acc: pd.DataFrame, dataset: str):
-    from .plots import WIDTH
-
+def _figure(plt, acc: pd.DataFrame, dataset: str, width: float):
     proxies = [p for p in acc.columns if p != WHOLE]
     ncols = min(len(proxies), 3)
     nrows = math.ceil(len(proxies) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(WIDTH, 2.3 * nrows + 0.5), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.3 * nrows + 0.5), squeeze=False, layout="constrained")
     whole = acc[WHOLE]
     for ax, proxy in zip(axes.flat, proxies):
         both = acc[proxy].notna() & whole.notna()
