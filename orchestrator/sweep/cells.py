@@ -59,7 +59,7 @@ class Cell:
         size = f"ipc{self.ipc}" if self.record.makes_set else "all"
         return f"{self.dataset}-{self.model}-{size}-{self.eval_mode}-{self.metric}"
 
-    @property
+    @functools.cached_property  # asked of thousands of cells in an architecture search's dry run
     def cell_id(self) -> str:
         name = self.method if self.proxy is None else self.proxy
         base = self.base_id if name == DEFAULT else f"{self.base_id}-{name.replace(':', '-')}"

@@ -195,8 +195,8 @@ class Estimator:
         per_net = (epochs * self._epoch(cell.dataset, cell.architecture, "eval", images, budget.batch_train, True)
                    + self._fit(cell.dataset, cell.architecture, "test", n_test, scaled=True))
         cost = s.num_exp * s.num_eval * per_net
-        proxy = proxy_cell(cell)
-        if cell.record.makes_set and proxy.cell_id not in self._proxies:
+        proxy = proxy_cell(cell) if cell.record.makes_set else None
+        if proxy is not None and proxy.cell_id not in self._proxies:
             self._proxies.add(proxy.cell_id)
             cost += self.cell_seconds(proxy, dataclasses.replace(s, num_eval=0))  # made, not evaluated
         return cost
