@@ -74,8 +74,8 @@ def run(ray, cells: list[Cell], sweep: Sweep, request: dict[str, float], say: Ca
             kept.update((f.name, f.read_bytes()) for f in files)
         else:
             todo.append(proxy)
-    say(f"proxy sets: {len(proxies)} for the architecture search, {len(proxies) - len(todo)} made before; "
-        "making the rest before the search")
+    say(f"proxy sets: {len(proxies)} for the architecture search, {len(proxies) - len(todo)} made before"
+        + (f"; making {len(todo)} before the search" if todo else ""))
     custom = {k: v for k, v in request.items() if k not in ("CPU", "GPU")}
     task = ray.remote(make).options(num_cpus=request["CPU"], num_gpus=request["GPU"], resources=custom or None)
     pending = {task.remote(p, sweep, references): p for p in todo}
