@@ -204,13 +204,13 @@ def test_sweep_on_a_ray_start_head_and_resume_of_a_finished_sweep(tmp_path, ray_
         f"{n}.{s}" for n in ("metric", "table1", "curves", "sets_ipc1") for s in ("png", "pdf"))
     assert f"report: {out / 'report.html'}" in r.stdout
 
-    parquet, before = (out / "results.parquet").read_bytes(), checkpoints(out / "tune")
+    kept, before = (out / "results.parquet").read_bytes(), checkpoints(out / "tune")
     again = orchestrate(path, "--output", runs, "--address", address, "--resume", environ=head_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert all(progress_lines(again.stdout, i) == [] for i in ids), again.stdout  # nothing recomputed
     assert "resuming: 4 of 4 cells finished before" in again.stdout and f"on {address}" not in again.stdout
     assert {p.name: (p / trainable.STATE_FILE).stat().st_mtime for p in (out / "checkpoints").iterdir()} == before
-    assert (out / "results.parquet").read_bytes() == parquet
+    assert (out / "results.parquet").read_bytes() == kept
 
     refused = orchestrate(path, "--output", runs, "--address", address, environ=head_env)  # no --resume
     assert refused.returncode == 2 and "--resume" in refused.stderr

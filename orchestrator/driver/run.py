@@ -1,7 +1,12 @@
 """Run a sweep file as one Ray Tune experiment, one trial per table cell:
 
-    python -m orchestrator.run sweeps/table2.yaml [--address ADDR] [--smoke] [--resume] [--dry-run] [--output DIR]
-                                                  [--gpu-share F] [--cpus-per-cell N]
+    python -m orchestrator.run SWEEP [--address ADDR] [--smoke] [--resume] [--dry-run] [--output DIR]
+                                     [--gpu-share F] [--cpus-per-cell N] [--download] [--list-sweeps]
+
+SWEEP is a sweep file (sweeps/table2.yaml) or the name of one shipped with the package (table2;
+``--list-sweeps`` names them). With ``--download`` (or ``download: true`` in the sweep file) a missing
+dataset that torchvision publishes is fetched into the data root once, before Ray starts
+(``condense/download.py``; ``DC_DATA_MIRROR`` replaces its hosts).
 
 Before the first trial: pre-flight checks (preflight.py), then the reference-network stage
 (stages.py) and an architecture search's proxy sets (proxies.py). Outputs go to ``DIR/<sweep>/``
@@ -32,12 +37,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from condense.download import DOWNLOAD_HELP
 from condense.errors import ConfigError, DataNotFoundError, OneLineParser, one_line
 from condense.files import WriteError, remove_temporaries, write_error, write_text
 from condense.runtime import keep_freed_memory
 
 from . import preflight, resources, stop, storage
 from ..sweep.layouts import own_layouts, to_plain
+from .eta import SweepClock
 from .local_ray import local_environment
 from .lock import RunLock, StoreLock
 
@@ -51,7 +58,12 @@ CONNECT_TIMEOUT_S = 5.0
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineParser(prog="python -m orchestrator.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("sweep", help="a sweep file, e.g. sweeps/smoke.yaml")
+    p.add_argument("sweep", nargs="?", help="a sweep file (e.g. sweeps/smoke.yaml) or a shipped sweep's name "
+                   "(e.g. smoke; see --list-sweeps)")
+    p.add_argument("--list-sweeps", action="store_true",
+                   help="print the shipped sweeps: name, cells, purpose; and exit")
+    p.add_argument("--download", action="store_true",
+                   help=f"{DOWNLOAD_HELP}; once, before Ray starts (or download: true in the sweep file)")
     p.add_argument("--address", default=None,
                    help="join this Ray cluster (host:port, auto, ray://...); default $RAY_ADDRESS, else a local Ray")
     p.add_argument("--smoke", action="store_true", help="cap every budget at the seconds-long smoke presets")
@@ -134,18 +146,26 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from condense.data import resolve_root
 
-    from ..sweep import cost, spec
+    from ..sweep import cost, shipped, spec
     from ..sweep.cells import describe, expand, searches
 
     previous = stop.sigterm_as_ctrl_c()
     try:
+        if args.list_sweeps:
+            print("\n".join(shipped.listing()))
+            return 0
+        if not args.sweep:
+            raise ConfigError("give a sweep file or a shipped sweep's name (python -m orchestrator.run --list-sweeps)")
         output = storage.parse(args.output)
-        sweep = spec.load(args.sweep)
+        sweep = spec.load(shipped.resolve(args.sweep))
         root = resolve_root(sweep.data_root)
         sweep = sweep.for_run(str(root), code_version(), args.smoke)
         cells = expand(sweep)
         address = args.address or os.environ.get("RAY_ADDRESS")
         missing = check_data(cells, root)
+        if missing and (args.download or sweep.download) and not args.dry_run:
+            fetch_missing(cells, root)  # once, here: never in the trials
+            missing = check_data(cells, root)
         if not args.dry_run:  # external sets' files: there, readable and valid before anything starts
             from ..trial.experiment import check_external
 
@@ -214,6 +234,16 @@ def _start_mirror(mirror: storage.Mirror, resume: bool) -> None:
                           "or give another --output")
 
 
+def fetch_missing(cells: list[Cell], root: Path) -> None:
+    """Download each dataset of the sweep that is not under the data root (a failure: one line)."""
+    from condense.data import readable
+    from condense.download import fetch
+
+    for dataset in dict.fromkeys(c.dataset for c in cells):
+        if not readable(dataset, root):
+            fetch(dataset, root)
+
+
 def check_data(cells: list[Cell], root: Path) -> str | None:
     """Open and check every dataset of the sweep once, before Ray starts (``condense.data.check``:
     readable, shapes, labels, every class in both splits, and enough training images per class for
@@ -232,7 +262,7 @@ def check_data(cells: list[Cell], root: Path) -> str | None:
         per_class = methods.get(needs.method).real_images(needs.ipc)
         try:
             check(dataset, root, per_class, f"per class that cell {needs.cell_id} starts from",
-                  root_from=ROOT_FROM)
+                  root_from=ROOT_FROM, offers_download=True)
         except DataNotFoundError as err:
             missing = missing or str(err)
     return missing
@@ -251,9 +281,11 @@ def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: 
         print(f"resuming: {len(known)} of {len(cells)} cells finished before, {len(starts)} continue from "
               "their checkpoints", flush=True)
     todo = [c for c in cells if c.cell_id not in known]
+    ok_before = sum(len(o.ok) for o in known.values())
+    clock = SweepClock(len(cells), {c.cell_id: None for c in todo}, ok_before, len(known) - ok_before)
     result_grid = []
     if todo:  # a resume of a finished run only rewrites the outputs: no Ray
-        result_grid = _tune(sweep, name, cells, todo, known, starts, plan, out, address, mirror)
+        result_grid = _tune(sweep, name, cells, todo, known, starts, plan, out, address, mirror, clock)
         if result_grid is None:
             if mirror is not None:
                 mirror.push()
@@ -266,6 +298,8 @@ def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: 
         mirror.push()
     print(f"results: {where}/results.parquet ({len(outcome.rows)} rows); curves, tables, plots, figures, "
           f"synthetic sets beside it\nreport: {where}/report.html")
+    if todo:
+        print(clock.summary())
     summary = f"{len(cells)} cells: {len(outcome.ok)} ok"
     if outcome.failed:
         summary += f", {len(outcome.failed)} failed: " + "; ".join(f"{c} ({e})" for c, e in outcome.failed.items())
@@ -276,9 +310,9 @@ def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: 
 
 
 def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: dict, starts: dict[str, str],
-          plan: resources.Plan, out: Path, address: str | None, mirror: storage.Mirror | None):
+          plan: resources.Plan, out: Path, address: str | None, mirror: storage.Mirror | None, clock: SweepClock):
     """The cells ``todo`` as a fresh Tune experiment in ``out/tune``; its result grid, or None when Ray
-    itself gave up (said on stderr)."""
+    itself gave up (said on stderr). ``clock`` follows the cells (the status lines and their ETA)."""
     # Before Ray is imported: the legacy reporter is silent at verbose=0 (the driver prints its own
     # lines), and forced experiment snapshots (num_to_keep=1) are expected, not worth a warning.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -317,6 +351,7 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
         if joined:  # a cluster we were given: on SLURM, its nodes must be the allocation's
             preflight.check_slurm(ray.nodes())
         preflight.check_request(request, ray.nodes())
+        clock.estimated(*_estimates(cells, todo, sweep, request))
         target = out if mirror is None else mirror.remote
         preflight.check_nodes(ray, sweep.data_root, sorted({c.dataset for c in todo}), target)
         try:
@@ -343,7 +378,7 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
                                             reuse_actors=True),
                 run_config=tune.RunConfig(
                     name=TUNE_NAME, storage_path=storage_path, storage_filesystem=filesystem, verbose=0,
-                    callbacks=[ProgressPrinter(len(cells), out / "errors", len(known)), live],
+                    callbacks=[ProgressPrinter(len(cells), out / "errors", len(known), clock), live],
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
             ctrl_c = signal.getsignal(signal.SIGINT)
@@ -365,6 +400,20 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
             print(f"error: the Ray run stopped: {error_line(err)}\nfinished cells and checkpoints are kept in "
                   f"{out}: rerun with --resume", file=sys.stderr)
             return None
+
+
+def _estimates(cells: list[Cell], todo: list[Cell], sweep: Sweep, request: dict) -> tuple[dict, str]:
+    """The cost model's seconds for each cell of ``todo`` (None without a calibration), as the dry run
+    prints them, for the device a cell asks for; and their total in device time."""
+    from ..sweep import cost
+
+    try:
+        per_cell, _ = cost.estimate(cells, sweep, "cuda" if request.get("GPU", 0) > 0 else "cpu")
+    except (KeyError, ValueError, OSError):  # an unreadable calibration: the run goes on, its ETA from the cells
+        per_cell = None
+    by_id = {c.cell_id: None if per_cell is None else per_cell[i] for i, c in enumerate(cells)}
+    mine = {c.cell_id: by_id[c.cell_id] for c in todo}
+    return mine, "" if per_cell is None else cost.device_time(sum(mine.values()))
 
 
 def _init_ray(ray, address: str, joined: bool) -> None:

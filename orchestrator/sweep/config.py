@@ -77,6 +77,7 @@ class Sweep:
     data_root: str | None = None  # None: $DC_DATA, else ./data; for_run resolves it
     max_failures: int = 2
     checkpoint_every: int = 50
+    download: bool = False  # the driver fetches a missing dataset before Ray starts (as --download)
     # external sets: name -> ((<dataset>-ipc<k>, (file per experiment, ...)), ...); spec resolves the
     # paths and expands the globs; the experiment reads them
     sets: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = ()

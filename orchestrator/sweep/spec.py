@@ -38,6 +38,7 @@ A sweep file is shaped like the tables it makes::
     dsa_strategy: auto            # DSA and DM: auto (no flip for MNIST and SVHN, as the seed README's
                                   # DSA table), or ops joined by '_' for every dataset
     data_root: null               # null: $DC_DATA, else ./data
+    download: false               # true: the driver fetches a missing dataset first, as --download
     max_failures: 2
     checkpoint_every: 50          # outer iterations between trial checkpoints
     early_stopping_epochs: 10     # an architecture search's early-stopping proxy: epochs on the whole set
