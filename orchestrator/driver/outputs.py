@@ -87,7 +87,10 @@ def add_finished(outcome: Outcome, cell: Cell, checkpoint: Path, sweep: str, out
 
 def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
     """Each run's set, and a figure of the first. A whole cell has no set: its figure shows a sample
-    of the training images it trained on."""
+    of the training images it trained on. An architecture search's cell keeps none: its proxy's set
+    is kept once, before the search (``proxies/``)."""
+    if cell.architecture is not None:
+        return
     if not cell.record.makes_set:
         save_grid(sets[0], out / "figures" / f"{cell.cell_id}.png")
         return

@@ -9,10 +9,11 @@ dataset that torchvision publishes is fetched into the data root once, before Ra
 (``condense/download.py``; ``DC_DATA_MIRROR`` replaces its hosts).
 
 Before the first trial: pre-flight checks (preflight.py), then the reference-network stage
-(stages.py). Outputs go to ``DIR/<sweep>/`` (``<sweep>-smoke`` with --smoke): ``results.parquet``,
-``curves.parquet`` and ``tables/`` (rewritten as cells end), ``plots/``, ``report.html``,
-``figures/``, ``synthetic/``, the reference networks (``cache/``), Ray Tune's experiment (``tune/``)
-and the checkpoints a resume continues from (``checkpoints/``; see resume.py). A local run starts
+(stages.py) and an architecture search's proxy sets (proxies.py). Outputs go to ``DIR/<sweep>/``
+(``<sweep>-smoke`` with --smoke): ``results.parquet``, ``curves.parquet`` and ``tables/``
+(rewritten as cells end), ``plots/``, ``report.html``, ``figures/``, ``synthetic/``, an
+architecture search's ``proxies/``, the reference networks (``cache/``), Ray Tune's experiment
+(``tune/``) and the checkpoints a resume continues from (``checkpoints/``; see resume.py). A local run starts
 its own Ray in a session of its own (local_ray.py), so a stop sent to the driver's process group
 ends the run as Ctrl-C does.
 Exit status: 0 all cells ok, 1 some cell failed or is unfinished, 2 bad input (or a pre-flight refusal),
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
     from condense.data import resolve_root
 
     from ..sweep import cost, shipped, spec
-    from ..sweep.cells import describe, expand
+    from ..sweep.cells import describe, expand, searches
 
     previous = stop.sigterm_as_ctrl_c()
     try:
@@ -202,6 +203,8 @@ def main(argv=None) -> int:
             per_cell, total = cost.estimate(cells, sweep, cost.device_kind(sweep.resources))
             for i, cell in enumerate(cells):
                 print(describe(cell, sweep) + ("" if per_cell is None else f"  est {cost.hours(per_cell[i])}"))
+            for line in searches(cells):
+                print(line)
             print(plan.describe())
             print(total)
             print(f"{len(cells)} cells")
@@ -350,7 +353,7 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
         import ray
         from ray import tune
 
-        from ..trial import stages
+        from ..trial import proxies, stages
         from .live import LiveResults
         from condense.errors import error_line
 
@@ -380,6 +383,8 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
         try:
             shipped = stages.run(ray, stages.needed(todo, sweep), request, sweep, say,
                                  None if mirror is None else out / "cache")
+            # an architecture search's proxy sets, made once before it; they travel with the sweep
+            sweep = proxies.run(ray, todo, sweep, request, say, out, shipped)
             if mirror is None:
                 storage_path, filesystem = str(out), None
                 begin = {c: tune.Checkpoint.from_directory(folder) for c, folder in starts.items()}

@@ -10,7 +10,9 @@ whole set, or a coreset pool / whole-dataset network's ``max_train`` in reduced 
 ``epochs``, the training epochs of a ``whole`` cell's networks (Table 1's bound); and provenance a
 SQL user filters on: ``device_name`` (the GPU or CPU model), ``started_at`` and ``finished_at``
 (UTC) of the row's experiment; ``dsa_strategy``, the cell's value of a grid's DSA strategy axis
-(null without one; a file from before the axis reads as null). No sentinels: what does not apply is null (a whole cell's ``ipc``
+(null without one; a file from before the axis reads as null); ``architecture`` and ``proxy``, an
+architecture search's network and what it trained on (docs/nas.md; its rows' ``epochs`` are the
+network's, ``train_images`` the proxy's images; null in other rows and in files from before them). No sentinels: what does not apply is null (a whole cell's ``ipc``
 and ``iterations``, a coreset's or whole cell's ``dis_metric`` and ``iterations``).
 
 The file is self-describing: its key-value metadata holds ``budgets`` (the settings behind every
@@ -51,6 +53,9 @@ SCHEMA = pa.schema([
     ("device_name", pa.string()), ("started_at", _TIME), ("finished_at", _TIME),
     ("status", pa.string()), ("error", pa.string()),
     ("dsa_strategy", pa.string()),  # the grid's DSA strategy axis; null where the cell has none
+    # an architecture search's (docs/nas.md): the network trained and what it trained on (a method,
+    # early_stopping or whole); null in every other row
+    ("architecture", pa.string()), ("proxy", pa.string()),
 ])
 COLUMNS = SCHEMA.names
 # What a result row takes from an experiment's record (orchestrator.trial.experiment); records of an
@@ -65,7 +70,7 @@ def cell_columns(sweep: str, cell: "Cell") -> dict:
     return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
             "model": cell.model, "ipc": cell.ipc if cell.record.makes_set else None, "eval_mode": cell.eval_mode,
             "dis_metric": cell.metric if cell.record.learns else None, "method": cell.method,
-            "dsa_strategy": cell.dsa_strategy}
+            "dsa_strategy": cell.dsa_strategy, "architecture": cell.architecture, "proxy": cell.proxy}
 
 
 def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
@@ -74,7 +79,7 @@ def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
     part = cell_columns(sweep, cell)
     rows = []
     for r in records:
-        row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "epochs": None, "status": "ok", "error": None}
+        row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "epochs": r.get("epochs"), "status": "ok", "error": None}
         for k in ("started_at", "finished_at"):  # records keep seconds since the epoch
             if isinstance(row[k], (int, float)):
                 row[k] = dt.datetime.fromtimestamp(row[k], dt.timezone.utc)

@@ -10,7 +10,9 @@ bound as a horizontal line); Table 2 as a heatmap (rows condense with, columns
 evaluate on; ours and, below, the paper's); the ablations and the distance table as grouped bars
 with error bars (diamonds: the paper's numbers, docs/protocol.md). ``curves.png`` / ``.pdf``:
 test accuracy and matching loss against the outer iteration, one line per condensed cell (mean over
-its runs), from ``curves.parquet``. ``sets_ipc<k>.png`` / ``.pdf``: the condensed images of each ipc,
+its runs), from ``curves.parquet``. An architecture search's table: ``<table>_<dataset>.png`` /
+``.pdf``, per proxy each architecture's accuracy on it against its whole-set accuracy (nas.py).
+``sets_ipc<k>.png`` / ``.pdf``: the condensed images of each ipc,
 from ``synthetic/`` beside the Parquet (orchestrator/results/set_figures.py). Sized for a two-column paper (6.9 in wide).
 """
 from __future__ import annotations
@@ -43,7 +45,7 @@ def write_plots(results_path: str | Path, folder: str | Path | None = None, run=
     matplotlib.use("Agg")  # files only: never a window, also on a headless node
     import matplotlib.pyplot as plt
 
-    from . import run_reader, set_figures, tables
+    from . import nas, run_reader, set_figures, tables
 
     results_path = Path(results_path)
     folder = Path(folder) if folder is not None else results_path.parent / "plots"
@@ -51,7 +53,14 @@ def write_plots(results_path: str | Path, folder: str | Path | None = None, run=
     curves_path = results_path.parent / "curves.parquet"
     c = run_reader.read_curves(curves_path) if os.path.lexists(curves_path) else None
     folder.mkdir(parents=True, exist_ok=True)
-    figures = {name: _draw_table(plt, df, name) for name in tables.table_names(df)}
+    figures = {}
+    for name in tables.table_names(df):
+        rows = df[df["table"].apply(lambda t: name in t)]
+        if nas.holds(rows):  # an architecture search: a figure per dataset
+            with plt.rc_context(_STYLE):
+                figures.update(nas.figures(plt, rows, name, WIDTH))
+        else:
+            figures[name] = _draw_table(plt, df, name)
     with plt.rc_context(_STYLE):
         written = set_figures.write_set_figures(results_path.parent, df, folder, plt, WIDTH, DPI, _METADATA)
     if c is not None and not c.empty:

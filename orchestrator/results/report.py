@@ -46,7 +46,7 @@ def write_report(out: str | Path, run=None) -> Path:
 def render(out: Path, run=None) -> str:
     """The page, from the checked results ``run`` (``run_reader.Run``; else read here) and the files
     beside them."""
-    from . import run_reader, tables
+    from . import nas, run_reader, tables
 
     run = run or run_reader.read(Path(out) / "results.parquet")
     df, meta, name = run.rows, run.metadata, run.name
@@ -58,6 +58,15 @@ def render(out: Path, run=None) -> str:
              f"<p>{len(cells)} cells: {e(counts)}; {int((df.status == 'ok').sum())} accuracies.</p>",
              _links(out, ["results.parquet", "curves.parquet", "sweep.json"], "Data")]
     for table in tables.table_names(df):
+        rows = df[df["table"].apply(lambda t: table in t)]
+        if nas.holds(rows):  # an architecture search: its table, and a figure per dataset
+            parts += ["<h2>Architecture search on proxy sets</h2>", nas.html(nas.table(rows)),
+                      f'<p class="note">{e(nas.NOTE)}</p>']
+            for dataset in dict.fromkeys(rows["dataset"]):
+                parts.append(_figure(out, f"plots/{table}_{dataset}", f"architecture search, {dataset}"))
+            parts.append(_links(out, [f"tables/{table}.{f}" for f in nas.FORMATS]
+                                + [f"plots/{table}_{d}.pdf" for d in dict.fromkeys(rows["dataset"])], "Files"))
+            continue
         layout = tables.layout_of(df, table)
         parts.append(f"<h2>{e(layout.title)}</h2>")
         parts.append(_html_table(df, table))

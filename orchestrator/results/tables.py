@@ -8,7 +8,8 @@ number and the difference (ours − paper) where docs/protocol.md has one (``--n
 out). A cell with an error row reads "failed"; a cell with no accuracies (an interrupted run's, or
 a position of the layout that no cell filled) reads "missing". LaTeX uses booktabs rules and sets
 the best mean of each row in bold, as the paper's Table 1 (the whole-dataset bound is not a
-contender); CSV has one line per table cell with its numbers.
+contender); CSV has one line per table cell with its numbers. An architecture search's table has a
+shape of its own (one row per proxy: nas.py, docs/nas.md), written as md, tex and always csv.
 Rows and columns keep the order in which they first appear in the Parquet: the sweep file's.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from condense.files import safe_name, write_text
 from condense.methods import BOUND, names
 
 from ..sweep.layouts import TABLES, Layout, from_plain, generic
+from . import nas
 from .published import published
 
 if TYPE_CHECKING:  # pandas is imported where it is used: --help answers at once
@@ -233,7 +235,12 @@ def write_tables(df: pd.DataFrame, folder: str | Path, formats: tuple[str, ...] 
     out = []
     for name in names or table_names(df):
         safe_name(name, str(folder), "table name")  # a file name: nothing goes outside the folder
-        texts = {f: RENDER[f](df, name, paper) for f in formats}
+        rows = _in_table(df, name)
+        if nas.holds(rows):  # an architecture search: its own table, always with its csv
+            search = nas.table(rows)
+            texts = {f: nas.RENDER[f](search, paper) for f in dict.fromkeys((*formats, *nas.FORMATS))}
+        else:
+            texts = {f: RENDER[f](df, name, paper) for f in formats}
         for f, text in texts.items():
             write_text(folder / f"{name}.{f}", text)
         out.append(texts[formats[0]])

@@ -20,6 +20,7 @@ is estimated with the ConvNet of the same shape, and the total line says how man
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -29,11 +30,12 @@ from pathlib import Path
 from condense import environment
 from condense.data import DATASETS
 from condense.errors import ConfigError
+from condense.networks import multiply_adds
 from evaluation.augmentation import eval_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
 
-from .cells import references
+from .cells import proxy_cell, references, search_budget
 
 # the project's calibrations; $DC_CALIBRATIONS names another folder (benchmarks/gpu_checks.sh's plumbing
 # mode, which must not touch these)
@@ -160,21 +162,37 @@ class Estimator:
     def __init__(self, calibration: Calibration):
         self.cal = calibration
         self.borrowed: set[str] = set()  # "shape/model" pairs estimated with the ConvNet's probes
+        self.scaled: set[str] = set()  # ... and those scaled by their multiply-adds (an architecture search's)
+        self._proxies: set[str] = set()  # the proxy sets of architecture searches counted so far
         self._references: set[tuple[str, str, int]] = set()  # (dataset, model, seed) trained so far
 
-    def _fit(self, dataset: str, model: str, probe: str, n: float, ipc: float = 0) -> float:
+    def _fit(self, dataset: str, model: str, probe: str, n: float, ipc: float = 0, scaled: bool = False) -> float:
+        """The probe's cost at ``n`` images; ``scaled``: where the model's probe is borrowed from the
+        ConvNet, its cost per image scaled by the two networks' multiply-adds (an architecture search's
+        ConvNets differ in cost by three orders of magnitude)."""
         shape = shape_key(dataset)
         fit, measured = self.cal.probe(shape, model, probe)
+        per_image = fit[1]
         if not measured:
-            self.borrowed.add(f"{shape}/{model}")
+            ratio = self._ratio(dataset, model) if scaled else None
+            if ratio is None:
+                self.borrowed.add(f"{shape}/{model}")
+            else:
+                self.scaled.add(f"{shape}/{model}")
+                per_image *= ratio
         extra = fit[2] * ipc if len(fit) > 2 else 0.0
-        return max(0.0, fit[0] + fit[1] * n + extra)
+        return max(0.0, fit[0] + per_image * n + extra)
 
-    def _epoch(self, dataset: str, model: str, probe: str, images: int, batch: int) -> float:
+    def _ratio(self, dataset: str, model: str) -> float | None:
+        d = DATASETS[dataset]
+        mine, base = (multiply_adds(m, d.channels, d.image_size) for m in (model, FALLBACK_MODEL))
+        return None if mine is None or base is None else mine / base
+
+    def _epoch(self, dataset: str, model: str, probe: str, images: int, batch: int, scaled: bool = False) -> float:
         """One epoch over ``images`` in batches of ``batch`` (the last one smaller)."""
         full, rest = divmod(images, batch)
-        cost = full * self._fit(dataset, model, probe, batch)
-        return cost + (self._fit(dataset, model, probe, rest) if rest else 0.0)
+        cost = full * self._fit(dataset, model, probe, batch, scaled=scaled)
+        return cost + (self._fit(dataset, model, probe, rest, scaled=scaled) if rest else 0.0)
 
     def _evaluation(self, cell, s, images: int, points: int) -> float:
         eb = s.eval_budget
@@ -196,8 +214,32 @@ class Estimator:
         pool = SPLITS[dataset][0] if r.max_train is None else min(r.max_train, SPLITS[dataset][0])
         return len(new) * r.epochs * self._epoch(dataset, model, "train", pool, r.batch_train)
 
+    def _search(self, cell, s) -> float:
+        """An architecture search's cell: its architecture trained on the proxy and tested; the first
+        cell of a proxy also pays for making the proxy's sets (the stage before the search)."""
+        d = DATASETS[cell.dataset]
+        budget = search_budget(cell, s)
+        if cell.record.makes_set:
+            images = d.num_classes * cell.ipc
+        else:
+            r = s.reference_budget
+            images = SPLITS[cell.dataset][0] if r.max_train is None else min(r.max_train, SPLITS[cell.dataset][0])
+        strategy = eval_augmentation(cell.method, cell.dataset, cell.architecture, cell.dsa_strategy or s.dsa_strategy)
+        epochs = schedule(budget.epochs_for(strategy, images * d.image_values))[0]
+        n_test = SPLITS[cell.dataset][1] if budget.max_test is None else min(budget.max_test, SPLITS[cell.dataset][1])
+        per_net = (epochs * self._epoch(cell.dataset, cell.architecture, "eval", images, budget.batch_train, True)
+                   + self._fit(cell.dataset, cell.architecture, "test", n_test, scaled=True))
+        cost = s.num_exp * s.num_eval * per_net
+        proxy = proxy_cell(cell) if cell.record.makes_set else None
+        if proxy is not None and proxy.cell_id not in self._proxies:
+            self._proxies.add(proxy.cell_id)
+            cost += self.cell_seconds(proxy, dataclasses.replace(s, num_eval=0))  # made, not evaluated
+        return cost
+
     def cell_seconds(self, cell, s) -> float:
         s = s.for_cell(cell)
+        if cell.architecture is not None:
+            return self._search(cell, s)
         classes = DATASETS[cell.dataset].num_classes
         method = cell.record
         if not method.makes_set:  # the bound: per evaluation model, one network of seed + e per experiment, then its test
@@ -242,6 +284,9 @@ def estimate(cells, sweep, kind: str) -> tuple[list[float] | None, str]:
     note = f"{why}"
     if est.borrowed:
         note += f"; {len(est.borrowed)} model/shape pairs not calibrated, estimated as the {FALLBACK_MODEL}"
+    if est.scaled:
+        note += (f"; {len(est.scaled)} searched architecture/shape pairs not calibrated, estimated as the "
+                 f"{FALLBACK_MODEL} scaled by their multiply-adds")
     line = (f"estimated {device_time(sum(per_cell))} on {cal.device} ({note}; an estimate from measured step "
             f"costs, device time summed over cells, not wall time)")
     return per_cell, line

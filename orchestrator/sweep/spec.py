@@ -15,6 +15,13 @@ A sweep file is shaped like the tables it makes::
         ...                       # the axes as above, and optionally
         rows: [dataset, ipc]      # results columns as rows (default: the axes that vary)
         columns: [method]         # the one results column as columns (default: method, if it varies)
+      nas:                        # an architecture search (docs/nas.md), in a table of its own name
+        datasets: [CIFAR10]
+        models: [ConvNet]         # the network the proxies' sets are made with
+        ipcs: [10]
+        eval_modes: [S]
+        proxies: [random, DC, early_stopping, whole]  # methods' sets, early stopping, the whole set (required)
+        architectures: all        # the 720 ConvNets; or {sample: 24, seed: 0, max_mmacs: 20}; or model names
     include: [table1.yaml]        # more grids, from other sweep files (their settings are not used)
     sets:                         # external sets: name -> <dataset>-ipc<k> -> a file per experiment
       mine: {MNIST-ipc1: [sets/mine-*.npz]}  # or globs (sorted), relative to this file
@@ -34,6 +41,7 @@ A sweep file is shaped like the tables it makes::
     download: false               # true: the driver fetches a missing dataset first, as --download
     max_failures: 2
     checkpoint_every: 50          # outer iterations between trial checkpoints
+    early_stopping_epochs: 10     # an architecture search's early-stopping proxy: epochs on the whole set
 
 Anything wrong (YAML syntax, a key given twice, an unknown key, a wrong type, a number that is not
 finite or out of range, an unknown name, an empty axis; a file that is not UTF-8 text, over 1 MiB or
@@ -58,10 +66,10 @@ from condense.data import dataset_names
 from condense.errors import ConfigError, unknown
 from condense.files import SAFE_NAME_RULE, is_safe_name, regular_file, safe_name
 from condense.matching import METRICS
-from condense.methods import EXTERNAL_PREFIX, METHODS
+from condense.methods import EXTERNAL_PREFIX, METHODS, WHOLE
 from evaluation.pools import EVAL_MODES
 
-from .cells import expand, loops_problem
+from .cells import EARLY_STOPPING, expand, loops_problem
 from .config import Grid, Resources, Sweep
 from .layouts import AXES, SHOWABLE, TABLES, hidden_axes, own_layouts
 
@@ -139,7 +147,7 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
             diffaug.check_strategy(sweep.dsa_strategy)
         except ConfigError as err:
             raise ConfigError(f"{where}: dsa_strategy: {err}") from None
-    problems = sorted({(i, loops_problem(m, i, sweep.budget)) for g in sweep.grids for m in g.methods for i in g.ipcs}
+    problems = sorted({(i, loops_problem(m, i, sweep.budget)) for g in sweep.grids for m in methods_of(g) for i in g.ipcs}
                       - {(i, None) for g in sweep.grids for i in g.ipcs})
     if problems:
         raise ConfigError(f"{where}: ipcs: {problems[0][1]}; give budget.outer_loop and budget.inner_loop "
@@ -237,6 +245,8 @@ def _grid(table, raw, where: str) -> Grid:
     raw = _typed(raw, dict, where, key)
     if isinstance(raw.get("columns"), str):  # columns: method
         raw = {**raw, "columns": [raw["columns"]]}
+    if "architectures" in raw:  # all, a sample, or names: the names
+        raw = {**raw, "architectures": _architectures(raw["architectures"], where, f"{key}.architectures")}
     _no_unknown(raw, [f.name for f in dataclasses.fields(Grid) if f.name != "table"], where, key)
     grid = _build(Grid, {**raw, "table": table}, where, key)
     if table in TABLES and (grid.rows or grid.columns):
@@ -260,13 +270,78 @@ def _grid(table, raw, where: str) -> Grid:
             for value in values:
                 if not ok(value):
                     raise ConfigError(f"{where}: {key}.{axis}: {unknown(kind, value, allowed())}")
-    if "dsa_strategies" in raw and not any(methods.get(m).uses_dsa for m in grid.methods):
+    if grid.architectures or grid.proxies:
+        _check_search(grid, raw, where)
+    if "dsa_strategies" in raw and not any(methods.get(m).uses_dsa for m in methods_of(grid)):
         users = " and ".join(n for n, m in METHODS.items() if m.uses_dsa)
         raise ConfigError(f"{where}: {key}.dsa_strategies: applies to the methods {users}; the grid has "
-                          f"{', '.join(grid.methods)}")
+                          f"{', '.join(methods_of(grid))}")
     if table in TABLES:
         _check_hidden(grid, TABLES[table], where)
     return grid
+
+
+def methods_of(grid: Grid) -> tuple[str, ...]:
+    """The methods whose sets or data the grid's cells use: an architecture search's proxies' (early
+    stopping trains on the whole set), else its methods."""
+    if not grid.architectures:
+        return grid.methods
+    return tuple(dict.fromkeys(WHOLE if p == EARLY_STOPPING else p for p in grid.proxies))
+
+
+def _architectures(raw, where: str, key: str) -> list:
+    """``all`` (the 720 ConvNets of the search space), ``{sample: n, seed: s, max_mmacs: m}`` (a seeded
+    sample spanning every axis value, optionally of the cheaper ones), or a list of model names."""
+    if raw == "all":
+        return list(networks.search_space())
+    if isinstance(raw, dict):
+        _no_unknown(raw, ("sample", "seed", "max_mmacs"), where, key)
+        if "sample" not in raw:
+            raise ConfigError(f"{where}: {key}.sample: missing; give the sample's size")
+        n = _check_range(_typed(raw["sample"], int, where, f"{key}.sample"), "sample", where, f"{key}.sample")
+        seed = _check_range(_typed(raw.get("seed", 0), int, where, f"{key}.seed"), "seed", where, f"{key}.seed")
+        cap = raw.get("max_mmacs")
+        if cap is not None:
+            cap = _check_range(_typed(cap, float, where, f"{key}.max_mmacs"), "max_mmacs", where, f"{key}.max_mmacs")
+        try:
+            return networks.sample_search_space(n, seed, cap)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {key}: {err}") from None
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: {key}: expected all, {{sample: <n>, seed: <s>, max_mmacs: <m>}} or a list of "
+                          f"model names, got {_show(raw)}")
+    return raw
+
+
+def _check_search(grid: Grid, raw: dict, where: str) -> None:
+    """An architecture search's grid: architectures and proxies both, the whole set among the proxies,
+    models the network table builds, and no axis of the paper's experiments that it does not use."""
+    key = f"tables.{grid.table}"
+    for name in ("architectures", "proxies"):
+        if not getattr(grid, name):
+            raise ConfigError(f"{where}: {key}.{name}: missing or empty; an architecture search gives both "
+                              "architectures and proxies")
+    for name in ("methods", "rows", "columns"):
+        if name in raw:
+            raise ConfigError(f"{where}: {key}.{name}: not in an architecture search, which names its "
+                              "proxies under proxies: and has its own table")
+    if grid.table in TABLES:
+        raise ConfigError(f"{where}: {key}: an architecture search's table is one of your own name (e.g. nas), "
+                          f"not the paper's {grid.table}")
+    for name, values in (("architectures", grid.architectures), ("proxies", grid.proxies)):
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}: {key}.{name}: lists a value twice")
+    for name in grid.architectures:
+        if not networks.is_model(name):
+            raise ConfigError(f"{where}: {key}.architectures: "
+                              f"{unknown('model', name, [*networks.list_models(), networks.CONVNET_GRAMMAR])}")
+    for proxy in grid.proxies:
+        if proxy != EARLY_STOPPING and not _is_method(proxy):
+            raise ConfigError(f"{where}: {key}.proxies: "
+                              f"{unknown('proxy', proxy, (*METHODS, f'{EXTERNAL_PREFIX}<name>', EARLY_STOPPING))}")
+    if WHOLE not in grid.proxies:
+        raise ConfigError(f"{where}: {key}.proxies: give {WHOLE}, the whole training set: the ground truth "
+                          "the proxies' rankings are compared with")
 
 
 def _check_hidden(grid: Grid, layout, where: str) -> None:
@@ -349,7 +424,7 @@ def _set_paths(entry: str, base: Path, where: str, key: str) -> list[str]:
 def _check_sets_named(sweep: Sweep, where: str) -> None:
     """Every ``set:<name>`` of a grid has files for each dataset and ipc of the grid."""
     for grid in sweep.grids:
-        for method in (m for m in grid.methods if methods.get(m).from_files):
+        for method in (m for m in methods_of(grid) if methods.get(m).from_files):
             name = method[len(EXTERNAL_PREFIX):]
             given = dict(dict(sweep.sets).get(name, ()))
             for dataset in grid.datasets:

@@ -105,6 +105,19 @@ def external(cell: Cell, sweep: Sweep, exp: int) -> SyntheticSet:
     return synthetic
 
 
+def make_set(cell: Cell, sweep: Sweep, train: ImageSet, exp: int) -> SyntheticSet:
+    """Experiment ``exp``'s set of the cell's method, made and not evaluated (a set other experiments
+    train on, as an architecture search's proxies): learnt to the end of its budget, selected or read."""
+    kind = cell.record.kind
+    if kind == CONDENSATION:
+        return run_condensation(start(cell, train, sweep, exp))
+    if kind == CORESET:
+        return select(cell, train, sweep, exp)
+    if kind == EXTERNAL:
+        return external(cell, sweep, exp)
+    raise ConfigError(f"method {cell.method} makes no set")
+
+
 def check_external(cells: list[Cell], sweep: Sweep) -> None:
     """Before the run: every external cell's files are there, readable and valid sets of its dataset
     and ipc, enough of them for ``num_exp`` experiments (the first ``num_exp`` are evaluated)."""
