@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m orchestrator.run sweeps/smoke.yaml --output runs $(if $(wildcard runs/smoke/results.parquet),--resume)
+	$(PY) -m orchestrator.run sweeps/smoke.yaml --download --output runs $(if $(wildcard runs/smoke/results.parquet),--resume)
 
 cell: $(VENV)/.installed
 	$(PY) -m condense --dataset MNIST --model ConvNet --ipc 1 --smoke --save_path runs/cell

@@ -161,7 +161,7 @@ def main() -> None:
     repeats = args.repeats or (2 if cpu else 3)
     sizes = args.real_sizes or ((8, 32) if cpu else (64, 256))
     name = cost.local_device(device.type)
-    path = cost.CALIBRATIONS / f"{cost.slug(name)}.json" if args.output is None else Path(args.output)
+    path = cost.folder()[0] / f"{cost.slug(name)}.json" if args.output is None else Path(args.output)
     data = json.loads(path.read_text()) if path.exists() else {"probes": {}}
     data.update({"device": name, "kind": device.type, "torch": torch.__version__,
                  "threads": torch.get_num_threads() if cpu else None, "clock": "process CPU time" if cpu else "wall", "repeats": repeats,

@@ -17,8 +17,8 @@ Files
 Where each dataset's files are looked for under the root, and how each format is read and refused
 when it would run code: ``condense.readers``.
 
-Nothing is downloaded unless ``download=True``; then torchvision's downloader fetches the dataset
-into its layout under ``root`` (SVHN: into ``<root>`` itself). If no source is complete,
+Nothing is downloaded unless ``download=True``; then ``condense.download`` fetches the dataset into
+torchvision's layout under ``root`` (SVHN: into ``<root>`` itself). If no source is complete,
 :class:`~condense.errors.DataNotFoundError` says, on one line, which dataset, every path tried and
 how to fix it.
 
@@ -50,6 +50,8 @@ import torch
 from torch import Tensor
 
 from condense.datasets import DATASETS, DatasetInfo, dataset_names, info
+from condense import environment
+from condense.download import DOWNLOADABLE, fetch
 from condense.errors import ConfigError, DataNotFoundError
 from condense.readers import Source, describe, find, read
 
@@ -124,8 +126,8 @@ class ImageSet:
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """Explicit ``root`` > ``$DC_DATA`` > ``./data``, as an absolute path."""
     if root is None or str(root) == "":
-        root = os.environ.get("DC_DATA") or "data"
-    return Path(root).expanduser().resolve()
+        return environment.folder("DC_DATA") or Path("data").resolve()
+    return environment.path_value(str(root), "data root")
 
 
 def _check(ds: DatasetInfo, images: np.ndarray, labels: np.ndarray, where: str, split: str) -> None:
@@ -170,10 +172,9 @@ def _read_cached(ds: DatasetInfo, src: Source, stamp: tuple) -> tuple[Tensor, ..
         except Exception as err:  # corrupt / unreadable file
             msg = " ".join(str(err).split()) or type(err).__name__
             raise ConfigError(f"cannot read {ds.name} {split} data from {where}: {msg}") from err
-        if images.ndim == 3 and ds.channels == 1:  # tolerate N x H x W for greyscale
-            images = images[..., None]
         _check(ds, images, labels, where, split)
-        out.append(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous())
+        # images in one layout (readers.read): the same pixels give the same tensor, strides included
+        out.append(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
         out.append(torch.from_numpy(labels.astype(np.int64, copy=True)))
     return tuple(out)
 
@@ -210,23 +211,6 @@ def denormalise(images: Tensor, info: DatasetInfo) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _download(ds: DatasetInfo, root: Path) -> None:
-    import torchvision.datasets as tvd
-
-    root.mkdir(parents=True, exist_ok=True)
-    r = str(root)
-    if ds.name == "TinyImageNet":
-        raise ValueError("torchvision has no Tiny ImageNet downloader: unpack tiny-imagenet-200.zip there")
-    if ds.name == "SVHN":
-        for split in ("train", "test"):
-            tvd.SVHN(r, split=split, download=True)
-    else:
-        cls = {"MNIST": tvd.MNIST, "FashionMNIST": tvd.FashionMNIST, "CIFAR10": tvd.CIFAR10,
-               "CIFAR100": tvd.CIFAR100}[ds.name]
-        for train in (True, False):
-            cls(r, train=train, download=True)
-
-
 
 # How a user points the command line at a data root; a sweep's driver and trials say theirs.
 ROOT_FLAGS = "--data_path / DC_DATA"
@@ -237,7 +221,7 @@ def _not_found(ds: DatasetInfo, base: Path, tried: list[Source], download: bool,
     """``download``: the caller has a --download flag to point at; ``root_from``: how its user
     sets the data root."""
     paths = "; ".join(describe(s) for s in tried)
-    fetch = f", or pass --download to fetch {ds.name} into {base}" if download else ""
+    fetch = f", or pass --download to fetch {ds.name} into {base}" if download and ds.name in DOWNLOADABLE else ""
     return DataNotFoundError(
         f"dataset {ds.name} not found under data root {base} (tried: {paths}); "
         f"put the files there or point {root_from} at the folder that holds them{fetch}"
@@ -245,16 +229,17 @@ def _not_found(ds: DatasetInfo, base: Path, tried: list[Source], download: bool,
 
 
 def check(name: str, root: str | os.PathLike | None = None, per_class: int = 0, why: str = "",
-          root_from: str = ROOT_FLAGS) -> None:
+          root_from: str = ROOT_FLAGS, offers_download: bool = False) -> None:
     """Decode ``name``'s files under the data root once and check them as ``load`` does, and that
     every class has ``per_class`` training images (``why``: what needs them, for the message).
     ``DataNotFoundError`` when the files are not there (``root_from``: how the caller's user sets
-    the root), ``ConfigError`` naming the file otherwise."""
+    the root; ``offers_download``: the caller has a --download flag), ``ConfigError`` naming the file
+    otherwise."""
     ds = info(name)
     base = resolve_root(root)
     src, tried = find(ds, base)
     if src is None:
-        raise _not_found(ds, base, tried, download=False, root_from=root_from)
+        raise _not_found(ds, base, tried, download=offers_download, root_from=root_from)
     _, labels, _, _ = _read_cached(ds, src, src.stamp())
     counts = torch.bincount(labels, minlength=ds.num_classes)
     short = int(counts.argmin())
@@ -291,14 +276,7 @@ def load(
     base = resolve_root(root)
     src, tried = find(ds, base)
     if src is None and download:
-        try:
-            _download(ds, base)
-        except Exception as err:
-            msg = " ".join(str(err).split()) or type(err).__name__
-            raise DataNotFoundError(
-                f"dataset {ds.name}: download into {base} failed ({msg}); put the files under "
-                f"{base} yourself (or point {root_from} at them)"
-            ) from err
+        fetch(ds.name, base)  # a failure is one DownloadError line
         src, tried = find(ds, base)
     if src is None:
         raise _not_found(ds, base, tried, download=offers_download, root_from=root_from)

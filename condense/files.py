@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 import shutil
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +21,42 @@ from typing import Iterator
 from .errors import ConfigError
 
 _TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$")
+# The one rule for a name that becomes a file or folder name (a sweep, a cell id, a table, a figure):
+# one plain name, so nothing is written outside the folder it goes in (no '..', no separator, no
+# leading dot or dash).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+SAFE_NAME_RULE = "letters, digits and . _ - (starting with a letter or digit, at most 100 characters)"
+
+
+def is_safe_name(name) -> bool:
+    return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None
+
+
+def safe_name(name, where: str, what: str) -> str:
+    """``name`` if it is a safe file name (``SAFE_NAME``), else one ConfigError line naming ``where``
+    and ``what`` the name is."""
+    if not is_safe_name(name):
+        raise ConfigError(f"{where}: {what} {reprlib.repr(name)} is not a safe file name; use {SAFE_NAME_RULE}")
+    return name
+
+
+def regular_file(path: str | os.PathLike, hint: str = "") -> Path:
+    """``path`` if it is a regular file (after symlinks), else one ConfigError line saying what it is:
+    asked with ``os.stat`` alone, so a FIFO or a device is never opened (a read could block)."""
+    path = Path(path)
+    extra = f" ({hint})" if hint else ""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file{extra}") from None
+    except (OSError, ValueError) as err:  # a NUL byte, a name too long, no permission, a loop of links
+        raise ConfigError(f"{path}: cannot open ({getattr(err, 'strerror', None) or err}){extra}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
+                "not a regular file")
+        raise ConfigError(f"{path}: {kind}, not a regular file{extra}")
+    return path
 
 
 class WriteError(ConfigError, OSError):
@@ -37,6 +75,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     tmp = temporary(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)  # never written through: a link left there may point anywhere
         yield tmp
         os.replace(tmp, path)
     except OSError as err:

@@ -11,8 +11,11 @@ Every model has ``embed(x)`` (the flattened input of the final linear layer) and
 
 from __future__ import annotations
 
+import functools
+import itertools
+import random
 import re
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Callable
 
@@ -220,6 +223,69 @@ def parse_convnet(name: str) -> ConvNetConfig:
     return ConvNetConfig(**fields)
 
 
+# The architecture search's space (PAPER.md, "Architecture search with proxy sets"): the ablation
+# axes' values, 4 x 4 x 3 x 5 x 3 = 720 ConvNets.
+SEARCH_AXES: dict[str, tuple] = {
+    "depth": (1, 2, 3, 4),
+    "width": (32, 64, 128, 256),
+    "activation": ("sigmoid", "relu", "leakyrelu"),
+    "norm": ("none", "batchnorm", "layernorm", "instancenorm", "groupnorm"),
+    "pooling": ("none", "maxpooling", "avgpooling"),
+}
+
+
+def search_space() -> list[str]:
+    """The 720 ConvNets of the architecture search, by canonical name, in a fixed order (the axes'
+    product, depth slowest)."""
+    keys = list(SEARCH_AXES)
+    return [ConvNetConfig(**dict(zip(keys, values))).name for values in itertools.product(*SEARCH_AXES.values())]
+
+
+def multiply_adds(name: str, channels: int = 3, image_size: int | tuple[int, int] = 32) -> int | None:
+    """Multiply-adds of one image's forward pass through ConvNet variant ``name`` (None for the other
+    models): what its training and test cost scale with."""
+    return _multiply_adds(name, channels, _pair(image_size))
+
+
+@functools.lru_cache(maxsize=None)
+def _multiply_adds(name: str, channels: int, image_size: tuple[int, int]) -> int | None:
+    with torch.device("meta"):  # shapes only: no weights are drawn
+        return getattr(build(name, channels, 10, image_size), "multiply_adds", None)
+
+
+def sample_search_space(n: int, seed: int, max_mmacs: float | None = None) -> list[str]:
+    """``n`` architectures of the search space, the same for the same seed, spanning every axis value
+    (so ``n`` >= 5, the norm axis's size); with ``max_mmacs``, only those of at most that many million
+    multiply-adds per 3x32x32 image (a sample cheap enough for a test run). Greedy and balanced: each
+    pick is the architecture whose values have been picked least so far (ties in a seeded random
+    order), so the first picks cover every value and each value then appears about equally often."""
+    space = search_space()
+    if max_mmacs is not None:
+        space = [name for name in space if multiply_adds(name) <= max_mmacs * 1e6]
+    least = max(map(len, SEARCH_AXES.values()))
+    if not least <= n <= len(space):
+        cap = "" if max_mmacs is None else f" of at most {max_mmacs:g} million multiply-adds"
+        raise ConfigError(f"a sample of the search space spanning every axis value needs {least} to "
+                          f"{len(space)} architectures{cap}, got {n}")
+    order = random.Random(seed).sample(space, len(space))
+    configs = {name: astuple(parse_convnet(name)) for name in order}  # (width, depth, activation, norm, pooling)
+    counts: dict[tuple[int, object], int] = {}
+    picked: list[str] = []
+    for _ in range(n):
+        name = min(order, key=lambda c: sum(counts.get((i, v), 0) for i, v in enumerate(configs[c])))
+        order.remove(name)
+        picked.append(name)
+        for key in enumerate(configs[name]):
+            counts[key] = counts.get(key, 0) + 1
+    for i, (axis, values) in enumerate(SEARCH_AXES.items()):
+        field = ("width", "depth", "activation", "norm", "pooling").index(axis)  # astuple's order
+        missing = [v for v in values if (field, v) not in counts]
+        if missing:  # only under a cost cap that leaves a value out
+            raise ConfigError(f"no architecture with {axis} {missing[0]} costs at most {max_mmacs:g} million "
+                              "multiply-adds: raise max_mmacs")
+    return picked
+
+
 class ConvNet(_Net):
     """``depth`` x [conv3x3 -> norm -> activation -> pool2x2], then one linear layer."""
 
@@ -227,11 +293,13 @@ class ConvNet(_Net):
         hw = _pair(image_size)
         layers: list[nn.Module] = []
         in_channels = channels
+        macs = 0
         for d in range(config.depth):
             # DC pads 1-channel 28x28 digits by 3 so the maps are 32x32, as for the colour datasets.
             pad = 3 if channels == 1 and d == 0 else 1
             conv = nn.Conv2d(in_channels, config.width, kernel_size=3, padding=pad)
             hw = _output_hw([conv], hw)
+            macs += in_channels * config.width * 9 * hw[0] * hw[1]
             layers.append(conv)
             if _NORMS[config.norm] is not None:
                 layers.append(_NORMS[config.norm](config.width, hw))  # layernorm needs the map size
@@ -242,6 +310,9 @@ class ConvNet(_Net):
             in_channels = config.width
         super().__init__(nn.Sequential(*layers), nn.Linear(config.width * hw[0] * hw[1], num_classes))
         self.config = config
+        # one image's forward pass through the convolutions and the classifier (norms, activations
+        # and pools add little): what training and testing this network cost scale with
+        self.multiply_adds = macs + self.classifier.in_features * num_classes
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,12 @@
 a data root (its sources, in preference order), and one reader per format, each returning a split's
 (images uint8 N x H x W x C, labels int64 N), checked by ``condense.data``.
 
+Same pixels, same arrays: whatever a file's layout (a greyscale set stored N x H x W without its
+channel axis, Fortran order, big-endian numbers, a view with odd strides), :func:`read` hands out
+the images N x H x W x C in one memory layout (C order, native byte order, the strides of a fresh
+array) and the labels likewise, so the tensors made from them, and the kernels a network picks for
+them, are the same bit for bit.
+
 Where files are looked for, in this order (the first complete source wins):
 
 1. ``<root>/<NAME>/train.npz`` and ``<root>/<NAME>/test.npz`` -- the project's own format
@@ -177,8 +183,7 @@ def _read_idx_file(path: Path, kind: str) -> np.ndarray:
 
 
 def _read_idx(paths: tuple[Path, ...]) -> tuple[np.ndarray, np.ndarray]:
-    images = _read_idx_file(paths[0], "images")[..., None]  # N x H x W -> N x H x W x 1
-    return images, _read_idx_file(paths[1], "labels").astype(np.int64)
+    return _read_idx_file(paths[0], "images"), _read_idx_file(paths[1], "labels").astype(np.int64)  # N x H x W
 
 
 def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -333,7 +338,30 @@ def _read_tiny_pt(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read(src: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The ``split`` (train or test) of ``src``, as its format's reader returns it."""
+    """The ``split`` (train or test) of ``src``: its format's reader's arrays in one layout (``one_layout``)."""
+    images, labels = _read_format(src, split)
+    if isinstance(images, np.ndarray) and images.ndim == 3:  # N x H x W: one channel
+        images = images[..., None]
+    return one_layout(images), one_layout(labels)
+
+
+def one_layout(array) -> np.ndarray:
+    """``array`` in C order and native byte order with the strides of a fresh array (a size-1 axis
+    added by indexing has stride 0, which C order alone does not undo); copied only where it differs."""
+    array = np.asarray(array)
+    dtype = array.dtype.newbyteorder("=") if array.dtype.byteorder not in ("=", "|") else array.dtype
+    strides, step = [], dtype.itemsize
+    for size in reversed(array.shape):
+        strides.insert(0, step)
+        step *= size
+    if dtype == array.dtype and array.flags.c_contiguous and array.strides == tuple(strides):
+        return array
+    out = np.empty(array.shape, dtype=dtype)
+    out[...] = array
+    return out
+
+
+def _read_format(src: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
     paths = src.train if split == "train" else src.test
     if src.kind == "npz":
         return _read_npz(paths[0])

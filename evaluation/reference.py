@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from condense import environment
 from condense.baselines import SelectionReference
 from condense.data import ImageSet
 from condense.divergence import first_nonfinite
@@ -204,8 +205,9 @@ def train_reference(train: ImageSet, model: str, budget: ReferenceBudget, seed: 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """Explicit ``cache_dir`` > ``$DC_CACHE`` > ``$XDG_CACHE_HOME/condense`` (``~/.cache/condense``)."""
     if cache_dir is None or str(cache_dir) == "":
-        cache_dir = os.environ.get("DC_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "condense"
-    return Path(cache_dir).expanduser().resolve()
+        return environment.folder("DC_CACHE") or (environment.folder("XDG_CACHE_HOME") or
+                                                  environment.path_value("~/.cache", "the home folder")) / "condense"
+    return environment.path_value(str(cache_dir), "cache folder")
 
 
 def _cache_path(train: ImageSet, model: str, budget: ReferenceBudget, seed: int, cache_dir: Path) -> Path:

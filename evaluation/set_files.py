@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import logging
 import re
+import reprlib
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from condense import diffaug
 from condense.data import DatasetInfo, info, normalise
 from condense.errors import ConfigError
+from condense.files import regular_file
 from condense.synthetic import SyntheticSet
 
 # the original code's result file: res_<method>_<dataset>_<model>_<ipc>ipc.pt
@@ -43,8 +47,7 @@ def read(path: str | Path, dataset: str, classes: Sequence[Sequence[int]] | None
     it, the method that made it. ``classes``: the classes of each set in turn (a continual memory's
     file, the original's ``{'data': [[images, labels] per step]}``), default every class of the dataset."""
     path, ds = Path(path), info(dataset)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
+    regular_file(path)  # asked with os.stat: a FIFO or a device is never opened
     if path.suffix.lower() not in SUFFIXES:
         raise ConfigError(f"{path}: not a set file: expected {', '.join(SUFFIXES)}")
     pairs, meta = _read_npz(path) if path.suffix.lower() == ".npz" else _read_pt(path, ds)
@@ -82,10 +85,14 @@ NUMPY_SCALARS = [np._core.multiarray.scalar, np.dtype,
 
 def _read_pt(path: Path, ds: DatasetInfo) -> tuple[list, dict]:
     try:
-        with torch.serialization.safe_globals(NUMPY_SCALARS):
+        # torch's notes on what it loads (sparse checks, deprecations) are no concern of ours: the
+        # checks below refuse such a file in one line
+        with torch.serialization.safe_globals(NUMPY_SCALARS), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # not a torch file, or one holding objects other than tensors and plain data
-        raise ConfigError(f"{path}: cannot read as a torch file of tensors ({_reason(err)})") from None
+        raise ConfigError(f"{path}: cannot read as a torch file of tensors ({_load_reason(err)})") from None
+    _check_content(content, path)
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: holds a {type(content).__name__}; expected a dict with 'images' and "
                           "'labels', or the original code's {'data': [[images, labels], ...]}")
@@ -97,9 +104,66 @@ def _read_pt(path: Path, ds: DatasetInfo) -> tuple[list, dict]:
                           "expected 'images' and 'labels', or the original code's 'data'")
     saved = content.get("dataset")
     if saved is not None and saved != ds.name:
-        raise ConfigError(f"{path}: a set of {saved}, not {ds.name}")
-    meta = content.get("meta") if isinstance(content.get("meta"), dict) else {}
+        raise ConfigError(f"{path}: a set of {_shown(saved)}, not {ds.name}")
+    meta = content.get("meta")
+    if meta is None:
+        return [(content["images"], content["labels"])], {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) for k in meta):
+        raise ConfigError(f"{path}: meta is {_shown(meta)}; expected a mapping of names to values")
+    for key, kind in META_TYPES.items():
+        if key in meta and meta[key] is not None and not _of_type(meta[key], kind):
+            raise ConfigError(f"{path}: meta {key} is {_shown(meta[key])}; expected {kind.__name__}")
+    strategy = meta.get("dsa_strategy")
+    if strategy is not None and not diffaug.is_strategy(strategy):
+        raise ConfigError(f"{path}: meta dsa_strategy {_shown(strategy)} is not a DSA strategy "
+                          f"({', '.join(diffaug.STRATEGY_FORMS)})")
     return [(content["images"], content["labels"])], dict(meta)
+
+
+# What a saved set's ``meta`` may say of it, and the type each entry has (others are kept as given)
+META_TYPES = {"method": str, "model": str, "metric": str, "dsa_strategy": str, "source": str,
+              "iteration": int, "ipc": int, "seed": int, "index": int, "indices": list}
+# A set file's tensors: images float (normalised) or uint8 (pixels), labels integers
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8, torch.int16,
+          torch.int32, torch.int64, torch.bool)
+
+
+def _of_type(value, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _check_content(content, path: Path) -> None:
+    """Every tensor in a loaded file is dense, on the CPU (not the meta device: that holds no values),
+    not quantised, of a real dtype (``DTYPES``); asked before anything else reads one."""
+    stack, seen = [(content, "")], 0
+    while stack:
+        value, where = stack.pop()
+        seen += 1
+        if seen > 100_000:
+            raise ConfigError(f"{path}: holds over 100000 values: not a set file")
+        if isinstance(value, dict):
+            stack += [(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()]
+        elif isinstance(value, (list, tuple)):
+            stack += [(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        elif isinstance(value, torch.Tensor):
+            name = where or "the file's tensor"
+            if value.layout != torch.strided:
+                problem = f"a {str(value.layout).removeprefix('torch.')} tensor; a set holds dense tensors"
+            elif value.device.type != "cpu":
+                problem = f"on the {value.device.type} device, which holds no values; a set holds them on the CPU"
+            elif value.is_quantized or value.dtype not in DTYPES:
+                problem = (f"of dtype {_dtype(value)}; a set holds float or uint8 images and integer labels")
+            else:
+                continue
+            raise ConfigError(f"{path}: {name} is {problem}")
+
+
+def _load_reason(err: Exception) -> str:
+    """Why torch.load refused a file, without its boilerplate (which comes first and would cut the reason
+    off the line)."""
+    paragraphs = [" ".join(p.split()) for p in str(err).split("\n\n") if p.strip()]
+    told = [p for p in paragraphs if not p.startswith(("Weights only load failed", "Check the documentation"))]
+    return _reason(Exception(told[0] if told else " ".join(paragraphs)))
 
 
 def _original(path: Path, data, ds: DatasetInfo) -> tuple[list, dict]:
@@ -185,9 +249,11 @@ def _pixels(images: torch.Tensor, ds: DatasetInfo, where: str) -> torch.Tensor:
 
 def _tensor(value, name: str, where: str) -> torch.Tensor:
     if isinstance(value, np.ndarray):
-        if not any(np.issubdtype(value.dtype, t) for t in (np.bool_, np.integer, np.floating)):
+        if not any(np.issubdtype(value.dtype, t) for t in (np.bool_, np.integer, np.floating)) \
+                or value.dtype.itemsize > 8:
             raise ConfigError(f"{where}: {name} have dtype {value.dtype}; expected numbers")
-        return torch.from_numpy(np.ascontiguousarray(value))
+        # one layout whatever the file's: C order, native byte order (torch takes no other)
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("=")))
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     raise ConfigError(f"{where}: {name} are a {type(value).__name__}; expected an array or tensor")
@@ -199,4 +265,8 @@ def _dtype(t: torch.Tensor) -> str:
 
 def _reason(err: Exception) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _shown(value) -> str:
+    return f"{type(value).__name__} {reprlib.repr(value)}"

@@ -27,8 +27,8 @@ from orchestrator.sweep.config import Sweep
 from orchestrator.trial import continual, runner, trainable
 
 SWEEPS = REPO / "sweeps"
-GRID = {"experiment": "continual", "datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1], "eval_modes": ["S"],
-        "methods": ["random", "DM"], "steps": [5]}
+GRID = {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1], "eval_modes": ["S"], "methods": ["random", "DM"],
+        "steps": [5]}
 
 
 def write(tmp_path, grid=None, table="cl", **settings) -> Path:
@@ -61,14 +61,15 @@ def test_continual_cells_keep_the_ids_and_configs_of_every_other_cell():
 
 @pytest.mark.parametrize("grid, table, message", [
     ({"steps": [3]}, "cl", "steps: 3 does not divide MNIST's 10 classes"),
-    ({"steps": None}, "cl", "steps: give the numbers of class-incremental steps"),
-    ({"experiment": None}, "cl", "table cl is continual learning's: give experiment: continual"),
-    ({"experiment": None}, "mine", "steps: applies to experiment: continual only"),
-    ({"experiment": "nas2"}, "cl", "experiment: unknown experiment 'nas2'"),
+    ({"steps": [5, 5]}, "cl", "steps: lists a value twice"),
+    ({"steps": None}, "cl", "steps: table cl is continual learning's: give the numbers of class-incremental steps"),
     ({"methods": ["random", "whole"]}, "cl", "methods: whole makes no set"),
     ({"eval_modes": ["M"]}, "cl", "eval_modes: M: a continual memory is evaluated on the training model itself"),
-    ({}, "table1", "a continual grid fills table cl or a table of your own name, not table1"),
-    ({"columns": ["method"]}, "mine", "rows/columns: a continual table has a row per dataset"),
+    ({}, "table1", r"a continual grid fills table cl \(a row per dataset, steps and method, a column per step\), "
+                   "not table1"),
+    ({}, "mine", "a continual grid fills table cl .*not mine"),
+    ({"columns": ["method"]}, "cl", "rows/columns: cl has the paper's layout"),
+    ({"experiment": "continual"}, "cl", "experiment: unknown key"),
 ])
 def test_continual_grids_refuse_bad_settings_on_one_line(tmp_path, grid, table, message):
     grid = {k: v for k, v in {**GRID, **grid}.items() if v is not None}
@@ -77,15 +78,6 @@ def test_continual_grids_refuse_bad_settings_on_one_line(tmp_path, grid, table, 
     with pytest.raises(ConfigError, match=message) as err:
         spec.load(path)
     assert "\n" not in str(err.value) and str(path) in str(err.value)
-
-
-def test_continual_table_of_its_own_name_is_laid_out_as_table_cl(tmp_path):
-    sweep = spec.load(write(tmp_path, table="forgetting_curve"))
-    from orchestrator.sweep.layouts import own_layouts, to_plain, from_plain
-
-    layout = own_layouts(sweep.grids)["forgetting_curve"]
-    assert (layout.rows, layout.column, layout.sparse) == (("dataset", "steps", "method"), "step", True)
-    assert from_plain("forgetting_curve", to_plain(layout)) == layout
 
 
 def test_continual_cost_counts_each_step_s_making_and_its_memory_s_evaluation(tmp_path, monkeypatch):
@@ -97,7 +89,7 @@ def test_continual_cost_counts_each_step_s_making_and_its_memory_s_evaluation(tm
     est = cost.Estimator(cost.choose("cpu")[0])
     s = Sweep("t", eval_budget=EvalBudget(epochs=4, max_test=1000), reference_budget=ReferenceBudget(epochs=2, max_train=512),
               num_exp=2, num_eval=3)
-    random = Cell("MNIST", "ConvNet", 1, "S", "ours", "random", ("cl",), None, "continual", 5)
+    random = Cell("MNIST", "ConvNet", 1, "S", "ours", "random", ("cl",), experiment="continual", steps=5)
     # per step: 3 nets x (5 epochs of one 0.2 s step + 1000 test images at 1 ms); 5 steps; 2 orders
     assert est.cell_seconds(random, s) == pytest.approx(2 * 5 * 3 * (5 * 0.2 + 1.0))
     # herding adds a reference network per step: 2 epochs of 512 images (its 2 classes' share, capped) = 4 steps of 1 s
@@ -159,7 +151,7 @@ def test_continual_cell_resumed_part_way_makes_no_step_s_set_twice(tmp_path, mon
 
     step = DMCondensation.step
     monkeypatch.setattr(DMCondensation, "step", lambda self: steps_run.append(1) or step(self))
-    cell = Cell("MNIST", "ConvNet", 1, "S", "ours", "DM", ("cl",), None, "continual", 5)
+    cell = Cell("MNIST", "ConvNet", 1, "S", "ours", "DM", ("cl",), experiment="continual", steps=5)
 
     def run(name, **kw):
         (tmp_path / name).mkdir()
@@ -223,7 +215,7 @@ def test_continual_set_files_hold_each_step_s_classes_per_class_order(tmp_path):
 def continual_rows(cell_steps=5, methods=("random", "DM")) -> pd.DataFrame:
     rows = []
     for method in methods:
-        cell = Cell("MNIST", "ConvNet", 10, "S", "ours", method, ("cl",), None, "continual", cell_steps)
+        cell = Cell("MNIST", "ConvNet", 10, "S", "ours", method, ("cl",), experiment="continual", steps=cell_steps)
         records = [{"exp": e, "eval_model": "ConvNet", "eval_seed": n, "accuracy": 90.0 - 5 * t + e + n, "step": t,
                     "classes_seen": 10 // cell_steps * t} for e in range(2) for t in range(1, cell_steps + 1)
                    for n in range(2)]
@@ -232,7 +224,7 @@ def continual_rows(cell_steps=5, methods=("random", "DM")) -> pd.DataFrame:
 
 
 def test_continual_rows_and_table(tmp_path):
-    failed = Cell("MNIST", "ConvNet", 10, "S", "ours", "herding", ("cl",), None, "continual", 2)
+    failed = Cell("MNIST", "ConvNet", 10, "S", "ours", "herding", ("cl",), experiment="continual", steps=2)
     rows = continual_rows() + parquet.error_rows("cl", failed, "boom")
     path = tmp_path / "results.parquet"
     parquet.write(rows, path)
@@ -246,8 +238,9 @@ def test_continual_rows_and_table(tmp_path):
     assert lines[6] == "| MNIST | 2 | herding | failed | failed |  |  |  |"  # no step 3-5: blank
     assert "[" not in "".join(lines[4:7])  # no published number
     assert "MNIST in 5 steps: 2, 4, 6, 8, 10" in md
-    csv = tables.csv_text(df, "cl")
-    assert "MNIST,5,random,1,ok,86.0000,0.7071,4" in csv
+    tables.write_tables(df, tmp_path / "tables")  # md and tex asked: its csv too
+    csv = (tmp_path / "tables" / "cl.csv").read_text()
+    assert "MNIST,5,random,1,ok,86.0000,0.7071,4" in csv and csv == tables.csv_text(df, "cl")
 
 
 @pytest.mark.slow
@@ -257,7 +250,7 @@ def test_continual_figure_draws_a_line_per_method_against_classes_seen(tmp_path)
     path = tmp_path / "results.parquet"
     parquet.write(continual_rows() + continual_rows(2, ("herding",)), path)
     written = plots.write_plots(path)
-    assert tmp_path / "plots" / "cl.png" in written and tmp_path / "plots" / "cl.pdf" in written
+    assert {tmp_path / "plots" / f"cl_MNIST.{s}" for s in ("png", "pdf")} <= set(written)
 
 
 def test_continual_columns_are_null_in_older_files_and_other_rows(tmp_path):

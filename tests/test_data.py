@@ -317,7 +317,7 @@ def test_missing_dataset_message(tmp_path, name):
 
 def test_the_missing_data_message_names_only_what_its_caller_has(tmp_path):
     with pytest.raises(DataNotFoundError) as exc:
-        data.load("MNIST", tmp_path)  # python -m evaluation: --data_path, no --download
+        data.load("MNIST", tmp_path)  # a caller with --data_path, no --download
     assert "point --data_path / DC_DATA at" in str(exc.value) and "--download" not in str(exc.value)
     with pytest.raises(DataNotFoundError) as exc:
         data.load("MNIST", tmp_path, root_from="the sweep's data_root / DC_DATA")  # a sweep's trial
@@ -383,7 +383,7 @@ def test_check_counts_the_training_images_per_class(tmp_path):
                     r"per class that ipc 5 needs", per_class=5, why="per class that ipc 5 needs")
     with pytest.raises(DataNotFoundError) as exc:
         data.check("MNIST", tmp_path / "none")
-    assert "--download" not in str(exc.value)  # the driver, which calls it, has no such flag
+    assert "--download" not in str(exc.value)  # only a caller that has the flag (offers_download) names it
 
 
 def test_a_tampered_cifar_batch_is_refused_without_running_code(tmp_path):

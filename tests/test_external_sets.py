@@ -151,3 +151,29 @@ def test_python_m_evaluation_gives_the_numbers_a_sweeps_cell_gives_the_same_file
     again = evaluation(files[0], "--dataset", "MNIST", "--num_eval", "1", "--epochs", "1", "--name", "mine",
                        "--output", tmp_path / "out")
     assert again.returncode == 0 and (tmp_path / "out" / "mine-2.parquet").is_file()  # nothing overwritten
+
+
+def test_a_sets_path_is_literal_first_and_a_glob_only_where_no_file_has_its_name(tmp_path):
+    """`set[1].npz` is that file even when `set1.npz` (what the glob would match) is there too; a glob
+    is a glob where no file has its exact name; the cell reads the literal file."""
+    literal = write_set(tmp_path / "set[1].npz", seed=1)
+    write_set(tmp_path / "set1.npz", seed=2)
+    write_set(tmp_path / "set2.npz", seed=3)
+    sweep = spec.load(sweep_file(tmp_path, {"mine": {"MNIST-ipc1": ["set[1].npz", "set[2].npz"]}}))
+    assert sweep.set_files("set:mine", "MNIST", 1) == (str(literal), str(tmp_path / "set2.npz"))
+    cell = next(c for c in expand(sweep) if c.method == "set:mine")
+    first = experiment.external_sets(cell, sweep)[0]
+    assert first.meta["source"] == str(literal)
+
+
+def test_a_sets_path_of_an_unknown_user_a_folder_or_a_fifo_is_one_line(tmp_path):
+    import os
+
+    (tmp_path / "afolder.npz").mkdir()
+    os.mkfifo(tmp_path / "fifo.npz")
+    for entry, words in (("~nosuchuser-dc/x.npz", "cannot expand '~nosuchuser-dc/x.npz'"),
+                         ("afolder.npz", "a folder, not a regular file"), ("fifo.npz", "a FIFO, not a regular file"),
+                         ("fifo*.npz", "a FIFO, not a regular file")):
+        with pytest.raises(ConfigError) as err:
+            spec.load(sweep_file(tmp_path, {"mine": {"MNIST-ipc1": [entry]}}))
+        assert words in str(err.value) and "sets.mine.MNIST-ipc1[0]" in str(err.value), str(err.value)

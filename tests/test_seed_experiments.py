@@ -168,7 +168,7 @@ def test_set_figures_a_block_per_dataset_and_method_and_labelled_cell_grids(tmp_
     parquet.write(rows, tmp_path / "results.parquet")
     chosen = set_figures.first_sets(tmp_path, parquet.read(tmp_path / "results.parquet"))
     assert list(chosen) == [1, 10]
-    assert [title for title, _ in chosen[1]] == ["MNIST, DC (MNIST-ConvNet-ipc1-S-ours)",
+    assert [title for title, *_ in chosen[1]] == ["MNIST, DC (MNIST-ConvNet-ipc1-S-ours)",
                                                  "MNIST, DSA (MNIST-ConvNet-ipc1-S-ours-DSA)"]
     written = plots.write_plots(tmp_path / "results.parquet")
     assert {tmp_path / "plots" / f"sets_ipc{k}.{s}" for k in (1, 10) for s in ("png", "pdf")} <= set(written)

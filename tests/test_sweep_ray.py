@@ -204,13 +204,13 @@ def test_sweep_on_a_ray_start_head_and_resume_of_a_finished_sweep(tmp_path, ray_
         f"{n}.{s}" for n in ("metric", "table1", "curves", "sets_ipc1") for s in ("png", "pdf"))
     assert f"report: {out / 'report.html'}" in r.stdout
 
-    parquet, before = (out / "results.parquet").read_bytes(), checkpoints(out / "tune")
+    kept, before = (out / "results.parquet").read_bytes(), checkpoints(out / "tune")
     again = orchestrate(path, "--output", runs, "--address", address, "--resume", environ=head_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert all(progress_lines(again.stdout, i) == [] for i in ids), again.stdout  # nothing recomputed
     assert "resuming: 4 of 4 cells finished before" in again.stdout and f"on {address}" not in again.stdout
     assert {p.name: (p / trainable.STATE_FILE).stat().st_mtime for p in (out / "checkpoints").iterdir()} == before
-    assert (out / "results.parquet").read_bytes() == parquet
+    assert (out / "results.parquet").read_bytes() == kept
 
     refused = orchestrate(path, "--output", runs, "--address", address, environ=head_env)  # no --resume
     assert refused.returncode == 2 and "--resume" in refused.stderr
@@ -334,6 +334,38 @@ def test_a_full_disk_fails_in_one_line_and_a_resume_after_freeing_space_recomput
         assert "resuming: 2 of 2 cells finished before" in again.stdout and "on a local Ray" not in again.stdout
         assert (out / "results.parquet").read_bytes() == kept
         assert list(out.rglob("*.tmp")) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+@pytest.mark.parametrize("free_kb", [10, 100, 300])
+def test_a_fresh_run_on_a_nearly_full_disk_ends_in_one_line_and_resumes_once_freed(tmp_path, free_kb):
+    """Whenever the disk fills (Tune's first files, its files read back as the run ends, our results),
+    a fresh run ends in one line saying what is kept, and --resume finishes it once there is room."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs on this machine")
+    try:
+        with open(disk / "filler", "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+            f.truncate(max(0, f.tell() - free_kb * 1024))
+        path = sweep_file(tmp_path, MLP_METRICS)
+        first = orchestrate(path, "--output", disk)
+        lines = first.stderr.strip().splitlines()
+        if first.returncode != 0:
+            assert first.returncode == 2 and len(lines) == 1 and "Traceback" not in first.stderr, first.stderr
+            assert "No space left on device" in lines[0] and "rerun with --resume" in lines[0], lines
+        (disk / "filler").unlink()
+        again = orchestrate(path, "--output", disk, "--resume")
+        assert again.returncode == 0 and "2 cells: 2 ok" in again.stdout, again.stdout + again.stderr
+        assert set(parquet.read(disk / "tiny" / "results.parquet").status) == {"ok"}
     finally:
         subprocess.run(["umount", "-l", str(disk)])
 

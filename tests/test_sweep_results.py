@@ -12,7 +12,7 @@ from orchestrator.sweep.cells import Cell
 
 SCHEMA = ("sweep cell_id table dataset model ipc eval_mode dis_metric method exp eval_model eval_seed accuracy "
           "condense_seconds eval_seconds iterations epochs train_images code_version torch_version device device_name "
-          "started_at finished_at status error dsa_strategy steps step classes_seen").split()
+          "started_at finished_at status error dsa_strategy architecture proxy steps step classes_seen").split()
 CELL = Cell("MNIST", "ConvNet", 1, "M", "ours", "DC", ("table2",))
 
 

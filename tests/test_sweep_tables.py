@@ -122,7 +122,7 @@ def test_cli_writes_md_and_tex_and_rejects_bad_input(results_file, tmp_path, cap
     ({"method": "magic"}, "unknown method 'magic'"),
     ({"method": "set:../x"}, "unknown method 'set:../x'"),
     ({"dataset": "IMAGENET77"}, "unknown dataset 'IMAGENET77' (cell MNIST-MLP-ipc1-M-ours); allowed: MNIST, "),
-    ({"dataset": None}, "unknown dataset null"),
+    ({"dataset": None}, "column dataset: null"),
     (None, "no rows: nothing to render"),
 ])
 def test_the_results_tools_refuse_what_they_cannot_render_in_one_line(tmp_path, capsys, change, message):

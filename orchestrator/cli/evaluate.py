@@ -22,6 +22,7 @@ from pathlib import Path
 
 from condense import methods, numbers
 from condense.data import dataset_names
+from condense.download import DOWNLOAD_HELP
 from condense.errors import ConfigError, OneLineParser, exit_status, unknown
 from evaluation.augmentation import AUGMENT, for_choice
 from evaluation.pools import EVAL_MODES
@@ -30,7 +31,7 @@ from evaluation.train import EvalBudget
 from ..sweep.cells import Cell
 from ..sweep.config import Sweep
 from ..sweep.layouts import EVALUATION_TABLE
-from .common import check_names, mean_std, resolve_device
+from .common import check_names, mean_std, resolve_device, writable_folder
 
 TABLE = EVALUATION_TABLE  # the table of the Parquet's rows (python -m orchestrator.tables renders it)
 
@@ -51,6 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     a("--output", default="runs/evaluation", help="folder of the results Parquet (default runs/evaluation)")
     a("--seed", type=int, default=0, help="base seed of the networks, as a sweep's seed (default 0)")
     a("--data_path", default=None, help="data root (default: $DC_DATA, else ./data)")
+    a("--download", action="store_true", help=DOWNLOAD_HELP)
     a("--device", default=None, help="torch device (default cuda when available, else cpu)")
     return p.parse_args(argv)
 
@@ -81,13 +83,7 @@ def _stem(path: str) -> str:
 
 def output_path(folder: str, name: str) -> Path:
     """``folder/<name>.parquet``, or the first ``<name>-<k>.parquet`` not there: nothing is overwritten."""
-    out = Path(folder)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--output {folder}: names an existing file; give a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"--output {folder}: cannot write there ({err.strerror or err})") from None
+    out = writable_folder(folder, "--output")
     path, k = out / f"{name}.parquet", 1
     while path.exists():
         k += 1
@@ -115,7 +111,7 @@ def run(args: argparse.Namespace) -> Path:
         if len(s) % classes:
             raise ConfigError(f"{shown}: {len(s)} images are not a whole number per class ({classes} classes)")
     out = output_path(args.output, method[len(methods.EXTERNAL_PREFIX):])
-    test = load(args.dataset, args.data_path)[1].to(device)
+    test = load(args.dataset, args.data_path, download=args.download, offers_download=True)[1].to(device)
     sweep = Sweep(method, num_exp=len(sets), num_eval=args.num_eval, seed=args.seed,
                   eval_budget=EvalBudget(epochs=args.epochs), data_root=args.data_path, code_version=code_version())
     # the sets of one ipc are one cell's experiments, in the order given

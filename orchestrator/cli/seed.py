@@ -22,6 +22,7 @@ from pathlib import Path
 from condense import diffaug, methods, networks, numbers
 from condense.condensation import INITS, Budget, DMBudget
 from condense.data import ImageSet, check, dataset_names, info, load
+from condense.download import DOWNLOAD_HELP
 from condense.errors import ConfigError, OneLineParser, exit_status, unknown
 from condense.files import write_text
 from condense.matching import METRICS
@@ -74,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
       "as main.py)")
     a("--dis_metric", default="ours", help=f"gradient distance: {' | '.join(METRICS)} (default ours)")
     a("--data_path", default=None, help="data root (default: $DC_DATA, else ./data)")
-    a("--download", action="store_true", help="let torchvision download a missing dataset into the data root")
+    a("--download", action="store_true", help=DOWNLOAD_HELP)
     a("--save_path", default="result", help="where sets, accuracies and image grids go (default result)")
     a("--device", default=None, help="torch device (default cuda when available, else cpu)")
     a("--seed", type=int, default=0, help="base seed; runs and eval networks derive theirs from it (default 0)")

@@ -78,7 +78,7 @@ class LiveResults(tune.Callback):
             cell = self.cells.get(trial_name(t))
             if cell is None or cell.cell_id in self.seen:
                 continue
-            result = types.SimpleNamespace(error=t.get_pickled_error() if errored else None,
+            result = types.SimpleNamespace(error=_error(t) if errored else None,
                                            metrics=t.last_result or {}, checkpoint=t.checkpoint)
             if result.error is None and not result.metrics.get("failed") \
                     and not (result.metrics.get("done") and result.checkpoint is not None):
@@ -87,3 +87,11 @@ class LiveResults(tune.Callback):
             self.seen.add(cell.cell_id)
             added = True
         return added
+
+
+def _error(trial) -> Exception:
+    """The trial's error, as Tune kept it; its files cut off (a full disk) still make an error."""
+    try:
+        return trial.get_pickled_error() or trial.get_error() or RuntimeError("the trial failed")
+    except Exception:  # noqa: BLE001 - EOFError, an unpickling error, OSError: Tune's file is not whole
+        return RuntimeError("the trial failed; Ray Tune's record of its error is cut off (a full disk?)")

@@ -19,7 +19,7 @@ import torch
 from condense.synthetic import SyntheticSet
 from condense.visualise import save_grid
 
-from ..results import curves, plots, report, parquet, tables
+from ..results import curves, parquet, plots, report, run_reader, tables
 from ..sweep.cells import Cell
 from condense.errors import error_line
 from ..trial.trainable import STATE_FILE, set_file
@@ -87,7 +87,10 @@ def add_finished(outcome: Outcome, cell: Cell, checkpoint: Path, sweep: str, out
 
 def _save_sets(cell: Cell, sets: list[SyntheticSet], out: Path) -> None:
     """Each run's set, and a figure of the first. A whole cell has no set: its figure shows a sample
-    of the training images it trained on."""
+    of the training images it trained on. An architecture search's cell keeps none: its proxy's set
+    is kept once, before the search (``proxies/``)."""
+    if cell.architecture is not None:
+        return
     if not cell.record.makes_set:
         save_grid(sets[0], out / "figures" / f"{cell.cell_id}.png")
         return
@@ -104,10 +107,11 @@ def write(outcome: Outcome, out: Path, final: bool = True) -> list[str]:
     path = out / "results.parquet"
     parquet.write(outcome.rows, path, run_metadata(out, outcome.rows))
     curves.write(outcome.curves, out / CURVES)
-    md = tables.write_tables(parquet.read(path), out / "tables")
+    run = run_reader.read(path, empty_ok=True)  # read back as every results tool reads it
+    md = tables.write_tables(run.rows, out / "tables")
     if final:
-        plots.write_plots(path)
-        report.write_report(out)
+        plots.write_plots(path, run=run)
+        report.write_report(out, run)
     return md
 
 

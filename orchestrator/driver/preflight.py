@@ -13,6 +13,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from condense import environment
 from condense.errors import ConfigError
 
 from .resources import show
@@ -50,13 +51,9 @@ def check_slurm(nodes: list[dict], env=os.environ) -> None:
     Ray node per allocated node. Fewer means a node's Ray did not start (its cells would never run
     there); more, that --address names some other cluster."""
     name = "SLURM_JOB_NUM_NODES" if env.get("SLURM_JOB_NUM_NODES") else "SLURM_NNODES"
-    raw = env.get(name)
-    if not raw:
+    allocated = environment.count(name, env, "node count")
+    if allocated is None:
         return  # not inside an allocation
-    try:
-        allocated = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a node count") from None
     alive = [n for n in nodes if n.get("Alive")]
     if len(alive) == allocated:
         return

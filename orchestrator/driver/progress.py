@@ -1,4 +1,6 @@
-"""The driver's own progress lines (Ray Tune's reporter is silenced: one readable line per event)."""
+"""The driver's own progress lines (Ray Tune's reporter is silenced: one readable line per event),
+and the sweep's status (``eta.SweepClock``): a line each time the cells' counts change, or on a
+terminal a live status line redrawn in place below the per-cell lines."""
 from __future__ import annotations
 
 import math
@@ -12,6 +14,12 @@ from condense.errors import error_line
 from condense.files import write_text
 
 from ..trial.trainable import trial_name
+from .eta import SweepClock
+
+REDRAW_S = 1.0  # a terminal's status line ticks once a second
+# elsewhere a change is printed once the counts have held this long: a cell ending and the next one
+# starting a moment later are one line, not two
+SETTLE_S = 2.0
 
 
 def last_line(text: str) -> str:
@@ -31,15 +39,66 @@ class ProgressPrinter(tune.Callback):
     """Prints each trial's evaluations and checkpoints, and when a cell finishes or fails; a failed
     cell's traceback is copied to ``errors/<cell_id>.txt`` in the run folder."""
 
-    def __init__(self, total: int, errors: Path | None = None, ended_before: int = 0):
+    def __init__(self, total: int, errors: Path | None = None, ended_before: int = 0,
+                 clock: SweepClock | None = None, tty: bool | None = None):
         # ended_before: the cells a resumed run found finished (they have no trial)
         self.total, self.errors, self.ended_before = total, errors, ended_before
+        self.clock = clock
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        self.start, self.resumed = time.time(), set()
+        self.shown, self.drawn = None, 0.0  # the counts last printed; when the live line was drawn
+        self.changed, self.settle_s = None, SETTLE_S  # since when the counts differ from those printed
 
     def setup(self, **info):
         self.start, self.resumed = time.time(), set()
 
     def _print(self, trial, text: str) -> None:
+        self._clear()
         print(f"[{time.time() - self.start:6.0f}s] {trial_name(trial)}: {text}", file=sys.stdout, flush=True)
+        self._status(force=self.tty)
+
+    def _clear(self) -> None:
+        if self.tty and self.clock is not None and self.drawn:
+            sys.stdout.write("\r\033[K")
+
+    def _status(self, force: bool = False) -> None:
+        """The sweep's status: on a terminal redrawn in place (at most once a second unless
+        ``force``), else one line when the counts changed and then held ``settle_s`` (or ``force``)."""
+        clock = self.clock
+        if clock is None:
+            return
+        now = time.monotonic()
+        if self.tty:
+            if force or now - self.drawn >= REDRAW_S:
+                ok, _, failed, _ = clock.counts()
+                done = int(20 * (ok + failed) / max(clock.total, 1))
+                sys.stdout.write(f"\r\033[K[{'#' * done}{'.' * (20 - done)}] {clock.line()}")
+                sys.stdout.flush()
+                self.drawn = now
+            return
+        counts = clock.counts()
+        if counts == self.shown:
+            self.changed = None
+            return
+        if self.changed is None or self.changed[0] != counts:
+            self.changed = (counts, now)
+        if force or now - self.changed[1] >= self.settle_s:
+            self.shown, self.changed = counts, None
+            print(f"[{time.time() - self.start:6.0f}s] {clock.line()}", file=sys.stdout, flush=True)
+
+    def on_step_end(self, iteration, trials, **info):
+        self._status()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if self.clock is not None:
+            self.clock.started(trial_name(trial))
+            self._status()
+
+    def on_experiment_end(self, trials, **info):
+        self._status(force=True)
+        if self.tty and self.clock is not None and self.drawn:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("done"):
@@ -64,6 +123,8 @@ class ProgressPrinter(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         failed = (trial.last_result or {}).get("failed")
+        if self.clock is not None:
+            self.clock.ended(trial_name(trial), ok=not failed)
         if failed:  # the trainable ended the cell itself (e.g. a diverged loss): nothing to retry
             self._print(trial, f"FAILED ({self._ended(trials, trial)}): {_short(failed)}"
                                f"{self._kept(trial, failed + chr(10))}")
@@ -74,6 +135,8 @@ class ProgressPrinter(tune.Callback):
         self._print(trial, f"crashed ({self._error(trial)}); retrying from its last checkpoint")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        if self.clock is not None:
+            self.clock.ended(trial_name(trial), ok=False)
         self._print(trial, f"FAILED ({self._ended(trials, trial)}): {self._error(trial)}{self._kept(trial)}")
 
     def _error(self, trial) -> str:

@@ -24,13 +24,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
+from condense.errors import ConfigError
 from condense.files import write_error
 from condense.synthetic import SyntheticSet
 
-from ..results import curves, parquet
+from ..results import curves, parquet, run_reader
 
 from . import outputs
 from ..sweep.cells import Cell
@@ -115,16 +115,19 @@ def _moving(target: Path) -> Path:
 
 def kept_rows(out: Path, sweep: Sweep) -> dict[str, tuple[list[dict], list[dict]]]:
     """The ``ok`` cells of ``results.parquet`` (cell id -> its rows and curve rows), if the file reads
-    and was made with the sweep's budgets; else none."""
+    (``run_reader``: checked as every results tool reads it) and was made with the sweep's budgets;
+    else none."""
     path = out / "results.parquet"
     try:
-        if parquet.metadata(path).get("budgets") != json.loads(json.dumps(sweep.comparable())):
+        run = run_reader.read(path, empty_ok=True)
+        if run.metadata.get("budgets") != json.loads(json.dumps(sweep.comparable())):
             return {}
-        rows = pq.read_table(path).to_pylist()
-        curve_rows = pq.read_table(out / outputs.CURVES).to_pylist() if (out / outputs.CURVES).is_file() else []
-        pa.Table.from_pylist(rows, schema=parquet.SCHEMA)  # rows that will not write again are not kept
-        pa.Table.from_pylist(curve_rows, schema=curves.SCHEMA)
-    except (OSError, ValueError, TypeError, pa.ArrowException):
+        curve_path = out / outputs.CURVES
+        found = run_reader.read_curves(curve_path) if os.path.lexists(curve_path) else None
+        # in the current schema: rows that will not write again are not kept
+        rows = _plain(run.rows, parquet.SCHEMA)
+        curve_rows = [] if found is None else _plain(found, curves.SCHEMA)
+    except (ConfigError, OSError, ValueError, TypeError, pa.ArrowException):
         return {}
     by_cell, curves_by_cell = defaultdict(list), defaultdict(list)
     for row in rows:
@@ -133,3 +136,7 @@ def kept_rows(out: Path, sweep: Sweep) -> dict[str, tuple[list[dict], list[dict]
         curves_by_cell[row.get("cell_id")].append(row)
     return {cell: (cell_rows, curves_by_cell[cell]) for cell, cell_rows in by_cell.items()
             if all(r.get("status") == "ok" for r in cell_rows)}
+
+
+def _plain(df, schema: pa.Schema) -> list[dict]:
+    return pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False).to_pylist()

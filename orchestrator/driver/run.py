@@ -1,13 +1,19 @@
 """Run a sweep file as one Ray Tune experiment, one trial per table cell:
 
-    python -m orchestrator.run sweeps/table2.yaml [--address ADDR] [--smoke] [--resume] [--dry-run] [--output DIR]
-                                                  [--gpu-share F] [--cpus-per-cell N]
+    python -m orchestrator.run SWEEP [--address ADDR] [--smoke] [--resume] [--dry-run] [--output DIR]
+                                     [--gpu-share F] [--cpus-per-cell N] [--download] [--list-sweeps]
+
+SWEEP is a sweep file (sweeps/table2.yaml) or the name of one shipped with the package (table2;
+``--list-sweeps`` names them). With ``--download`` (or ``download: true`` in the sweep file) a missing
+dataset that torchvision publishes is fetched into the data root once, before Ray starts
+(``condense/download.py``; ``DC_DATA_MIRROR`` replaces its hosts).
 
 Before the first trial: pre-flight checks (preflight.py), then the reference-network stage
-(stages.py). Outputs go to ``DIR/<sweep>/`` (``<sweep>-smoke`` with --smoke): ``results.parquet``,
-``curves.parquet`` and ``tables/`` (rewritten as cells end), ``plots/``, ``report.html``,
-``figures/``, ``synthetic/``, the reference networks (``cache/``), Ray Tune's experiment (``tune/``)
-and the checkpoints a resume continues from (``checkpoints/``; see resume.py). A local run starts
+(stages.py) and an architecture search's proxy sets (proxies.py). Outputs go to ``DIR/<sweep>/``
+(``<sweep>-smoke`` with --smoke): ``results.parquet``, ``curves.parquet`` and ``tables/``
+(rewritten as cells end), ``plots/``, ``report.html``, ``figures/``, ``synthetic/``, an
+architecture search's ``proxies/``, the reference networks (``cache/``), Ray Tune's experiment
+(``tune/``) and the checkpoints a resume continues from (``checkpoints/``; see resume.py). A local run starts
 its own Ray in a session of its own (local_ray.py), so a stop sent to the driver's process group
 ends the run as Ctrl-C does.
 Exit status: 0 all cells ok, 1 some cell failed or is unfinished, 2 bad input (or a pre-flight refusal),
@@ -21,6 +27,7 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -31,12 +38,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from condense import environment
+from condense.download import DOWNLOAD_HELP
 from condense.errors import ConfigError, DataNotFoundError, OneLineParser, one_line
-from condense.files import WriteError, remove_temporaries, write_error, write_text
+from condense.files import WriteError, free_space, remove_temporaries, write_error, write_text
 from condense.runtime import keep_freed_memory
 
 from . import preflight, resources, stop, storage
 from ..sweep.layouts import own_layouts, to_plain
+from .eta import SweepClock
 from .local_ray import local_environment
 from .lock import RunLock, StoreLock
 
@@ -50,7 +60,12 @@ CONNECT_TIMEOUT_S = 5.0
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineParser(prog="python -m orchestrator.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("sweep", help="a sweep file, e.g. sweeps/smoke.yaml")
+    p.add_argument("sweep", nargs="?", help="a sweep file (e.g. sweeps/smoke.yaml) or a shipped sweep's name "
+                   "(e.g. smoke; see --list-sweeps)")
+    p.add_argument("--list-sweeps", action="store_true",
+                   help="print the shipped sweeps: name, cells, purpose; and exit")
+    p.add_argument("--download", action="store_true",
+                   help=f"{DOWNLOAD_HELP}; once, before Ray starts (or download: true in the sweep file)")
     p.add_argument("--address", default=None,
                    help="join this Ray cluster (host:port, auto, ray://...); default $RAY_ADDRESS, else a local Ray")
     p.add_argument("--smoke", action="store_true", help="cap every budget at the seconds-long smoke presets")
@@ -72,8 +87,9 @@ def code_version() -> str:
     """What code runs: ``$DC_CODE_VERSION`` (set at submit time, for a working dir shipped without
     ``.git``), else the git commit of this checkout (with -dirty for local changes), else the
     installed package's version; never an error."""
-    if os.environ.get("DC_CODE_VERSION"):
-        return os.environ["DC_CODE_VERSION"]
+    given = environment.text("DC_CODE_VERSION")
+    if given:
+        return given
     root = Path(__file__).resolve().parents[2]
     try:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
@@ -112,16 +128,38 @@ def prepare_output(out: Path, cells: list[Cell], sweep: Sweep, resume: bool) -> 
     if before != record:
         raise ConfigError(f"{out}: the cells or budgets differ from the run being resumed ({marker}); "
                           "give another --output for a changed sweep")
+    if resume and not marker.exists():
+        _same_as_results(out, record)
     write_text(marker, json.dumps(record, indent=1))
+
+
+def _same_as_results(out: Path, record: dict) -> None:
+    """With ``sweep.json`` gone, the run being resumed is told by its results' metadata (``budgets``,
+    and ``sweep``'s cells and layouts): a changed sweep is refused, as with sweep.json."""
+    from ..results import run_reader
+
+    path = out / "results.parquet"
+    if not os.path.lexists(path):
+        return  # stopped before its first results: nothing says what it was
+    try:
+        meta = run_reader.read(path, empty_ok=True).metadata
+    except ConfigError as err:
+        raise ConfigError(f"{out}: sweep.json is gone and the results cannot say which sweep this run was "
+                          f"({one_line(err, 300)}); give another --output") from None
+    sweep = meta.get("sweep", {})
+    recorded = {"budgets": meta.get("budgets"), "cells": sweep.get("cells"), "layouts": sweep.get("layouts")}
+    changed = [k for k, v in recorded.items() if v is not None and v != record.get(k, {} if k == "layouts" else None)]
+    if changed:
+        raise ConfigError(f"{out}: the {' and '.join(changed)} differ from the run being resumed ({path}'s "
+                          "metadata; sweep.json is gone); give another --output for a changed sweep")
 
 
 def check_reachable(address: str | None) -> None:
     """Fail in seconds, on one line, where ray.init would wait a long time for a cluster that is not there."""
     if not address or address in ("auto", "local"):
         return
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address {address!r}: expected host:port, ray://host:port or auto")
+    host, _, port = address.split("://", 1)[-1].rpartition(":")  # checked: environment.ray_address
+    host = host.strip("[]")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as err:
@@ -133,18 +171,27 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from condense.data import resolve_root
 
-    from ..sweep import cost, spec
-    from ..sweep.cells import describe, expand
+    from ..sweep import cost, shipped, spec
+    from ..sweep.cells import describe, expand, searches
 
     previous = stop.sigterm_as_ctrl_c()
     try:
+        if args.list_sweeps:
+            print("\n".join(shipped.listing()))
+            return 0
+        if not args.sweep:
+            raise ConfigError("give a sweep file or a shipped sweep's name (python -m orchestrator.run --list-sweeps)")
         output = storage.parse(args.output)
-        sweep = spec.load(args.sweep)
+        sweep = spec.load(shipped.resolve(args.sweep))
         root = resolve_root(sweep.data_root)
         sweep = sweep.for_run(str(root), code_version(), args.smoke)
         cells = expand(sweep)
-        address = args.address or os.environ.get("RAY_ADDRESS")
+        address = environment.ray_address(args.address, "--address") if args.address else \
+            environment.ray_address(environment.value("RAY_ADDRESS"), "RAY_ADDRESS")
         missing = check_data(cells, root)
+        if missing and (args.download or sweep.download) and not args.dry_run:
+            fetch_missing(cells, root)  # once, here: never in the trials
+            missing = check_data(cells, root)
         if not args.dry_run:  # external sets' files: there, readable and valid before anything starts
             from ..trial.runner import check_external
 
@@ -156,6 +203,8 @@ def main(argv=None) -> int:
             per_cell, total = cost.estimate(cells, sweep, cost.device_kind(sweep.resources))
             for i, cell in enumerate(cells):
                 print(describe(cell, sweep) + ("" if per_cell is None else f"  est {cost.hours(per_cell[i])}"))
+            for line in searches(cells):
+                print(line)
             print(plan.describe())
             print(total)
             print(f"{len(cells)} cells")
@@ -211,6 +260,16 @@ def _start_mirror(mirror: storage.Mirror, resume: bool) -> None:
                           "or give another --output")
 
 
+def fetch_missing(cells: list[Cell], root: Path) -> None:
+    """Download each dataset of the sweep that is not under the data root (a failure: one line)."""
+    from condense.data import readable
+    from condense.download import fetch
+
+    for dataset in dict.fromkeys(c.dataset for c in cells):
+        if not readable(dataset, root):
+            fetch(dataset, root)
+
+
 def check_data(cells: list[Cell], root: Path) -> str | None:
     """Open and check every dataset of the sweep once, before Ray starts (``condense.data.check``:
     readable, shapes, labels, every class in both splits, and enough training images per class for
@@ -229,7 +288,7 @@ def check_data(cells: list[Cell], root: Path) -> str | None:
         per_class = methods.get(needs.method).real_images(needs.ipc)
         try:
             check(dataset, root, per_class, f"per class that cell {needs.cell_id} starts from",
-                  root_from=ROOT_FROM)
+                  root_from=ROOT_FROM, offers_download=True)
         except DataNotFoundError as err:
             missing = missing or str(err)
     return missing
@@ -248,9 +307,11 @@ def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: 
         print(f"resuming: {len(known)} of {len(cells)} cells finished before, {len(starts)} continue from "
               "their checkpoints", flush=True)
     todo = [c for c in cells if c.cell_id not in known]
+    ok_before = sum(len(o.ok) for o in known.values())
+    clock = SweepClock(len(cells), {c.cell_id: None for c in todo}, ok_before, len(known) - ok_before)
     result_grid = []
     if todo:  # a resume of a finished run only rewrites the outputs: no Ray
-        result_grid = _tune(sweep, name, cells, todo, known, starts, plan, out, address, mirror)
+        result_grid = _tune(sweep, name, cells, todo, known, starts, plan, out, address, mirror, clock)
         if result_grid is None:
             if mirror is not None:
                 mirror.push()
@@ -263,6 +324,8 @@ def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: 
         mirror.push()
     print(f"results: {where}/results.parquet ({len(outcome.rows)} rows); curves, tables, plots, figures, "
           f"synthetic sets beside it\nreport: {where}/report.html")
+    if todo:
+        print(clock.summary())
     summary = f"{len(cells)} cells: {len(outcome.ok)} ok"
     if outcome.failed:
         summary += f", {len(outcome.failed)} failed: " + "; ".join(f"{c} ({e})" for c, e in outcome.failed.items())
@@ -273,9 +336,9 @@ def _run(sweep: Sweep, name: str, cells: list[Cell], plan: resources.Plan, out: 
 
 
 def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: dict, starts: dict[str, str],
-          plan: resources.Plan, out: Path, address: str | None, mirror: storage.Mirror | None):
+          plan: resources.Plan, out: Path, address: str | None, mirror: storage.Mirror | None, clock: SweepClock):
     """The cells ``todo`` as a fresh Tune experiment in ``out/tune``; its result grid, or None when Ray
-    itself gave up (said on stderr)."""
+    itself gave up (said on stderr). ``clock`` follows the cells (the status lines and their ETA)."""
     # Before Ray is imported: the legacy reporter is silent at verbose=0 (the driver prints its own
     # lines), and forced experiment snapshots (num_to_keep=1) are expected, not worth a warning.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -290,7 +353,7 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
         import ray
         from ray import tune
 
-        from ..trial import stages
+        from ..trial import proxies, stages
         from .live import LiveResults
         from condense.errors import error_line
 
@@ -314,11 +377,14 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
         if joined:  # a cluster we were given: on SLURM, its nodes must be the allocation's
             preflight.check_slurm(ray.nodes())
         preflight.check_request(request, ray.nodes())
+        clock.estimated(*_estimates(cells, todo, sweep, request))
         target = out if mirror is None else mirror.remote
         preflight.check_nodes(ray, sweep.data_root, sorted({c.dataset for c in todo}), target)
         try:
             shipped = stages.run(ray, stages.needed(todo, sweep), request, sweep, say,
                                  None if mirror is None else out / "cache")
+            # an architecture search's proxy sets, made once before it; they travel with the sweep
+            sweep = proxies.run(ray, todo, sweep, request, say, out, shipped)
             if mirror is None:
                 storage_path, filesystem = str(out), None
                 begin = {c: tune.Checkpoint.from_directory(folder) for c, folder in starts.items()}
@@ -338,12 +404,19 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
                                             reuse_actors=True),
                 run_config=tune.RunConfig(
                     name=TUNE_NAME, storage_path=storage_path, storage_filesystem=filesystem, verbose=0,
-                    callbacks=[ProgressPrinter(len(cells), out / "errors", len(known)), live],
+                    callbacks=[ProgressPrinter(len(cells), out / "errors", len(known), clock), live],
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
             ctrl_c = signal.getsignal(signal.SIGINT)
             try:
                 grid = tuner.fit()
+            except (EOFError, pickle.UnpicklingError) as err:
+                # Tune reads back its own files as the run ends (a trial's pickled error): a full disk
+                # leaves them cut off
+                if live.write_error is None:
+                    raise WriteError(f"cannot read back Ray Tune's files in {out / TUNE_NAME} ({error_line(err)}; "
+                                     f"{free_space(out)} free there): finished cells and checkpoints are kept, "
+                                     "rerun with --resume once the disk has room") from None
             finally:
                 signal.signal(signal.SIGINT, ctrl_c)  # Tune's handler would swallow a later Ctrl-C or SIGTERM
             if live.write_error is not None:  # it stopped the run; the final write is not tried either
@@ -353,13 +426,28 @@ def _tune(sweep: Sweep, name: str, cells: list[Cell], todo: list[Cell], known: d
         except WriteError:
             raise
         except OSError as err:  # Tune's own experiment state on a full disk: one line, as our files
-            raise write_error(Path(err.filename or out / TUNE_NAME), err) from None
+            raise WriteError(f"{write_error(Path(err.filename or out / TUNE_NAME), err)}; the run stopped: finished "
+                             "cells and checkpoints are kept, rerun with --resume once the disk has room") from None
         except (RuntimeError, ray.exceptions.RayError) as err:
             # Ray itself gave up (e.g. its memory monitor killed workers while Tune was placing them):
             # the run folder keeps every finished cell and checkpoint for --resume.
             print(f"error: the Ray run stopped: {error_line(err)}\nfinished cells and checkpoints are kept in "
                   f"{out}: rerun with --resume", file=sys.stderr)
             return None
+
+
+def _estimates(cells: list[Cell], todo: list[Cell], sweep: Sweep, request: dict) -> tuple[dict, str]:
+    """The cost model's seconds for each cell of ``todo`` (None without a calibration), as the dry run
+    prints them, for the device a cell asks for; and their total in device time."""
+    from ..sweep import cost
+
+    try:
+        per_cell, _ = cost.estimate(cells, sweep, "cuda" if request.get("GPU", 0) > 0 else "cpu")
+    except (KeyError, ValueError, OSError):  # an unreadable calibration: the run goes on, its ETA from the cells
+        per_cell = None
+    by_id = {c.cell_id: None if per_cell is None else per_cell[i] for i, c in enumerate(cells)}
+    mine = {c.cell_id: by_id[c.cell_id] for c in todo}
+    return mine, "" if per_cell is None else cost.device_time(sum(mine.values()))
 
 
 def _init_ray(ray, address: str, joined: bool) -> None:

@@ -10,11 +10,13 @@ whole set, or a coreset pool / whole-dataset network's ``max_train`` in reduced 
 ``epochs``, the training epochs of a ``whole`` cell's networks (Table 1's bound); and provenance a
 SQL user filters on: ``device_name`` (the GPU or CPU model), ``started_at`` and ``finished_at``
 (UTC) of the row's experiment; ``dsa_strategy``, the cell's value of a grid's DSA strategy axis
-(null without one; a file from before the axis reads as null); a continual-learning cell's rows
-(docs/continual.md), one per step and network: ``steps`` (the cell's), ``step`` (1-based) and
-``classes_seen`` (null in every other row, and in a file from before them). No sentinels: what does
-not apply is null (a whole cell's ``ipc`` and ``iterations``, a coreset's or whole cell's
-``dis_metric`` and ``iterations``).
+(null without one; a file from before the axis reads as null); ``architecture`` and ``proxy``, an
+architecture search's network and what it trained on (docs/nas.md; its rows' ``epochs`` are the
+network's, ``train_images`` the proxy's images; null in other rows and in files from before them);
+a continual-learning cell's rows (docs/continual.md), one per step and network: ``steps`` (the
+cell's), ``step`` (1-based) and ``classes_seen`` (null in every other row, and in a file from before
+them). No sentinels: what does not apply is null (a whole cell's ``ipc`` and ``iterations``, a
+coreset's or whole cell's ``dis_metric`` and ``iterations``).
 
 The file is self-describing: its key-value metadata holds ``budgets`` (the settings behind every
 row, JSON), ``sweep`` (its name and cells) and ``versions`` (code, torch, ray, ...).
@@ -35,10 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from condense.datasets import info
-from condense.errors import ConfigError
 from condense.files import replacing
-from condense.methods import BOUND, CORESET, EXTERNAL_PREFIX, METHODS, names
-from condense.methods import get as get_method
+from condense.methods import BOUND, CORESET, names
 
 if TYPE_CHECKING:
     from ..sweep.cells import Cell
@@ -57,6 +57,9 @@ SCHEMA = pa.schema([
     ("device_name", pa.string()), ("started_at", _TIME), ("finished_at", _TIME),
     ("status", pa.string()), ("error", pa.string()),
     ("dsa_strategy", pa.string()),  # the grid's DSA strategy axis; null where the cell has none
+    # an architecture search's (docs/nas.md): the network trained and what it trained on (a method,
+    # early_stopping or whole); null in every other row
+    ("architecture", pa.string()), ("proxy", pa.string()),
     ("steps", pa.int64()), ("step", pa.int64()), ("classes_seen", pa.int64()),  # continual cells only
 ])
 COLUMNS = SCHEMA.names
@@ -72,7 +75,8 @@ def cell_columns(sweep: str, cell: "Cell") -> dict:
     return {"sweep": sweep, "cell_id": cell.cell_id, "table": list(cell.tables), "dataset": cell.dataset,
             "model": cell.model, "ipc": cell.ipc if cell.record.makes_set else None, "eval_mode": cell.eval_mode,
             "dis_metric": cell.metric if cell.record.learns else None, "method": cell.method,
-            "dsa_strategy": cell.dsa_strategy, "steps": cell.steps}
+            "dsa_strategy": cell.dsa_strategy, "architecture": cell.architecture, "proxy": cell.proxy,
+            "steps": cell.steps}
 
 
 def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
@@ -81,7 +85,7 @@ def ok_rows(sweep: str, cell: "Cell", records: list[dict]) -> list[dict]:
     part = cell_columns(sweep, cell)
     rows = []
     for r in records:
-        row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "epochs": None, "status": "ok", "error": None}
+        row = {**part, **{k: r.get(k) for k in _RECORD_KEYS}, "epochs": r.get("epochs"), "status": "ok", "error": None}
         for k in ("started_at", "finished_at"):  # records keep seconds since the epoch
             if isinstance(row[k], (int, float)):
                 row[k] = dt.datetime.fromtimestamp(row[k], dt.timezone.utc)
@@ -137,15 +141,19 @@ def read(path: str | Path) -> pd.DataFrame:
     table = pq.read_table(path)
     df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     df = _upgrade(df) if "epochs" not in df.columns else df
-    if "dsa_strategy" not in df.columns:  # written before the DSA strategy axis: none had one
-        df["dsa_strategy"] = pd.Series(None, index=df.index, dtype=object)
-    for name in ("steps", "step", "classes_seen"):  # written before continual learning: no row had them
+    for name in COLUMNS:  # a column newer than the file (e.g. the DSA strategy axis): null in its rows
         if name not in df.columns:
-            df[name] = pd.Series(pd.NA, index=df.index, dtype="Int64")
+            df[name] = _nulls(SCHEMA.field(name).type, df.index)
+    df = df[[*COLUMNS, *(c for c in df.columns if c not in COLUMNS)]]
     sweep = json.loads((table.schema.metadata or {}).get(b"sweep", b"{}"))
     if isinstance(sweep, dict) and isinstance(sweep.get("layouts"), dict):
         df.attrs["layouts"] = sweep["layouts"]
     return df
+
+
+def _nulls(kind: pa.DataType, index: pd.Index) -> pd.Series:
+    column = pa.nulls(len(index), kind).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    return column.set_axis(index)
 
 
 def _upgrade(df: pd.DataFrame) -> pd.DataFrame:
@@ -165,63 +173,7 @@ def _upgrade(df: pd.DataFrame) -> pd.DataFrame:
         df.loc[whole, "ipc"] = pd.NA
     if "dis_metric" in df.columns:
         df.loc[whole | coreset, "dis_metric"] = None
-    for name, empty in (("device_name", None), ("started_at", pd.NaT), ("finished_at", pd.NaT)):
-        if name not in df.columns:
-            df[name] = pd.Series(empty, index=df.index, dtype="datetime64[us, UTC]" if empty is pd.NaT else object)
-    return df[[c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]]
-
-
-STATUSES = ("ok", "error", "missing")  # a row's status: see error_rows
-
-
-def read_checked(path: Path) -> pd.DataFrame:
-    """``read`` for the results tools: a missing, unreadable or foreign file, or one they cannot
-    render (no rows; an unknown status, dataset, method or table; an accuracy of an ``ok`` row that
-    is not a percentage), is one ConfigError line naming the file and the first bad value. Known are
-    the registries' names, an external set's ``set:<name>``, and besides the paper's tables the
-    tables the file's sweep laid out (its metadata) and `python -m evaluation`'s."""
-    from condense.datasets import dataset_names
-
-    from ..sweep.layouts import EVALUATION_TABLE, TABLES
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file (a sweep writes runs/<sweep>/results.parquet)")
-    try:
-        df = read(path)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{path}: cannot read results ({' '.join(str(err).split())[:200]})") from None
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise ConfigError(f"{path}: not a sweep's results: missing columns {', '.join(missing)}")
-    if df.empty:
-        raise ConfigError(f"{path}: no rows: nothing to render")
-    tables = df["table"].map(lambda t: list(t) if t is not None and not isinstance(t, str) else [t])
-    own = tuple(df.attrs.get("layouts", {}))
-    for column, values, allowed in (("status", df["status"], STATUSES),
-                                    ("dataset", df["dataset"], tuple(dataset_names())),
-                                    ("method", df["method"], (*METHODS, f"{EXTERNAL_PREFIX}<name>")),
-                                    ("table", tables.explode(), (*TABLES, *own, EVALUATION_TABLE))):
-        known = values.map(lambda v: isinstance(v, str) and (v in allowed or (column == "method" and _external(v))))
-        bad = values[~known.astype(bool)]
-        if len(bad):
-            first = bad.iloc[0]
-            shown = "null" if not isinstance(first, (str, list)) and pd.isna(first) else repr(first)
-            raise ConfigError(f"{path}: unknown {column} {shown} (cell {df['cell_id'][bad.index[0]]}); "
-                              f"allowed: {', '.join(allowed)}")
-    acc = pd.to_numeric(df["accuracy"][df["status"] == "ok"], errors="coerce").astype(float)
-    bad = acc[~acc.between(0.0, 100.0)]  # null, nan, inf and out of range alike
-    if len(bad):
-        raise ConfigError(f"{path}: {len(bad)} ok row(s) with an accuracy that is not a percentage in 0..100 "
-                          f"(first: cell {df['cell_id'][bad.index[0]]}: {bad.iloc[0]})")
     return df
 
 
-def _external(method) -> bool:
-    """A well-formed external set's name, ``set:<name>``."""
-    if not (isinstance(method, str) and method.startswith(EXTERNAL_PREFIX)):
-        return False
-    try:
-        get_method(method)
-    except ConfigError:
-        return False
-    return True
+STATUSES = ("ok", "error", "missing")  # a row's status: see error_rows

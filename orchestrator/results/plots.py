@@ -8,20 +8,24 @@ accuracy against images per class on a log axis, one panel per dataset and one l
 (error bars: std over runs × networks; hollow markers: the published numbers; the whole-dataset
 bound as a horizontal line); Table 2 as a heatmap (rows condense with, columns
 evaluate on; ours and, below, the paper's); the ablations and the distance table as grouped bars
-with error bars (diamonds: the paper's numbers, docs/protocol.md); a continual-learning table as
-accuracy against the classes seen, one line per method (orchestrator/results/continual.py). ``curves.png`` / ``.pdf``:
+with error bars (diamonds: the paper's numbers, docs/protocol.md). ``curves.png`` / ``.pdf``:
 test accuracy and matching loss against the outer iteration, one line per condensed cell (mean over
-its runs), from ``curves.parquet``. ``sets_ipc<k>.png`` / ``.pdf``: the condensed images of each ipc,
+its runs), from ``curves.parquet``. An architecture search's table: ``<table>_<dataset>.png`` /
+``.pdf``, per proxy each architecture's accuracy on it against its whole-set accuracy (nas.py). A
+continual-learning table (``cl``): ``<table>_<dataset>.png`` / ``.pdf``, the accuracy on the classes
+seen against their number, a line per method (continual.py).
+``sets_ipc<k>.png`` / ``.pdf``: the condensed images of each ipc,
 from ``synthetic/`` beside the Parquet (orchestrator/results/set_figures.py). Sized for a two-column paper (6.9 in wide).
 """
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
 from condense.errors import ConfigError, OneLineParser, one_line
-from condense.files import replacing
+from condense.files import replacing, safe_name
 from condense.methods import BOUND, WHOLE, names
 
 WIDTH = 6.9  # inches: a two-column paper's text width
@@ -34,29 +38,40 @@ _COLOURS = {"random": "tab:gray", "herding": "tab:olive", "kcenter": "tab:cyan",
             "DC": "tab:red", WHOLE: "black"}
 
 
-def write_plots(results_path: str | Path, folder: str | Path | None = None) -> list[Path]:
+def write_plots(results_path: str | Path, folder: str | Path | None = None, run=None) -> list[Path]:
     """Draw every table of the results file, and the curves if ``curves.parquet`` is beside it
-    with any rows; returns the files written. Safe to call whenever the results are rewritten."""
+    with any rows; returns the files written. Safe to call whenever the results are rewritten.
+    ``run``: the file as ``run_reader.read`` gave it already (else it is read here)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never a window, also on a headless node
     import matplotlib.pyplot as plt
 
-    from . import curves, parquet, set_figures, tables
+    from . import continual, nas, run_reader, set_figures, tables
 
     results_path = Path(results_path)
     folder = Path(folder) if folder is not None else results_path.parent / "plots"
+    df = (run or run_reader.read(results_path)).rows
+    curves_path = results_path.parent / "curves.parquet"
+    c = run_reader.read_curves(curves_path) if os.path.lexists(curves_path) else None
     folder.mkdir(parents=True, exist_ok=True)
-    df = parquet.read(results_path)
-    figures = {name: _draw_table(plt, df, name) for name in tables.table_names(df)}
+    figures = {}
+    for name in tables.table_names(df):
+        rows = df[df["table"].apply(lambda t: name in t)]
+        if nas.holds(rows):  # an architecture search: a figure per dataset
+            with plt.rc_context(_STYLE):
+                figures.update(nas.figures(plt, rows, name, WIDTH))
+        elif continual.holds(rows):  # continual learning: a figure per dataset
+            with plt.rc_context(_STYLE):
+                figures.update(continual.figures(plt, df, name, WIDTH, _COLOURS))
+        else:
+            figures[name] = _draw_table(plt, df, name)
     with plt.rc_context(_STYLE):
         written = set_figures.write_set_figures(results_path.parent, df, folder, plt, WIDTH, DPI, _METADATA)
-    curves_path = results_path.parent / "curves.parquet"
-    if curves_path.is_file():
-        c = curves.read(curves_path)
-        if not c.empty:
-            figures[CURVES] = _draw_curves(plt, c)
+    if c is not None and not c.empty:
+        figures[CURVES] = _draw_curves(plt, c)
     for name, fig in figures.items():
+        safe_name(name, str(folder), "figure name")  # a file name: nothing goes outside the folder
         for suffix in ("png", "pdf"):
             path = folder / f"{name}.{suffix}"
             with replacing(path) as tmp:
@@ -80,10 +95,6 @@ def _draw_table(plt, df, name: str):
     layout = tables.layout_of(df, name)
     labels = header[len(layout.rows):]
     with plt.rc_context(_STYLE):
-        if layout.sparse:  # continual learning's steps
-            from . import continual
-
-            return continual.figure(plt, df, name, WIDTH, _COLOURS)
         if layout.rows == IPC_ROWS:  # a line per method against ipc (Table 1, the ipc curves)
             return _accuracy_vs_ipc(plt, row_keys, cols, labels, cells, layout.title)
         if name in HEATMAPS:
@@ -249,12 +260,12 @@ def main(argv=None) -> int:
     p.add_argument("results", help="a sweep's results.parquet")
     p.add_argument("--output", default=None, help="where the figures go (default: plots/ beside the Parquet)")
     args = p.parse_args(argv)
-    from . import parquet
+    from . import run_reader
 
     try:
-        parquet.read_checked(Path(args.results))
+        run = run_reader.read(args.results)
         try:
-            paths = write_plots(args.results, args.output)
+            paths = write_plots(args.results, args.output, run)
         except OSError as err:  # --output names a file, a folder we may not write in, a full disk
             raise ConfigError(f"--output {args.output or 'plots/'}: cannot write the figures there "
                               f"({err.strerror or err})") from None

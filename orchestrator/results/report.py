@@ -31,21 +31,25 @@ pre { font-size: 0.8em; background: #f6f6f6; padding: 0.5em; overflow-x: auto; }
 """
 
 
-def write_report(out: str | Path) -> Path:
-    """Write ``report.html`` in the run folder ``out`` (which holds ``results.parquet``)."""
+def write_report(out: str | Path, run=None) -> Path:
+    """Write ``report.html`` in the run folder ``out`` (which holds ``results.parquet``); ``run``: that
+    file as ``run_reader.read`` gave it already (else it is read here)."""
+    from . import run_reader
+
     out = Path(out)
-    page = render(out)
+    page = render(out, run or run_reader.read(out / "results.parquet"))
     path = out / NAME
     write_text(path, page)
     return path
 
 
-def render(out: Path) -> str:
-    from . import parquet, tables
+def render(out: Path, run=None) -> str:
+    """The page, from the checked results ``run`` (``run_reader.Run``; else read here) and the files
+    beside them."""
+    from . import continual, nas, run_reader, tables
 
-    df = parquet.read(out / "results.parquet")
-    meta = parquet.metadata(out / "results.parquet")
-    name = meta.get("sweep", {}).get("name", out.name)
+    run = run or run_reader.read(Path(out) / "results.parquet")
+    df, meta, name = run.rows, run.metadata, run.name
     e = html.escape
     cells = df.groupby("cell_id", sort=False)["status"].agg(lambda s: "failed" if (s == "error").any() else
                                                              "missing" if (s != "ok").all() else "ok")
@@ -54,13 +58,27 @@ def render(out: Path) -> str:
              f"<p>{len(cells)} cells: {e(counts)}; {int((df.status == 'ok').sum())} accuracies.</p>",
              _links(out, ["results.parquet", "curves.parquet", "sweep.json"], "Data")]
     for table in tables.table_names(df):
+        rows = df[df["table"].apply(lambda t: table in t)]
+        if nas.holds(rows):  # an architecture search: its table, and a figure per dataset
+            parts += ["<h2>Architecture search on proxy sets</h2>", nas.html(nas.table(rows)),
+                      f'<p class="note">{e(nas.NOTE)}</p>']
+            for dataset in dict.fromkeys(rows["dataset"]):
+                parts.append(_figure(out, f"plots/{table}_{dataset}", f"architecture search, {dataset}"))
+            parts.append(_links(out, [f"tables/{table}.{f}" for f in nas.FORMATS]
+                                + [f"plots/{table}_{d}.pdf" for d in dict.fromkeys(rows["dataset"])], "Files"))
+            continue
         layout = tables.layout_of(df, table)
         parts.append(f"<h2>{e(layout.title)}</h2>")
         parts.append(_html_table(df, table))
         parts += [f'<p class="note">{e(n)}</p>' for n in tables.notes(df, table)]
-        parts.append(_figure(out, f"plots/{table}", layout.title))
-        parts.append(_links(out, [f"tables/{table}.{f}" for f in tables.FORMATS] + [f"plots/{table}.pdf"], "Files"))
-    set_figures = sorted((out / "plots").glob("sets_ipc*.png"), key=lambda p: int(p.stem[len("sets_ipc"):]))
+        # continual learning: a figure per dataset
+        stems = [f"plots/{table}_{d}" for d in dict.fromkeys(rows["dataset"])] if continual.holds(rows) \
+            else [f"plots/{table}"]
+        parts += [_figure(out, stem, layout.title) for stem in stems]
+        parts.append(_links(out, [f"tables/{table}.{f}" for f in tables.FORMATS] + [f"{s}.pdf" for s in stems],
+                            "Files"))
+    set_figures = sorted((p for p in (out / "plots").glob("sets_ipc*.png") if p.stem[len("sets_ipc"):].isdigit()),
+                         key=lambda p: int(p.stem[len("sets_ipc"):]))
     if set_figures:
         parts.append("<h2>Condensed sets</h2>")
         for png in set_figures:
@@ -110,13 +128,21 @@ def _links(out: Path, names: list[str], label: str) -> str:
 
 
 def main(argv=None) -> int:
-    from condense.errors import OneLineParser
+    from condense.errors import ConfigError, OneLineParser, one_line
+
+    from . import run_reader
 
     p = OneLineParser(prog="python -m orchestrator.report", description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="a sweep's run folder (runs/<sweep>), holding results.parquet")
     args = p.parse_args(argv)
-    if not (Path(args.run) / "results.parquet").is_file():
-        print(f"error: {args.run}: no results.parquet (a sweep writes runs/<sweep>/results.parquet)", file=sys.stderr)
+    try:
+        run = run_reader.read(Path(args.run) / "results.parquet")
+        try:
+            path = write_report(args.run, run)
+        except OSError as err:  # a folder we may not write in, a full disk
+            raise ConfigError(f"{args.run}: cannot write {NAME} there ({err.strerror or err})") from None
+    except ConfigError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
-    print(write_report(args.run))
+    print(path)
     return 0

@@ -8,7 +8,11 @@ number and the difference (ours − paper) where docs/protocol.md has one (``--n
 out). A cell with an error row reads "failed"; a cell with no accuracies (an interrupted run's, or
 a position of the layout that no cell filled) reads "missing". LaTeX uses booktabs rules and sets
 the best mean of each row in bold, as the paper's Table 1 (the whole-dataset bound is not a
-contender); CSV has one line per table cell with its numbers.
+contender); CSV has one line per table cell with its numbers. An architecture search's table has a
+shape of its own (one row per proxy: nas.py, docs/nas.md), written as md, tex and always csv.
+Continual learning's table (``cl``, docs/continual.md): a row per dataset, number of steps and
+method, a column per step, no published number and no bold (a row is one method's steps); a step
+a row does not have is left blank; always with its csv too.
 Rows and columns keep the order in which they first appear in the Parquet: the sweep file's.
 """
 from __future__ import annotations
@@ -20,10 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from condense.errors import ConfigError, OneLineParser, one_line
-from condense.files import write_text
+from condense.files import safe_name, write_text
 from condense.methods import BOUND, names
 
 from ..sweep.layouts import TABLES, Layout, from_plain, generic
+from . import nas
 from .published import published
 
 if TYPE_CHECKING:  # pandas is imported where it is used: --help answers at once
@@ -145,7 +150,7 @@ def notes(df: pd.DataFrame, name: str) -> list[str]:
     out = [NOTE]
     if not whole.empty:
         epochs = "/".join(str(int(e)) for e in sorted(whole["epochs"].dropna().unique()))
-        images = "/".join(str(int(n)) for n in sorted(whole["train_images"].unique()))
+        images = "/".join(str(int(n)) for n in sorted(whole["train_images"].dropna().unique()))
         out.append(f"Whole dataset: networks trained on {images} training images for {epochs} epochs with the "
                    "evaluation trainer (the paper gives no schedule).")
     seen = frame.dropna(subset=["step"]).drop_duplicates(["dataset", "steps", "step"]) if "step" in frame else frame[:0]
@@ -249,7 +254,14 @@ def write_tables(df: pd.DataFrame, folder: str | Path, formats: tuple[str, ...] 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for name in names or table_names(df):
-        texts = {f: RENDER[f](df, name, paper) for f in formats}
+        safe_name(name, str(folder), "table name")  # a file name: nothing goes outside the folder
+        rows = _in_table(df, name)
+        if nas.holds(rows):  # an architecture search: its own table, always with its csv
+            search = nas.table(rows)
+            texts = {f: nas.RENDER[f](search, paper) for f in dict.fromkeys((*formats, *nas.FORMATS))}
+        else:  # continual learning's table: always with its csv too, as a search's
+            always = ("csv",) if layout_of(df, name).sparse else ()
+            texts = {f: RENDER[f](df, name, paper) for f in dict.fromkeys((*formats, *always))}
         for f, text in texts.items():
             write_text(folder / f"{name}.{f}", text)
         out.append(texts[formats[0]])
@@ -277,9 +289,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         formats = _choices("format", args.format, FORMATS)
-        from . import parquet
+        from . import run_reader
 
-        df = parquet.read_checked(Path(args.parquet))
+        df = run_reader.read(args.parquet).rows
         names = None
         if args.tables is not None:
             names = _choices("tables", args.tables, table_names(df))

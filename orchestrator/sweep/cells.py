@@ -22,17 +22,16 @@ from dataclasses import dataclass
 from condense import methods
 from condense.data import info
 from condense.errors import ConfigError
-from condense.methods import DEFAULT
+from condense.methods import DEFAULT, WHOLE
 from condense.synthetic import derive_seed
 from evaluation.augmentation import eval_augmentation
 from evaluation.continual import memory_augmentation
 from evaluation.pools import eval_iterations, eval_models
 from evaluation.reference import FIRST
+from evaluation.train import EvalBudget
 
 from .config import Sweep
 
-CONTINUAL = "continual"  # class-incremental learning with a memory made per step (trial/continual.py)
-EXPERIMENTS = (CONTINUAL,)  # the experiments a grid may name besides the paper's (trial/runner.py runs them)
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,11 @@ class Cell:
     # the experiment the cell runs (orchestrator.trial.runner.KINDS); None: the paper's, a set made
     # by the method and evaluated
     experiment: str | None = None
-    steps: int | None = None  # a continual cell's class-incremental steps
+    # an architecture search's cell (experiment NAS): the network it trains and the proxy it trains
+    # it on: a method's set (the method's name), EARLY_STOPPING or the whole set (method whole both)
+    architecture: str | None = None
+    proxy: str | None = None
+    steps: int | None = None  # a continual cell's class-incremental steps (experiment CONTINUAL)
 
     @functools.cached_property
     def record(self) -> methods.Method:
@@ -60,14 +63,18 @@ class Cell:
         size = f"ipc{self.ipc}" if self.record.makes_set else "all"
         return f"{self.dataset}-{self.model}-{size}-{self.eval_mode}-{self.metric}"
 
-    @property
+    @functools.cached_property  # asked of thousands of cells in an architecture search's dry run
     def cell_id(self) -> str:
-        base = self.base_id if self.method == DEFAULT else f"{self.base_id}-{self.method.replace(':', '-')}"
+        name = self.method if self.proxy is None else self.proxy
+        base = self.base_id if name == DEFAULT else f"{self.base_id}-{name.replace(':', '-')}"
         # ids name folders and files: no colon; a strategy of DSA's ablation axis ends the id
         base = base if self.dsa_strategy is None else f"{base}-{self.dsa_strategy}"
+        base = base if self.architecture is None else f"{base}-{NAS}-{self.architecture}"
         return base if self.steps is None else f"{base}-cl{self.steps}"
 
     def eval_models(self) -> list[str]:
+        if self.architecture is not None:  # a search's cell trains the architecture it ranks
+            return [self.architecture]
         return eval_models(self.eval_mode, self.model)
 
     def exp_seed(self, base_seed: int, exp: int) -> int:
@@ -77,7 +84,7 @@ class Cell:
         """Plain data for Ray Tune's param_space (and its trial names); without a strategy axis, what it
         was before the axis existed, so a run started then resumes (its sweep.json compares equal)."""
         config = {**dataclasses.asdict(self), "tables": list(self.tables), "cell_id": self.cell_id}
-        for name in ("dsa_strategy", "experiment", "steps"):  # fields newer than the run folders they must resume
+        for name in ("dsa_strategy", "experiment", "architecture", "proxy", "steps"):  # newer than the run folders they must resume
             if config[name] is None:
                 del config[name]
         return config
@@ -92,18 +99,74 @@ def expand(sweep: Sweep) -> list[Cell]:
     """Every cell of the sweep's grids, in file order; a cell two tables share appears once."""
     cells: dict[str, Cell] = {}
     for g in sweep.grids:
-        for dataset, model, ipc, mode, metric, method, strategy, steps in itertools.product(
-                g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods, g.dsa_strategies, g.steps):
-            entry = methods.get(method)
-            strategy = strategy if entry.uses_dsa else None  # the others take no DSA strategy
-            cell = Cell(dataset, model, ipc if entry.makes_set else 0, mode, metric, method, (g.table,), strategy,
-                        g.experiment, steps)
+        for cell in (_search(g) if g.architectures else _continual(g) if g.steps else _paper(g)):
             seen = cells.get(cell.cell_id)
             if seen is None:
                 cells[cell.cell_id] = cell
             elif g.table not in seen.tables:
                 cells[cell.cell_id] = dataclasses.replace(seen, tables=(*seen.tables, g.table))
     return list(cells.values())
+
+
+def _paper(g):
+    for dataset, model, ipc, mode, metric, method, strategy in itertools.product(
+            g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.methods, g.dsa_strategies):
+        entry = methods.get(method)
+        strategy = strategy if entry.uses_dsa else None  # the others take no DSA strategy
+        yield Cell(dataset, model, ipc if entry.makes_set else 0, mode, metric, method, (g.table,), strategy)
+
+
+# Continual learning's cells (trial/continual.py): the paper's cells of the grid's axes, one per number
+# of class-incremental steps.
+CONTINUAL = "continual"
+
+
+def _continual(g):
+    for cell, steps in itertools.product(list(_paper(g)), g.steps):
+        yield dataclasses.replace(cell, experiment=CONTINUAL, steps=steps)
+
+
+# An architecture search's cells (experiment NAS): one per proxy and architecture, each architecture's
+# proxies together (its row of the ranking fills up at once). Early stopping is the whole training set
+# for a few epochs: method whole, as the ground truth.
+NAS, EARLY_STOPPING = "nas", "early_stopping"
+
+
+def _search(g):
+    for architecture, dataset, model, ipc, mode, metric, proxy, strategy in itertools.product(
+            g.architectures, g.datasets, g.models, g.ipcs, g.eval_modes, g.metrics, g.proxies, g.dsa_strategies):
+        method = WHOLE if proxy == EARLY_STOPPING else proxy
+        entry = methods.get(method)
+        yield Cell(dataset, model, ipc if entry.makes_set else 0, mode, metric, method, (g.table,),
+                   strategy if entry.uses_dsa else None, NAS, architecture, proxy)
+
+
+def proxy_cell(cell: Cell) -> Cell:
+    """The cell of the paper's experiment whose set a search's cell trains on (its id names the set's
+    file, as a sweep's ``synthetic/<cell>-exp<e>.pt``)."""
+    return dataclasses.replace(cell, tables=(), experiment=None, architecture=None, proxy=None)
+
+
+def searches(cells: list[Cell]) -> list[str]:
+    """The dry run's line per architecture search (table and dataset): its architectures, proxies and
+    trials, and the proxy sets made before it."""
+    lines = []
+    for (table, dataset), own in _by_search(cells).items():
+        archs = list(dict.fromkeys(c.architecture for c in own))
+        proxies = list(dict.fromkeys(c.proxy for c in own))
+        made = len({proxy_cell(c).cell_id for c in own if c.record.makes_set})
+        lines.append(f"architecture search {table} on {dataset}: {len(archs)} architectures x {len(proxies)} "
+                     f"proxies ({', '.join(proxies)}) = {len(own)} trials, one per (proxy, architecture); "
+                     f"{made} proxy set{'s' * (made != 1)} made before the search")
+    return lines
+
+
+def _by_search(cells: list[Cell]) -> dict[tuple[str, str], list[Cell]]:
+    found: dict[tuple[str, str], list[Cell]] = {}
+    for c in cells:
+        if c.architecture is not None:
+            found.setdefault((c.tables[0], c.dataset), []).append(c)
+    return found
 
 
 def describe(cell: Cell, s: Sweep) -> str:
@@ -115,6 +178,8 @@ def describe(cell: Cell, s: Sweep) -> str:
     images = "all" if r.max_train is None else (f"the first {r.max_train}" if r.subset == FIRST else
                                                 f"a per-class subset of {r.max_train}")
     tables = f"  tables {','.join(cell.tables)}"
+    if cell.architecture is not None:
+        return f"{cell.cell_id}  {_search_line(cell, s, images)}{tables}"
     if cell.experiment == CONTINUAL:
         return _describe_continual(cell, s, images, tables)
     if not cell.record.makes_set:
@@ -147,6 +212,29 @@ def describe(cell: Cell, s: Sweep) -> str:
             f"{steps} matching steps{dsa}); eval at it {points}: {evaluation}{tables}")
 
 
+def search_budget(cell: Cell, sweep: Sweep) -> EvalBudget:
+    """How a search's cell trains its architecture: the evaluation budget (the search's epochs), with
+    the early-stopping epochs on that proxy."""
+    if cell.proxy == EARLY_STOPPING:
+        return dataclasses.replace(sweep.eval_budget, epochs=sweep.early_stopping_epochs)
+    return sweep.eval_budget
+
+
+def _search_line(cell: Cell, s: Sweep, pool: str) -> str:
+    budget = search_budget(cell, s)
+    strategy = eval_augmentation(cell.method, cell.dataset, cell.architecture, cell.dsa_strategy or s.dsa_strategy)
+    if cell.record.makes_set:
+        d = info(cell.dataset)
+        on = f"the {cell.proxy} set of {cell.ipc} per class (made before the search)"
+        epochs = budget.epochs_for(strategy, cell.ipc * d.num_classes * d.image_values)
+    else:
+        on = f"{pool} training images ({'early stopping' if cell.proxy == EARLY_STOPPING else 'the whole set'})"
+        epochs = budget.epochs_for(strategy)
+        epochs = f"{epochs}{' (fewer by max_train_values)' if budget.max_train_values else ''}"
+    test = "" if budget.max_test is None else f", tested on the first {budget.max_test} test images"
+    return f"{s.num_exp} exp: {s.num_eval} x {cell.architecture} x {epochs} epochs on {on}{test}"
+
+
 def _describe_continual(cell: Cell, s: Sweep, images: str, tables: str) -> str:
     """A continual cell's dry-run line: its orders and steps, how each step's set is made, and the
     evaluation of the memory after every step."""
@@ -176,8 +264,11 @@ def _describe_continual(cell: Cell, s: Sweep, images: str, tables: str) -> str:
 def references(cell: Cell, sweep: Sweep) -> set[tuple[str, str, int]]:
     """The reference networks (dataset, model, seed) the cell's experiments load: a coreset's that
     selects with one, one per experiment (or the shared one); the bound's, one per evaluation model
-    and experiment (seed + exp); none for the rest, nor for a continual cell (its coresets select
-    by networks of each step's classes, trained in its trial)."""
+    and experiment (seed + exp); a search's cell, those its proxy set is made with; none for the rest,
+    nor for a continual cell (its coresets select by networks of each step's classes, trained in its
+    trial)."""
+    if cell.architecture is not None:  # the search trains its own networks
+        return references(proxy_cell(cell), sweep) if cell.record.makes_set else set()
     record = cell.record
     if cell.experiment == CONTINUAL:
         return set()

@@ -45,10 +45,13 @@ class Grid:
     # a table of the sweep's own (layouts.own_layouts): results columns as its rows, and its column
     rows: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
-    # the experiment its cells run (cells.EXPERIMENTS); None: the paper's, a set made and evaluated
-    experiment: str | None = None
-    # continual learning: the number of class-incremental steps, one cell each; (None,): not continual
-    steps: tuple[int | None, ...] = (None,)
+    # an architecture search (docs/nas.md): the networks it ranks and the proxies it trains them on
+    # (methods' sets, ``early_stopping``, ``whole``); empty in every other grid
+    architectures: tuple[str, ...] = ()
+    proxies: tuple[str, ...] = ()
+    # continual learning (docs/continual.md): the numbers of class-incremental steps, a cell each;
+    # empty in every other grid
+    steps: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,19 +80,25 @@ class Sweep:
     data_root: str | None = None  # None: $DC_DATA, else ./data; for_run resolves it
     max_failures: int = 2
     checkpoint_every: int = 50
+    download: bool = False  # the driver fetches a missing dataset before Ray starts (as --download)
     # external sets: name -> ((<dataset>-ipc<k>, (file per experiment, ...)), ...); spec resolves the
     # paths and expands the globs; the experiment reads them
     sets: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = ()
+    # an architecture search's early-stopping proxy: the whole training set for this many epochs
+    early_stopping_epochs: int = 10
     # Set by the driver, never by a sweep file:
     code_version: str = "unknown"
     cache_dir: str | None = None  # reference networks; on a cluster a folder every node sees
     smoke: bool = False  # --smoke: budgets capped at the presets, and scaled to each cell's set (for_cell)
+    # an architecture search's proxy sets, made before it (orchestrator/trial/proxies.py): file name ->
+    # the file's bytes, carried to every trial with the sweep
+    proxy_sets: tuple[tuple[str, bytes], ...] = dataclasses.field(default=(), repr=False)
 
     # The fields that decide the numbers: a resumed sweep must not change them.
     COMPARABLE = ("num_exp", "num_eval", "seed", "budget", "dm_budget", "eval_budget", "reference_budget",
                   "shared_reference", "dsa_strategy")
     # Not a sweep file's keys: the driver's.
-    DRIVER_KEYS = ("name", "grids", "code_version", "cache_dir", "smoke")
+    DRIVER_KEYS = ("name", "grids", "code_version", "cache_dir", "smoke", "proxy_sets")
 
     def for_run(self, data_root: str, code_version: str, smoke: bool = False) -> "Sweep":
         """The sweep as its trials see it: the data root resolved, the code version, and with
@@ -149,6 +158,8 @@ class Sweep:
             plain["smoke"] = {"set_values": SMOKE_SET_VALUES}
         if self.sets:
             plain["sets"] = {name: {key: list(files) for key, files in by_key} for name, by_key in self.sets}
+        if any(g.architectures for g in self.grids):  # an architecture search's own setting
+            plain["early_stopping_epochs"] = self.early_stopping_epochs
         return plain
 
 

@@ -20,23 +20,27 @@ is estimated with the ConvNet of the same shape, and the total line says how man
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from condense import environment
 from condense.data import DATASETS
+from condense.errors import ConfigError
+from condense.networks import multiply_adds
 from evaluation.augmentation import eval_augmentation
+from evaluation.continual import memory_augmentation
 from evaluation.pools import eval_iterations
 from evaluation.train import schedule
 
-from evaluation.continual import memory_augmentation
+from .cells import CONTINUAL, proxy_cell, references, search_budget
 
-from .cells import CONTINUAL, references
-
-# DC_CALIBRATIONS: another folder (benchmarks/gpu_checks.sh's plumbing mode, which must not touch these)
-CALIBRATIONS = Path(os.environ.get("DC_CALIBRATIONS") or Path(__file__).resolve().parents[1] / "calibrations")
+# the project's calibrations; $DC_CALIBRATIONS names another folder (benchmarks/gpu_checks.sh's plumbing
+# mode, which must not touch these)
+CALIBRATIONS = Path(__file__).resolve().parents[1] / "calibrations"
 FALLBACK_MODEL = "ConvNet"
 # Training and test set sizes (the reference network trains on all of it; evaluation tests on all of it)
 SPLITS = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "SVHN": (73257, 26032),
@@ -88,7 +92,16 @@ class Calibration:
 
     @classmethod
     def read(cls, path: Path) -> "Calibration":
-        d = json.loads(path.read_text())
+        """A calibration file, checked: a cut-off or doctored one is one ConfigError line naming it."""
+        try:
+            d = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+            reason = getattr(err, "strerror", None) or " ".join(str(err).split())[:200]
+            raise ConfigError(f"{path}: not a calibration file ({reason}); rerun benchmarks/calibrate.py") from None
+        if not isinstance(d, dict) or not isinstance(d.get("device"), str) or d.get("kind") not in ("cpu", "cuda") \
+                or not _probes(d.get("probes")):
+            raise ConfigError(f"{path}: not a calibration file (expected device, kind cpu or cuda, and probes: "
+                              "shape -> model -> probe -> [a, b] finite numbers); rerun benchmarks/calibrate.py")
         return cls(d["device"], d["kind"], d["probes"], {k: v for k, v in d.items() if k != "probes"})
 
     def probe(self, shape: str, model: str, name: str) -> tuple[list[float], bool]:
@@ -102,8 +115,31 @@ class Calibration:
         raise KeyError(f"calibration {self.device} has no {name} probe for {FALLBACK_MODEL}")
 
 
+def _probes(probes) -> bool:
+    """shape -> model -> probe -> a list of 2 or 3 finite numbers."""
+    def fit(v) -> bool:
+        return isinstance(v, list) and len(v) in (2, 3) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+    return isinstance(probes, dict) and all(
+        isinstance(models, dict) and all(isinstance(ps, dict) and all(fit(v) for v in ps.values())
+                                         for ps in models.values()) for models in probes.values())
+
+
+def folder() -> tuple[Path, str]:
+    """Where the calibrations are, and how to name it: ``$DC_CALIBRATIONS`` (which must be a folder),
+    else the project's ``orchestrator/calibrations``."""
+    given = environment.folder("DC_CALIBRATIONS")
+    if given is None:
+        return CALIBRATIONS, str(CALIBRATIONS)
+    if not given.is_dir():
+        raise ConfigError(f"DC_CALIBRATIONS={given}: no such folder; point it at a folder of calibrations "
+                          "(benchmarks/calibrate.py writes them) or unset it")
+    return given, f"{given} (DC_CALIBRATIONS)"
+
+
 def available() -> list[Calibration]:
-    return [Calibration.read(p) for p in sorted(CALIBRATIONS.glob("*.json"))]
+    where, _ = folder()
+    return [Calibration.read(p) for p in sorted(where.glob("*.json"))]
 
 
 def choose(kind: str) -> tuple[Calibration | None, str]:
@@ -111,7 +147,7 @@ def choose(kind: str) -> tuple[Calibration | None, str]:
     and a note saying which one and why."""
     cals = available()
     if not cals:
-        return None, "no calibration in orchestrator/calibrations: run benchmarks/calibrate.py"
+        return None, f"no calibration in {folder()[1]}: run benchmarks/calibrate.py"
     name = local_device(kind)
     for c in cals:
         if name is not None and slug(c.device) == slug(name):
@@ -127,21 +163,37 @@ class Estimator:
     def __init__(self, calibration: Calibration):
         self.cal = calibration
         self.borrowed: set[str] = set()  # "shape/model" pairs estimated with the ConvNet's probes
+        self.scaled: set[str] = set()  # ... and those scaled by their multiply-adds (an architecture search's)
+        self._proxies: set[str] = set()  # the proxy sets of architecture searches counted so far
         self._references: set[tuple[str, str, int]] = set()  # (dataset, model, seed) trained so far
 
-    def _fit(self, dataset: str, model: str, probe: str, n: float, ipc: float = 0) -> float:
+    def _fit(self, dataset: str, model: str, probe: str, n: float, ipc: float = 0, scaled: bool = False) -> float:
+        """The probe's cost at ``n`` images; ``scaled``: where the model's probe is borrowed from the
+        ConvNet, its cost per image scaled by the two networks' multiply-adds (an architecture search's
+        ConvNets differ in cost by three orders of magnitude)."""
         shape = shape_key(dataset)
         fit, measured = self.cal.probe(shape, model, probe)
+        per_image = fit[1]
         if not measured:
-            self.borrowed.add(f"{shape}/{model}")
+            ratio = self._ratio(dataset, model) if scaled else None
+            if ratio is None:
+                self.borrowed.add(f"{shape}/{model}")
+            else:
+                self.scaled.add(f"{shape}/{model}")
+                per_image *= ratio
         extra = fit[2] * ipc if len(fit) > 2 else 0.0
-        return max(0.0, fit[0] + fit[1] * n + extra)
+        return max(0.0, fit[0] + per_image * n + extra)
 
-    def _epoch(self, dataset: str, model: str, probe: str, images: int, batch: int) -> float:
+    def _ratio(self, dataset: str, model: str) -> float | None:
+        d = DATASETS[dataset]
+        mine, base = (multiply_adds(m, d.channels, d.image_size) for m in (model, FALLBACK_MODEL))
+        return None if mine is None or base is None else mine / base
+
+    def _epoch(self, dataset: str, model: str, probe: str, images: int, batch: int, scaled: bool = False) -> float:
         """One epoch over ``images`` in batches of ``batch`` (the last one smaller)."""
         full, rest = divmod(images, batch)
-        cost = full * self._fit(dataset, model, probe, batch)
-        return cost + (self._fit(dataset, model, probe, rest) if rest else 0.0)
+        cost = full * self._fit(dataset, model, probe, batch, scaled=scaled)
+        return cost + (self._fit(dataset, model, probe, rest, scaled=scaled) if rest else 0.0)
 
     def _evaluation(self, cell, s, images: int, points: int) -> float:
         eb = s.eval_budget
@@ -196,8 +248,32 @@ class Estimator:
             total += making
         return s.num_exp * total
 
+    def _search(self, cell, s) -> float:
+        """An architecture search's cell: its architecture trained on the proxy and tested; the first
+        cell of a proxy also pays for making the proxy's sets (the stage before the search)."""
+        d = DATASETS[cell.dataset]
+        budget = search_budget(cell, s)
+        if cell.record.makes_set:
+            images = d.num_classes * cell.ipc
+        else:
+            r = s.reference_budget
+            images = SPLITS[cell.dataset][0] if r.max_train is None else min(r.max_train, SPLITS[cell.dataset][0])
+        strategy = eval_augmentation(cell.method, cell.dataset, cell.architecture, cell.dsa_strategy or s.dsa_strategy)
+        epochs = schedule(budget.epochs_for(strategy, images * d.image_values))[0]
+        n_test = SPLITS[cell.dataset][1] if budget.max_test is None else min(budget.max_test, SPLITS[cell.dataset][1])
+        per_net = (epochs * self._epoch(cell.dataset, cell.architecture, "eval", images, budget.batch_train, True)
+                   + self._fit(cell.dataset, cell.architecture, "test", n_test, scaled=True))
+        cost = s.num_exp * s.num_eval * per_net
+        proxy = proxy_cell(cell) if cell.record.makes_set else None
+        if proxy is not None and proxy.cell_id not in self._proxies:
+            self._proxies.add(proxy.cell_id)
+            cost += self.cell_seconds(proxy, dataclasses.replace(s, num_eval=0))  # made, not evaluated
+        return cost
+
     def cell_seconds(self, cell, s) -> float:
         s = s.for_cell(cell)
+        if cell.architecture is not None:
+            return self._search(cell, s)
         if cell.experiment == CONTINUAL:
             return self._continual(cell, s)
         classes = DATASETS[cell.dataset].num_classes
@@ -244,6 +320,9 @@ def estimate(cells, sweep, kind: str) -> tuple[list[float] | None, str]:
     note = f"{why}"
     if est.borrowed:
         note += f"; {len(est.borrowed)} model/shape pairs not calibrated, estimated as the {FALLBACK_MODEL}"
+    if est.scaled:
+        note += (f"; {len(est.scaled)} searched architecture/shape pairs not calibrated, estimated as the "
+                 f"{FALLBACK_MODEL} scaled by their multiply-adds")
     line = (f"estimated {device_time(sum(per_cell))} on {cal.device} ({note}; an estimate from measured step "
             f"costs, device time summed over cells, not wall time)")
     return per_cell, line

@@ -9,7 +9,6 @@ report are drawn from the Parquet alone.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from condense.methods import BOUND, WHOLE, names
@@ -34,12 +33,6 @@ def _cross(title: str) -> Layout:
     return Layout(title, ("model",), "eval_model")
 
 
-def continual(title: str) -> Layout:
-    """Continual learning's (CL_DM.py's): a row per dataset, number of steps and method, a column per
-    step (every order and network of the step in one cell)."""
-    return Layout(title, ("dataset", "steps", "method"), "step", sparse=True)
-
-
 TABLES: dict[str, Layout] = {
     "table1": Layout("Table 1: test accuracy (%) of ConvNets trained on the condensed set",
                      ("dataset", "ipc"), "method",
@@ -61,19 +54,19 @@ TABLES: dict[str, Layout] = {
                        ("dataset", "method", "model"), "eval_model"),
     "ipc_curve": Layout("Test accuracy (%) of ConvNets against images per class", ("dataset", "ipc"), "method",
                         labels={"DC": "DC", "DSA": "DSA", "DM": "DM"}),
-    "cl": continual("Continual learning: test accuracy (%) on the classes seen so far, after each step"),
+    # continual learning's, CL_DM.py's: a row per dataset, number of steps and method, a column per step
+    "cl": Layout("Continual learning: test accuracy (%) on the classes seen so far, after each step",
+                 ("dataset", "steps", "method"), "step", sparse=True),
 }
 
 # A sweep grid's axes and the results column each one fills.
 AXES: dict[str, str] = {"datasets": "dataset", "models": "model", "ipcs": "ipc",
                         "eval_modes": "eval_mode", "metrics": "dis_metric", "methods": "method",
-                        "dsa_strategies": "dsa_strategy", "steps": "steps"}
+                        "dsa_strategies": "dsa_strategy"}
 
 
 # What a table of a sweep's own may show: the grid's axes' columns and, for the pools, eval_model.
 SHOWABLE = (*AXES.values(), "eval_model")
-# a table's name names its files (tables/<name>.md, plots/<name>.png)
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # the table of `python -m evaluation`'s rows: laid out by the columns that vary (``generic``)
 EVALUATION_TABLE = "evaluation"
 
@@ -101,13 +94,10 @@ def generic(name: str, varying: list[str]) -> Layout:
 
 
 def to_plain(layout: Layout) -> dict:
-    plain = {"rows": list(layout.rows), "column": layout.column}
-    return {**plain, "sparse": True} if layout.sparse else plain
+    return {"rows": list(layout.rows), "column": layout.column}
 
 
 def from_plain(name: str, plain: dict) -> Layout:
-    if plain.get("sparse"):
-        return continual(name)
     return own(name, tuple(plain["rows"]), plain["column"])
 
 
@@ -118,9 +108,6 @@ def own_layouts(grids) -> dict[str, Layout]:
     found: dict[str, Layout] = {}
     for name in dict.fromkeys(g.table for g in grids if g.table not in TABLES):
         mine = [g for g in grids if g.table == name]
-        if any(g.experiment is not None for g in mine):  # spec: a continual table holds continual grids only
-            found[name] = continual(name)
-            continue
         varying = [column for axis, column in AXES.items() if len({v for g in mine for v in getattr(g, axis)}) > 1]
         if any(mode != "S" for g in mine for mode in g.eval_modes):
             varying.append("eval_model")

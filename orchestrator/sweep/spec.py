@@ -11,14 +11,20 @@ A sweep file is shaped like the tables it makes::
         metrics: [ours]           # default [ours]
         methods: [DC]             # default [DC]; set:<name> for an external set (sets: below)
         dsa_strategies: [crop, color]  # DSA and DM: one cell per strategy (default: the sweep's dsa_strategy)
-      cl:                         # continual learning (docs/continual.md): table cl or one of your own
-        experiment: continual     # class-incremental steps, a set made per step, the memory evaluated
-        steps: [5, 10]            # one cell per number of steps (each divides the dataset's classes)
+      cl:                         # continual learning (docs/continual.md), in table cl
+        steps: [5, 10]            # class-incremental steps, a cell each (each divides the dataset's classes)
         ...                       # datasets, models, ipcs, eval_modes (S or SS), methods as above
-      my_table:                   # a table of your own: any other name (letters, digits, _.-)
+      my_table:                   # a table of your own: any other name (letters, digits, _.-; a file name)
         ...                       # the axes as above, and optionally
         rows: [dataset, ipc]      # results columns as rows (default: the axes that vary)
         columns: [method]         # the one results column as columns (default: method, if it varies)
+      nas:                        # an architecture search (docs/nas.md), in a table of its own name
+        datasets: [CIFAR10]
+        models: [ConvNet]         # the network the proxies' sets are made with
+        ipcs: [10]
+        eval_modes: [S]
+        proxies: [random, DC, early_stopping, whole]  # methods' sets, early stopping, the whole set (required)
+        architectures: all        # the 720 ConvNets; or {sample: 24, seed: 0, max_mmacs: 20}; or model names
     include: [table1.yaml]        # more grids, from other sweep files (their settings are not used)
     sets:                         # external sets: name -> <dataset>-ipc<k> -> a file per experiment
       mine: {MNIST-ipc1: [sets/mine-*.npz]}  # or globs (sorted), relative to this file
@@ -35,8 +41,10 @@ A sweep file is shaped like the tables it makes::
     dsa_strategy: auto            # DSA and DM: auto (no flip for MNIST and SVHN, as the seed README's
                                   # DSA table), or ops joined by '_' for every dataset
     data_root: null               # null: $DC_DATA, else ./data
+    download: false               # true: the driver fetches a missing dataset first, as --download
     max_failures: 2
     checkpoint_every: 50          # outer iterations between trial checkpoints
+    early_stopping_epochs: 10     # an architecture search's early-stopping proxy: epochs on the whole set
 
 Anything wrong (YAML syntax, a key given twice, an unknown key, a wrong type, a number that is not
 finite or out of range, an unknown name, an empty axis; a file that is not UTF-8 text, over 1 MiB or
@@ -48,7 +56,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import math
-import re
+import os
 import reprlib
 import types
 import typing
@@ -59,13 +67,14 @@ import yaml
 from condense import diffaug, methods, networks, numbers
 from condense.data import dataset_names, info
 from condense.errors import ConfigError, unknown
+from condense.files import SAFE_NAME_RULE, is_safe_name, regular_file, safe_name
 from condense.matching import METRICS
-from condense.methods import EXTERNAL_PREFIX, METHODS
+from condense.methods import EXTERNAL_PREFIX, METHODS, WHOLE
 from evaluation.pools import EVAL_MODES, SELF_MODES
 
-from .cells import CONTINUAL, EXPERIMENTS, expand, loops_problem
+from .cells import EARLY_STOPPING, expand, loops_problem
 from .config import Grid, Resources, Sweep
-from .layouts import AXES, NAME, SHOWABLE, TABLES, hidden_axes, own_layouts
+from .layouts import AXES, SHOWABLE, TABLES, hidden_axes, own_layouts
 
 
 # Names users may write in an axis, checked against the registries.
@@ -91,16 +100,15 @@ def _is_method(name) -> bool:
 _MAY_BE_ZERO = {"iterations", "momentum_img", "momentum", "weight_decay", "gpu", "max_failures", "seed"}
 # A sweep file is a few kB: bigger or deeper is a mistake (or an attack on the parser).
 MAX_BYTES, MAX_DEPTH = 1 << 20, 32
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # sweep and cell names: folders under --output
 
 
 def load(path: str | Path) -> Sweep:
     """Read and check a sweep file (and what it includes)."""
     path = _resolve(Path(path), str(path))
     sweep = _load(path, stack=())
-    _safe_name(sweep.name, str(path), "the sweep's name (its file name)")
+    safe_name(sweep.name, str(path), "the sweep's name (its file name)")  # a folder under --output
     for cell in expand(sweep):  # a cell's id names its trial's folder
-        _safe_name(cell.cell_id, str(path), "a cell id")
+        safe_name(cell.cell_id, str(path), "a cell id")
     return sweep
 
 
@@ -142,20 +150,12 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Sweep:
             diffaug.check_strategy(sweep.dsa_strategy)
         except ConfigError as err:
             raise ConfigError(f"{where}: dsa_strategy: {err}") from None
-    problems = sorted({(i, loops_problem(m, i, sweep.budget)) for g in sweep.grids for m in g.methods for i in g.ipcs}
+    problems = sorted({(i, loops_problem(m, i, sweep.budget)) for g in sweep.grids for m in methods_of(g) for i in g.ipcs}
                       - {(i, None) for g in sweep.grids for i in g.ipcs})
     if problems:
         raise ConfigError(f"{where}: ipcs: {problems[0][1]}; give budget.outer_loop and budget.inner_loop "
                           "to condense it, or use a coreset method")
     return sweep
-
-
-def _safe_name(name: str, where: str, what: str) -> None:
-    """Names that become folders under --output: one plain file name each, so nothing is written
-    outside it (no '..', no separator, no leading dot or dash)."""
-    if not SAFE_NAME.fullmatch(name):
-        raise ConfigError(f"{where}: {what} {reprlib.repr(name)} is not a safe folder name; use letters, digits "
-                          f"and . _ - (starting with a letter or digit, at most 100 characters)")
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -211,6 +211,7 @@ def _resources(raw, where: str) -> Resources | None:
 
 
 def _read_yaml(path: Path) -> dict:
+    regular_file(path, "a sweep file is a YAML file")  # asked first: a FIFO or a device is never opened
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
@@ -241,12 +242,14 @@ def _read_yaml(path: Path) -> dict:
 
 def _grid(table, raw, where: str) -> Grid:
     key = f"tables.{table}"
-    if table not in TABLES and not (isinstance(table, str) and NAME.fullmatch(table)):
+    if table not in TABLES and not is_safe_name(table):  # it names the table's files
         raise ConfigError(f"{where}: tables: table name {reprlib.repr(table)}: one of the paper's "
-                          f"({', '.join(TABLES)}) or a name of your own: letters, digits and _.- (up to 64)")
+                          f"({', '.join(TABLES)}) or a name of your own: {SAFE_NAME_RULE}")
     raw = _typed(raw, dict, where, key)
     if isinstance(raw.get("columns"), str):  # columns: method
         raw = {**raw, "columns": [raw["columns"]]}
+    if "architectures" in raw:  # all, a sample, or names: the names
+        raw = {**raw, "architectures": _architectures(raw["architectures"], where, f"{key}.architectures")}
     _no_unknown(raw, [f.name for f in dataclasses.fields(Grid) if f.name != "table"], where, key)
     grid = _build(Grid, {**raw, "table": table}, where, key)
     if table in TABLES and (grid.rows or grid.columns):
@@ -270,37 +273,97 @@ def _grid(table, raw, where: str) -> Grid:
             for value in values:
                 if not ok(value):
                     raise ConfigError(f"{where}: {key}.{axis}: {unknown(kind, value, allowed())}")
-    if "dsa_strategies" in raw and not any(methods.get(m).uses_dsa for m in grid.methods):
+    if grid.architectures or grid.proxies:
+        _check_search(grid, raw, where)
+    if "dsa_strategies" in raw and not any(methods.get(m).uses_dsa for m in methods_of(grid)):
         users = " and ".join(n for n, m in METHODS.items() if m.uses_dsa)
         raise ConfigError(f"{where}: {key}.dsa_strategies: applies to the methods {users}; the grid has "
-                          f"{', '.join(grid.methods)}")
-    _check_continual(grid, raw, where)
+                          f"{', '.join(methods_of(grid))}")
+    if grid.steps or table == "cl":
+        _check_continual(grid, raw, where)
     if table in TABLES:
         _check_hidden(grid, TABLES[table], where)
     return grid
 
 
-def _check_continual(grid: Grid, raw: dict, where: str) -> None:
-    """A continual grid names its steps (each divides every dataset's classes), methods that make a
-    set, the training model's own evaluation (S, SS) and table cl or one of its own; no other grid
-    has steps or fills table cl."""
+def methods_of(grid: Grid) -> tuple[str, ...]:
+    """The methods whose sets or data the grid's cells use: an architecture search's proxies' (early
+    stopping trains on the whole set), else its methods."""
+    if not grid.architectures:
+        return grid.methods
+    return tuple(dict.fromkeys(WHOLE if p == EARLY_STOPPING else p for p in grid.proxies))
+
+
+def _architectures(raw, where: str, key: str) -> list:
+    """``all`` (the 720 ConvNets of the search space), ``{sample: n, seed: s, max_mmacs: m}`` (a seeded
+    sample spanning every axis value, optionally of the cheaper ones), or a list of model names."""
+    if raw == "all":
+        return list(networks.search_space())
+    if isinstance(raw, dict):
+        _no_unknown(raw, ("sample", "seed", "max_mmacs"), where, key)
+        if "sample" not in raw:
+            raise ConfigError(f"{where}: {key}.sample: missing; give the sample's size")
+        n = _check_range(_typed(raw["sample"], int, where, f"{key}.sample"), "sample", where, f"{key}.sample")
+        seed = _check_range(_typed(raw.get("seed", 0), int, where, f"{key}.seed"), "seed", where, f"{key}.seed")
+        cap = raw.get("max_mmacs")
+        if cap is not None:
+            cap = _check_range(_typed(cap, float, where, f"{key}.max_mmacs"), "max_mmacs", where, f"{key}.max_mmacs")
+        try:
+            return networks.sample_search_space(n, seed, cap)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {key}: {err}") from None
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: {key}: expected all, {{sample: <n>, seed: <s>, max_mmacs: <m>}} or a list of "
+                          f"model names, got {_show(raw)}")
+    return raw
+
+
+def _check_search(grid: Grid, raw: dict, where: str) -> None:
+    """An architecture search's grid: architectures and proxies both, the whole set among the proxies,
+    models the network table builds, and no axis of the paper's experiments that it does not use."""
     key = f"tables.{grid.table}"
-    if grid.experiment is not None and grid.experiment not in EXPERIMENTS:
-        raise ConfigError(f"{where}: {key}.experiment: {unknown('experiment', grid.experiment, EXPERIMENTS)}")
-    if grid.experiment != CONTINUAL:
-        if grid.table == "cl":
-            raise ConfigError(f"{where}: {key}: table cl is continual learning's: give experiment: {CONTINUAL}")
-        if "steps" in raw:
-            raise ConfigError(f"{where}: {key}.steps: applies to experiment: {CONTINUAL} only")
-        return
-    if "steps" not in raw or None in grid.steps:
-        raise ConfigError(f"{where}: {key}.steps: give the numbers of class-incremental steps, e.g. [5, 10]")
-    if grid.table in TABLES and grid.table != "cl":
-        raise ConfigError(f"{where}: {key}: a continual grid fills table cl or a table of your own name, "
-                          f"not {grid.table}")
-    if grid.rows or grid.columns:
-        raise ConfigError(f"{where}: {key}: rows/columns: a continual table has a row per dataset, steps and "
-                          "method and a column per step; leave them out")
+    for name in ("architectures", "proxies"):
+        if not getattr(grid, name):
+            raise ConfigError(f"{where}: {key}.{name}: missing or empty; an architecture search gives both "
+                              "architectures and proxies")
+    for name in ("methods", "rows", "columns"):
+        if name in raw:
+            raise ConfigError(f"{where}: {key}.{name}: not in an architecture search, which names its "
+                              "proxies under proxies: and has its own table")
+    if grid.table in TABLES:
+        raise ConfigError(f"{where}: {key}: an architecture search's table is one of your own name (e.g. nas), "
+                          f"not the paper's {grid.table}")
+    for name, values in (("architectures", grid.architectures), ("proxies", grid.proxies)):
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}: {key}.{name}: lists a value twice")
+    for name in grid.architectures:
+        if not networks.is_model(name):
+            raise ConfigError(f"{where}: {key}.architectures: "
+                              f"{unknown('model', name, [*networks.list_models(), networks.CONVNET_GRAMMAR])}")
+    for proxy in grid.proxies:
+        if proxy != EARLY_STOPPING and not _is_method(proxy):
+            raise ConfigError(f"{where}: {key}.proxies: "
+                              f"{unknown('proxy', proxy, (*METHODS, f'{EXTERNAL_PREFIX}<name>', EARLY_STOPPING))}")
+    if WHOLE not in grid.proxies:
+        raise ConfigError(f"{where}: {key}.proxies: give {WHOLE}, the whole training set: the ground truth "
+                          "the proxies' rankings are compared with")
+
+
+def _check_continual(grid: Grid, raw: dict, where: str) -> None:
+    """A continual grid (``steps``) fills table cl (continual learning's layout), which holds no other,
+    and names its steps (each divides every dataset's classes), methods that make a set and the
+    training model's own evaluation (S, SS)."""
+    key = f"tables.{grid.table}"
+    if not grid.steps:
+        raise ConfigError(f"{where}: {key}.steps: table cl is continual learning's: give the numbers of "
+                          "class-incremental steps, e.g. [5, 10]")
+    if grid.architectures or grid.proxies:
+        raise ConfigError(f"{where}: {key}.steps: a grid is an architecture search or continual learning, not both")
+    if grid.table != "cl":
+        raise ConfigError(f"{where}: {key}: a continual grid fills table cl (a row per dataset, steps and "
+                          f"method, a column per step), not {grid.table}")
+    if len(set(grid.steps)) != len(grid.steps):
+        raise ConfigError(f"{where}: {key}.steps: lists a value twice: {list(grid.steps)}")
     for dataset in grid.datasets:
         classes = info(dataset).num_classes
         for steps in grid.steps:
@@ -327,11 +390,8 @@ def _check_hidden(grid: Grid, layout, where: str) -> None:
 
 
 def _check_own_tables(grids: tuple[Grid, ...], where: str) -> None:
-    """A table of the sweep's own shows every axis that varies: none is averaged in a cell; its grids
-    are all continual or none is."""
+    """A table of the sweep's own shows every axis that varies: none is averaged in a cell."""
     for name, layout in own_layouts(grids).items():
-        if len({g.experiment for g in grids if g.table == name}) > 1:
-            raise ConfigError(f"{where}: tables.{name}: mixes continual grids with others; give each its own table")
         if layout.column in layout.rows:
             raise ConfigError(f"{where}: tables.{name}: rows {list(layout.rows)} leave no axis for the columns; "
                               "give columns:")
@@ -344,8 +404,7 @@ def _check_own_tables(grids: tuple[Grid, ...], where: str) -> None:
 
 def _sets(raw, base, where: str) -> tuple:
     """``sets``: name -> ``<dataset>-ipc<k>`` -> files (a path or glob per entry, relative to the
-    sweep file). A glob is expanded here, sorted; one that matches nothing stays, and the run's
-    pre-flight names it (``experiment.check_external``), as a missing file."""
+    sweep file; see ``_set_paths``)."""
     out = []
     for name, by_key in _typed(raw, dict, where, "sets").items():
         key = f"sets.{name}"
@@ -363,9 +422,7 @@ def _sets(raw, base, where: str) -> tuple:
                 files = [files]
             paths = []
             for i, f in enumerate(_typed(files, list[str], where, f"{key}.{position}")):
-                full = str(base / Path(f).expanduser())  # an absolute path stays as it is
-                matches = sorted(glob.glob(full)) if glob.has_magic(full) else []
-                paths += matches or [full]
+                paths += _set_paths(f, base, where, f"{key}.{position}[{i}]")
             if not paths:
                 raise ConfigError(f"{where}: {key}.{position}: empty; give a file per experiment or a glob")
             entries.append((f"{dataset}-ipc{int(ipc)}", tuple(paths)))
@@ -373,10 +430,37 @@ def _sets(raw, base, where: str) -> tuple:
     return tuple(out)
 
 
+def _set_paths(entry: str, base: Path, where: str, key: str) -> list[str]:
+    """The files of one ``sets`` entry. Literal first: a file of that exact name is that file, even
+    with glob characters in it (``set[1].npz``); else a glob is expanded, sorted. One that names
+    nothing stays, and the run's pre-flight names it (``experiment.check_external``), as a missing
+    file. What is there must be a regular file (never a FIFO, device or folder: one line)."""
+    try:
+        given = Path(entry).expanduser()  # an absolute path stays as it is
+    except RuntimeError as err:  # ~nosuchuser, or no home folder
+        raise ConfigError(f"{where}: {key}: cannot expand {reprlib.repr(entry)} ({err})") from None
+    full = base / given
+    try:
+        literal = os.path.lexists(full)
+    except (OSError, ValueError) as err:  # a name too long
+        raise ConfigError(f"{where}: {key}: {reprlib.repr(entry)}: {getattr(err, 'strerror', None) or err}") from None
+    if literal or not glob.has_magic(str(given)):
+        found = [str(full)]
+    else:  # the sweep file's own folder is taken literally, whatever its name holds
+        found = sorted(glob.glob(str(Path(glob.escape(str(base))) / given))) or [str(full)]
+    for path in found:
+        if os.path.lexists(path):
+            try:
+                regular_file(path)
+            except ConfigError as err:
+                raise ConfigError(f"{where}: {key}: {err}") from None
+    return found
+
+
 def _check_sets_named(sweep: Sweep, where: str) -> None:
     """Every ``set:<name>`` of a grid has files for each dataset and ipc of the grid."""
     for grid in sweep.grids:
-        for method in (m for m in grid.methods if methods.get(m).from_files):
+        for method in (m for m in methods_of(grid) if methods.get(m).from_files):
             name = method[len(EXTERNAL_PREFIX):]
             given = dict(dict(sweep.sets).get(name, ()))
             for dataset in grid.datasets:

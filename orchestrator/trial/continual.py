@@ -1,5 +1,5 @@
 """Continual learning with condensed memories (docs/continual.md; the original's ``CL_DM.py``): the
-experiment of a cell whose grid says ``experiment: continual``.
+experiment of a cell of table cl, whose grid gives its numbers of steps.
 
 Experiment ``e`` learns the dataset's classes in the order of seed ``sweep.seed + e`` (``CL_DM.py``'s
 orders 0..4 at seed 0), ``cell.steps`` steps of equally many classes. At step t the cell's method

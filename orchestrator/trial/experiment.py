@@ -21,12 +21,11 @@ seeds, budgets, initialisation and augmentation whichever runs them: the sweep's
 """
 from __future__ import annotations
 
-import glob
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -86,8 +85,8 @@ def external_sets(cell: Cell, sweep: Sweep) -> list[SyntheticSet]:
     matches sorted, a res_ file's experiments in turn), each checked against the cell's dataset and ipc."""
     name = cell.method
     files = sweep.set_files(name, cell.dataset, cell.ipc)
-    # spec expanded the globs that matched: one left is a pattern that matched nothing
-    missing = [f for f in files if glob.has_magic(f) or not Path(f).is_file()]
+    # spec took an existing file literally and expanded the globs that matched: what is not there is missing
+    missing = [f for f in files if not os.path.lexists(f)]
     if missing:
         raise ConfigError(f"{name}: {cell.dataset}-ipc{cell.ipc}: no such file: {', '.join(missing)}")
     sets = [s for f in files for s in set_files.read(f, cell.dataset)]
@@ -104,6 +103,19 @@ def external(cell: Cell, sweep: Sweep, exp: int) -> SyntheticSet:
     synthetic = external_sets(cell, sweep)[exp]
     synthetic.meta.setdefault("model", cell.model)
     return synthetic
+
+
+def make_set(cell: Cell, sweep: Sweep, train: ImageSet, exp: int) -> SyntheticSet:
+    """Experiment ``exp``'s set of the cell's method, made and not evaluated (a set other experiments
+    train on, as an architecture search's proxies): learnt to the end of its budget, selected or read."""
+    kind = cell.record.kind
+    if kind == CONDENSATION:
+        return run_condensation(start(cell, train, sweep, exp))
+    if kind == CORESET:
+        return select(cell, train, sweep, exp)
+    if kind == EXTERNAL:
+        return external(cell, sweep, exp)
+    raise ConfigError(f"method {cell.method} makes no set")
 
 
 def check_external(cells: list[Cell], sweep: Sweep) -> None:
