@@ -7,7 +7,7 @@ from condense.errors import ConfigError
 from orchestrator.results import parquet, tables
 from orchestrator.sweep import spec
 from orchestrator.sweep.cells import expand
-from orchestrator.sweep.layouts import own_layouts
+from orchestrator.sweep.layouts import own_layouts, to_plain
 
 GRID = {"datasets": ["MNIST"], "models": ["ConvNet"], "ipcs": [1, 10], "eval_modes": ["S"],
         "methods": ["random", "DC"]}
@@ -89,7 +89,9 @@ def test_an_own_table_has_its_figure_and_a_place_in_the_report(tmp_path):
     from orchestrator.results import plots, report
 
     sweep = load(tmp_path)
-    parquet.write(rows_of(sweep), tmp_path / "results.parquet")
+    # as the driver writes it: the sweep's own layouts in the metadata (the results tools know the table by them)
+    layouts = {name: to_plain(layout) for name, layout in own_layouts(sweep.grids).items()}
+    parquet.write(rows_of(sweep), tmp_path / "results.parquet", {"sweep": {"name": "own", "cells": [], "layouts": layouts}})
     written = plots.write_plots(tmp_path / "results.parquet")
     assert {p.name for p in written} == {"mine.png", "mine.pdf"}
     tables.write_tables(parquet.read(tmp_path / "results.parquet"), tmp_path / "tables")
