@@ -223,7 +223,7 @@ def parse_convnet(name: str) -> ConvNetConfig:
     return ConvNetConfig(**fields)
 
 
-# The architecture search's space (PAPER.md, "Architecture search with proxy sets"): the ablation
+# The architecture search's space (docs/nas.md; FTD, CVPR 2023, Section 4, after the DC paper): the ablation
 # axes' values, 4 x 4 x 3 x 5 x 3 = 720 ConvNets.
 SEARCH_AXES: dict[str, tuple] = {
     "depth": (1, 2, 3, 4),
